@@ -1,0 +1,118 @@
+// The op index: every functional op of xgrad, differentiable where it makes sense.
+// Dims may be negative (counted from the end). Families live in ops/<family>.cpp.
+#pragma once
+
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace xg {
+
+using Dims = std::vector<int64_t>;
+
+// elementwise.cpp: binary ops broadcast as NumPy and promote dtypes as PyTorch (i64 < f32 < f64).
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor maximum(const Tensor& a, const Tensor& b);  // ties split the gradient evenly
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond != 0 picks a
+Tensor where(const Tensor& cond, const Tensor& a, double b);
+// Comparisons give i64 0/1 tensors (xgrad's stand-in for bool); never differentiable.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor eq(const Tensor& a, double b);
+
+// unary.cpp
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor pow(const Tensor& x, double p);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);  // not differentiable (zero gradient)
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor clamp(const Tensor& x, double lo, double hi);  // gradient passes where lo <= x <= hi
+Tensor clamp_min(const Tensor& x, double lo);
+
+// reduce.cpp
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, const Dims& dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const Dims& dims, bool keepdim = false);
+Tensor var(const Tensor& x, const Dims& dims, bool unbiased = true, bool keepdim = false);
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);  // values; gradient to the argmax
+Tensor min(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor max(const Tensor& x);  // over all elements
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64; ties to the first
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
+// Sums `g` down to `shape` over the dims broadcasting expanded (the backward of broadcasting).
+Tensor sum_to(const Tensor& g, const Shape& shape);
+
+// shape.cpp
+Tensor reshape(const Tensor& x, const Shape& shape);  // one -1 allowed; shares storage
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor permute(const Tensor& x, const Dims& dims);
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor pad(const Tensor& x, const Dims& pads, double value = 0.0);  // F.pad order: last dim first
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor squeeze(const Tensor& x);  // every size-1 dim
+Tensor expand(const Tensor& x, const Shape& shape);  // broadcast to shape (copies)
+
+// index.cpp: PyTorch's gather/scatter_add/index_select, enough to express windows and im2col.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor one_hot(const Tensor& labels, int64_t num_classes, Dtype dtype = Dtype::f32);
+
+// linalg.cpp
+Tensor matmul(const Tensor& a, const Tensor& b);  // 1-D, 2-D and batched (broadcast batch dims)
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());  // weight [out, in]
+
+// loss.cpp
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+Tensor nll_loss(const Tensor& log_probs, const Tensor& labels);  // [N,C] and i64 [N]; mean
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+Tensor multi_margin_loss(const Tensor& scores, const Tensor& labels);  // margin 1, / C, mean over N
+Tensor mse_loss(const Tensor& input, const Tensor& target);
+
+// random.cpp
+Tensor dropout(const Tensor& x, double p = 0.5, bool training = true);  // inverted; p drops
+
+// Operators.
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+}  // namespace xg

@@ -1,0 +1,10 @@
+// xgrad: the umbrella header. Lean on purpose: no xtensor here (see xgrad_xtensor.hpp for interop).
+#pragma once
+
+#include "autograd/engine.hpp"
+#include "autograd/format.hpp"
+#include "autograd/function.hpp"
+#include "autograd/gradcheck.hpp"
+#include "autograd/grad_mode.hpp"
+#include "autograd/tensor.hpp"
+#include "ops/ops.hpp"

@@ -1,6 +1,8 @@
 // Storage backed by xtensor's uninitialised contiguous container, and the shape helpers.
 #include <xtensor/xstorage.hpp>
 
+#include <fmt/ranges.h>
+
 #include <limits>
 
 #include "autograd/tensor.hpp"
@@ -26,9 +28,7 @@ std::shared_ptr<Storage> Storage::allocate(Dtype d, int64_t n) {
 }
 
 std::string to_string(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "]";
+  return fmt::format("[{}]", fmt::join(s, ","));
 }
 
 int64_t checked_numel(const Shape& s, const char* op) {

@@ -109,7 +109,7 @@ Tensor Tensor::detach() const {
   return Tensor(std::move(impl));
 }
 
-Tensor& Tensor::fill_(double value) {
+const Tensor& Tensor::fill_(double value) const {
   dispatch(dtype(), [&]<class T>() {
     T* p = data<T>();
     std::fill(p, p + numel(), static_cast<T>(value));
@@ -117,7 +117,7 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
-Tensor& Tensor::copy_(const Tensor& src) {
+const Tensor& Tensor::copy_(const Tensor& src) const {
   check(src.shape() == shape(), "copy_: source shape {} does not match destination shape {}", src.shape(), shape());
   if (src.dtype() == dtype()) {
     std::memcpy(impl().storage->data(), src.impl().storage->data(), numel() * dtype_size(dtype()));
@@ -128,7 +128,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
-Tensor& Tensor::add_(const Tensor& other, double alpha) {
+const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
   check(other.shape() == shape(), "add_: shape {} does not match {}", other.shape(), shape());
   check(other.dtype() == dtype(), "add_: dtype {} does not match {}", dtype_name(other.dtype()), dtype_name(dtype()));
   dispatch(dtype(), [&]<class T>() {
@@ -140,7 +140,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   return *this;
 }
 
-Tensor& Tensor::mul_(double factor) {
+const Tensor& Tensor::mul_(double factor) const {
   dispatch(dtype(), [&]<class T>() {
     T* p = data<T>();
     const T f = static_cast<T>(factor);

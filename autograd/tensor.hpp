@@ -83,12 +83,13 @@ class Tensor {
   void backward(const Tensor& grad_output, const BackwardOptions& opts = {}) const;
   Tensor detach() const;  // same storage, off the tape
 
-  // In-place updates of the values, never recorded (optimizers, initialisers).
-  Tensor& fill_(double value);
-  Tensor& zero_() { return fill_(0.0); }
-  Tensor& copy_(const Tensor& src);                  // same shape; converts dtype
-  Tensor& add_(const Tensor& other, double alpha = 1.0);  // this += alpha * other (same shape)
-  Tensor& mul_(double factor);
+  // In-place updates of the values, never recorded (optimizers, initialisers). Const like the
+  // handle: they change the shared storage, not which storage the handle points to.
+  const Tensor& fill_(double value) const;
+  const Tensor& zero_() const { return fill_(0.0); }
+  const Tensor& copy_(const Tensor& src) const;                  // same shape; converts dtype
+  const Tensor& add_(const Tensor& other, double alpha = 1.0) const;  // this += alpha * other
+  const Tensor& mul_(double factor) const;
 
   bool same(const Tensor& o) const { return impl_ == o.impl_; }
   TensorImpl& impl() const {

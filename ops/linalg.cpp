@@ -13,7 +13,7 @@ namespace {
 // The batch of A or B may be 1 (broadcast). Backward uses the same op with flipped flags, so no
 // transpose is ever materialised and double backward comes for free.
 Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  const int64_t batch = std::max(a.shape()[0], b.shape()[0]);
+  const int64_t batch = a.shape()[0] == 0 || b.shape()[0] == 0 ? 0 : std::max(a.shape()[0], b.shape()[0]);
   const int64_t M = ta ? a.shape()[2] : a.shape()[1], K = ta ? a.shape()[1] : a.shape()[2];
   const int64_t N = tb ? b.shape()[1] : b.shape()[2];
   Tensor out = Tensor::empty({batch, M, N}, a.dtype());

@@ -100,6 +100,46 @@ Tensor mse_loss(const Tensor& input, const Tensor& target);
 // random.cpp
 Tensor dropout(const Tensor& x, double p = 0.5, bool training = true);  // inverted; p drops
 
+// Layers (layers.hpp for the options). conv2d, max_pool2d, avg_pool2d and batch_norm are fused ops
+// with hand-written kernels (ops/fused/); xg::ref:: holds their compositions from primitives.
+struct Pair2 {  // a size for H and W: 3 or {3, 1}
+  int64_t h, w;
+  Pair2(int64_t v) : h(v), w(v) {}  // NOLINT: implicit on purpose
+  Pair2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const Pair2&) const = default;
+};
+struct Conv2dOptions {
+  Pair2 stride = 1;
+  Pair2 padding = 0;  // zeros
+};
+struct Pool2dOptions {
+  Pair2 kernel = 2;
+  Pair2 stride = 0;   // 0: the kernel size, as PyTorch's default
+  Pair2 padding = 0;  // max: -inf padding; avg: zeros counted in the average (count_include_pad)
+};
+// x [N,C,H,W], weight [F,C,KH,KW], bias [F] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
+// x [N,C] or [N,C,H,W]; gamma/beta [C] or undefined. In training, normalises with the biased batch
+// variance and updates the running stats in place (when defined) with the unbiased one:
+// running = (1 - momentum) * running + momentum * batch. In eval, uses the running stats.
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// Compositions of primitives only (layers.cpp).
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& gamma = Tensor(),
+                  const Tensor& beta = Tensor(), double eps = 1e-5);
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& gamma = Tensor(), const Tensor& beta = Tensor(),
+                  double eps = 1e-5);
+
+namespace ref {  // the executable specifications of the fused ops, from primitives (ops/ref/)
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+}  // namespace ref
+
 // Operators.
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);

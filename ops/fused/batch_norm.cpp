@@ -1,0 +1,126 @@
+// Fused batch norm for [N,C] and [N,C,H,W]: per-channel statistics on raw buffers (parallel over
+// channels) and the compact three-term backward:
+//   dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),  M = N*H*W.
+#include <cmath>
+
+#include "autograd/function.hpp"
+#include "ops/geometry.hpp"
+
+namespace xg {
+
+namespace {
+
+struct BatchNormFn : Function<BatchNormFn> {
+  static constexpr const char* name = "batch_norm";
+  static constexpr bool once_differentiable = true;
+
+  struct Stats {
+    int64_t N, C, HW;
+    bool training;
+    std::vector<double> mean, invstd;  // the statistics used to normalise, per channel
+  };
+
+  // Visits channel c's M values of x as (pointer to a contiguous run of HW values) per sample.
+  template <class T, class F>
+  static void runs(T* base, const Stats& s, int64_t c, F&& f) {
+    for (int64_t n = 0; n < s.N; ++n) f(base + (n * s.C + c) * s.HW);
+  }
+
+  static Tensor forward(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,
+                        double eps) {
+    auto st = std::make_shared<Stats>();
+    Stats& s = *st;
+    s.N = x.shape()[0], s.C = x.shape()[1], s.HW = x.numel() / std::max<int64_t>(s.N * s.C, 1);
+    s.training = training || !running_mean.defined();
+    s.mean.resize(s.C), s.invstd.resize(s.C);
+    const double M = static_cast<double>(s.N * s.HW);
+    Tensor out = Tensor::empty(x.shape(), x.dtype());
+    dispatch_floating(x.dtype(), [&]<class T>() {
+      const T* px = x.data<T>();
+      T* py = out.data<T>();
+      const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
+      const T* pb = beta.defined() ? beta.data<T>() : nullptr;
+      T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
+      T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < s.C; ++c) {
+        double mu, var;
+        if (s.training) {
+          double sum = 0, sq = 0;
+          runs(px, s, c, [&](const T* r) { for (int64_t i = 0; i < s.HW; ++i) sum += r[i]; });
+          mu = sum / M;
+          runs(px, s, c, [&](const T* r) { for (int64_t i = 0; i < s.HW; ++i) sq += (r[i] - mu) * (r[i] - mu); });
+          var = sq / M;  // biased: used to normalise
+          if (training && rm) {
+            rm[c] = static_cast<T>((1 - momentum) * rm[c] + momentum * mu);
+            rv[c] = static_cast<T>((1 - momentum) * rv[c] + momentum * var * M / (M - 1));  // unbiased
+          }
+        } else {
+          mu = rm[c], var = rv[c];
+        }
+        const double invstd = 1.0 / std::sqrt(var + eps);
+        s.mean[c] = mu, s.invstd[c] = invstd;
+        const double scale = (pg ? pg[c] : 1.0) * invstd, shift = (pb ? pb[c] : 0.0) - mu * scale;
+        for (int64_t n = 0; n < s.N; ++n) {
+          const T* r = px + (n * s.C + c) * s.HW;
+          T* y = py + (n * s.C + c) * s.HW;
+          for (int64_t i = 0; i < s.HW; ++i) y[i] = static_cast<T>(r[i] * scale + shift);
+        }
+      }
+    });
+    ctx.save_for_backward({x, gamma});
+    ctx.save("stats", st);
+    return out;
+  }
+
+  static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
+    const Tensor &x = ctx.saved()[0], &gamma = ctx.saved()[1];
+    const Stats& s = *ctx.get<std::shared_ptr<Stats>>("stats");
+    const Tensor& dy = grads[0];
+    const bool want_x = ctx.needs_input_grad(0);
+    Tensor dx = want_x ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
+    Tensor dgamma = ctx.needs_input_grad(1) && gamma.defined() ? Tensor::empty({s.C}, x.dtype()) : Tensor();
+    Tensor dbeta = ctx.needs_input_grad(2) ? Tensor::empty({s.C}, x.dtype()) : Tensor();
+    const double M = static_cast<double>(s.N * s.HW);
+    dispatch_floating(x.dtype(), [&]<class T>() {
+      const T* px = x.data<T>();
+      const T* pdy = dy.data<T>();
+      const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < s.C; ++c) {
+        const double mu = s.mean[c], invstd = s.invstd[c];
+        double sum_dy = 0, sum_dy_xhat = 0;
+        for (int64_t n = 0; n < s.N; ++n) {
+          const T* r = px + (n * s.C + c) * s.HW;
+          const T* d = pdy + (n * s.C + c) * s.HW;
+          for (int64_t i = 0; i < s.HW; ++i) sum_dy += d[i], sum_dy_xhat += d[i] * (r[i] - mu) * invstd;
+        }
+        if (dgamma.defined()) dgamma.data<T>()[c] = static_cast<T>(sum_dy_xhat);
+        if (dbeta.defined()) dbeta.data<T>()[c] = static_cast<T>(sum_dy);
+        if (!want_x) continue;
+        const double k = (pg ? pg[c] : 1.0) * invstd;
+        // Training: the statistics depend on x, giving the two correction terms. Eval: a fixed affine map.
+        const double a = s.training ? sum_dy / M : 0.0, b = s.training ? sum_dy_xhat / M : 0.0;
+        T* out = dx.data<T>();
+        for (int64_t n = 0; n < s.N; ++n) {
+          const T* r = px + (n * s.C + c) * s.HW;
+          const T* d = pdy + (n * s.C + c) * s.HW;
+          T* o = out + (n * s.C + c) * s.HW;
+          for (int64_t i = 0; i < s.HW; ++i) o[i] = static_cast<T>(k * (d[i] - a - (r[i] - mu) * invstd * b));
+        }
+      }
+    });
+    return {dx, dgamma, dbeta, Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  detail::check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm");
+  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps);
+}
+
+}  // namespace xg

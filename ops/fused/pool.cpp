@@ -1,0 +1,128 @@
+// Fused max and average pooling over contiguous (N,C) planes. Max pooling remembers each window's
+// argmax; both backwards accumulate with += so overlapping windows (kernel > stride) are right.
+// Max-pool ties: the first maximum in row-major window order takes the whole gradient (as PyTorch).
+#include <cmath>
+#include <limits>
+#include <memory>
+
+#include "autograd/function.hpp"
+#include "ops/geometry.hpp"
+
+namespace xg {
+
+namespace {
+
+using detail::PoolGeometry;
+
+struct MaxPool2dFn : Function<MaxPool2dFn> {
+  static constexpr const char* name = "max_pool2d";
+  static constexpr bool once_differentiable = true;
+  using Argmax = std::shared_ptr<std::vector<int32_t>>;  // per output: offset within its input plane
+
+  static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
+    Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());
+    auto arg = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(out.numel()));
+    dispatch_floating(x.dtype(), [&]<class T>() {
+      const T* px = x.data<T>();
+      T* po = out.data<T>();
+      int32_t* pa = arg->data();
+#pragma omp parallel for schedule(static)
+      for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
+        const T* src = px + plane * g.H * g.W;
+        for (int64_t ho = 0; ho < g.HO; ++ho)
+          for (int64_t wo = 0; wo < g.WO; ++wo) {
+            const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW;
+            T best = -std::numeric_limits<T>::infinity();
+            int64_t at = -1;
+            for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
+              for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) {
+                const T v = src[h * g.W + w];
+                if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = h * g.W + w;
+              }
+            const int64_t o = (plane * g.HO + ho) * g.WO + wo;
+            po[o] = best;
+            pa[o] = static_cast<int32_t>(at);
+          }
+      }
+    });
+    ctx.save("g", g);
+    ctx.save("arg", arg);
+    ctx.save("dtype", x.dtype());
+    return out;
+  }
+
+  static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
+    const auto& g = ctx.get<PoolGeometry>("g");
+    const int32_t* pa = ctx.get<Argmax>("arg")->data();
+    Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
+    dispatch_floating(dx.dtype(), [&]<class T>() {
+      const T* pg = grads[0].data<T>();
+      T* pd = dx.data<T>();
+      const int64_t per_plane = g.HO * g.WO;
+#pragma omp parallel for schedule(static)
+      for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
+        T* dst = pd + plane * g.H * g.W;
+        for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
+      }
+    });
+    return {dx};
+  }
+};
+
+struct AvgPool2dFn : Function<AvgPool2dFn> {
+  static constexpr const char* name = "avg_pool2d";
+  static constexpr bool once_differentiable = true;
+
+  // Visits each window's in-bounds positions: f(plane, output index, input offset in plane).
+  template <class F>
+  static void for_windows(const PoolGeometry& g, F&& f) {
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < g.N * g.C; ++plane)
+      for (int64_t ho = 0; ho < g.HO; ++ho)
+        for (int64_t wo = 0; wo < g.WO; ++wo) {
+          const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW, o = (plane * g.HO + ho) * g.WO + wo;
+          for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
+            for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) f(plane, o, h * g.W + w);
+        }
+  }
+
+  static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
+    Tensor out = zeros({g.N, g.C, g.HO, g.WO}, x.dtype());
+    dispatch_floating(x.dtype(), [&]<class T>() {
+      const T* px = x.data<T>();
+      T* po = out.data<T>();
+      const T scale = T(1) / static_cast<T>(g.KH * g.KW);  // padding counts (count_include_pad)
+      for_windows(g, [&](int64_t plane, int64_t o, int64_t i) { po[o] += px[plane * g.H * g.W + i]; });
+      for (int64_t o = 0; o < out.numel(); ++o) po[o] *= scale;
+    });
+    ctx.save("g", g);
+    ctx.save("dtype", x.dtype());
+    return out;
+  }
+
+  static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
+    const auto& g = ctx.get<PoolGeometry>("g");
+    Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
+    dispatch_floating(dx.dtype(), [&]<class T>() {
+      const T* pg = grads[0].data<T>();
+      T* pd = dx.data<T>();
+      const T scale = T(1) / static_cast<T>(g.KH * g.KW);
+      for_windows(g, [&](int64_t plane, int64_t o, int64_t i) { pd[plane * g.H * g.W + i] += pg[o] * scale; });
+    });
+    return {dx};
+  }
+};
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  PoolGeometry g = detail::pool_geometry(x, opts, "max_pool2d");
+  check(g.H * g.W <= std::numeric_limits<int32_t>::max(), "max_pool2d: planes of {}x{} are too large", g.H, g.W);
+  return MaxPool2dFn::apply(x, g);
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  return AvgPool2dFn::apply(x, detail::pool_geometry(x, opts, "avg_pool2d"));
+}
+
+}  // namespace xg

@@ -1,0 +1,25 @@
+// Argument checks and output sizes shared by the fused layer kernels and their references, so both
+// reject the same inputs with the same messages. N, C, H, W: batch, channels, height, width;
+// F: filters; KH, KW: kernel; HO, WO: output size.
+#pragma once
+
+#include "ops/ops.hpp"
+
+namespace xg::detail {
+
+struct ConvGeometry {
+  int64_t N, C, H, W, F, KH, KW, HO, WO, SH, SW, PH, PW;
+};
+ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o,
+                           const char* op);
+
+struct PoolGeometry {
+  int64_t N, C, H, W, KH, KW, HO, WO, SH, SW, PH, PW;
+};
+PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op);
+
+// Checks batch_norm's arguments; returns C.
+int64_t check_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                         const Tensor& running_var, bool training, double momentum, double eps, const char* op);
+
+}  // namespace xg::detail

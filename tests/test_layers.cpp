@@ -1,0 +1,222 @@
+// Fused conv/pool/batch-norm kernels against their primitive references (values and gradients),
+// gradcheck on both, CS231n's worked values, the norms built from primitives, and bad input.
+#include "helpers.hpp"
+
+using namespace xg;
+using test::f64;
+
+namespace {
+Tensor input(const Shape& s, Dtype d, uint64_t seed) {
+  manual_seed(seed);
+  Tensor t = randn(s, d);
+  t.requires_grad_();
+  return t;
+}
+
+#define CHECK_MATCHES_REFERENCE(fused, reference, ...)                                   \
+  do {                                                                                   \
+    auto rc_ = xg::check_against_reference(fused, reference, __VA_ARGS__);               \
+    INFO(rc_.message);                                                                   \
+    CHECK(rc_.ok);                                                                       \
+  } while (0)
+
+struct ConvCase {
+  Shape x;
+  int64_t F, KH, KW;
+  Pair2 stride, padding;
+  bool bias;
+};
+}  // namespace
+
+TEST_CASE("conv2d: fused equals reference, values and gradients") {
+  const std::vector<ConvCase> cases = {
+      {{2, 3, 8, 8}, 4, 3, 3, 1, 1, true},           // the common 3x3 same conv
+      {{1, 2, 7, 5}, 3, 3, 2, {2, 1}, {1, 0}, true}, // non-square kernel, input, stride, padding
+      {{3, 4, 9, 9}, 2, 5, 5, 2, 2, true},           // kernel > stride: overlapping windows
+      {{2, 1, 6, 6}, 2, 1, 1, 1, 0, true},           // 1x1
+      {{1, 2, 5, 5}, 3, 2, 2, 3, 0, true},           // stride > kernel: skipped pixels
+      {{2, 3, 4, 4}, 2, 4, 4, 1, 0, true},           // kernel covers the whole input
+      {{1, 3, 10, 7}, 5, 3, 3, 2, 1, false},         // odd sizes, no bias
+      {{2, 2, 3, 3}, 2, 3, 3, 1, 2, true},           // padding wider than half the kernel
+      {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},           // an empty batch
+  };
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const ConvCase& c = cases[i];
+      CAPTURE(i);
+      CAPTURE(dtype_name(d));
+      Conv2dOptions o{c.stride, c.padding};
+      Tensor x = input(c.x, d, 10 + i), w = input({c.F, c.x[1], c.KH, c.KW}, d, 20 + i);
+      Tensor b = c.bias ? input({c.F}, d, 30 + i) : Tensor();
+      CHECK_MATCHES_REFERENCE([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
+                              [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+    }
+}
+
+TEST_CASE("conv2d: gradcheck, fused and reference") {
+  Tensor x = input({2, 2, 5, 4}, Dtype::f64, 1), w = input({3, 2, 3, 2}, Dtype::f64, 2), b = input({3}, Dtype::f64, 3);
+  Conv2dOptions o{{2, 1}, {1, 1}};
+  CHECK_GRADCHECK([o](auto& v) { return conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+  CHECK_GRADCHECK([o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+}
+
+TEST_CASE("conv2d: CS231n's worked example") {
+  Tensor x = f64({0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 0, 1, 1, 1, 2,    // c0
+                  0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 2, 2, 1, 1,    // c1
+                  0, 0, 0, 0, 0, 0, 2, 2, 0, 1, 0, 0, 0, 2, 1},   // c2
+                 {1, 3, 3, 5});
+  Tensor w = f64({1, 1, 1, -1, -1, 0, -1, 1, 0,      // c0
+                  -1, -1, 1, -1, 1, 0, -1, 1, 0,     // c1
+                  1, 0, -1, 0, 0, 0, 1, -1, -1},     // c2
+                 {1, 3, 3, 3});
+  Tensor b = f64({1}, {1});
+  CHECK(conv2d(x, w, b, {.stride = 2}).to_vector<double>() == std::vector<double>{3, -5});
+  CHECK(ref::conv2d(x, w, b, {.stride = 2}).to_vector<double>() == std::vector<double>{3, -5});
+}
+
+TEST_CASE("pooling: fused equals reference, values and gradients") {
+  struct PoolCase {
+    Shape x;
+    Pool2dOptions o;
+  };
+  const std::vector<PoolCase> cases = {
+      {{2, 3, 8, 8}, {.kernel = 2}},                                    // the common 2x2/2
+      {{1, 2, 7, 7}, {.kernel = 3, .stride = 2}},                       // overlapping windows
+      {{2, 2, 9, 9}, {.kernel = 2, .stride = 3}},                       // stride > kernel
+      {{1, 3, 6, 6}, {.kernel = 3, .stride = 1, .padding = 1}},         // padding
+      {{2, 1, 7, 5}, {.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 0}}},  // non-square
+      {{1, 2, 5, 5}, {.kernel = 5}},                                    // global
+      {{3, 2, 4, 6}, {.kernel = {2, 4}, .stride = {2, 2}, .padding = {1, 2}}},
+      {{1, 1, 11, 3}, {.kernel = {4, 1}, .stride = {3, 1}}},
+  };
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (size_t i = 0; i < cases.size(); ++i) {
+      CAPTURE(i);
+      CAPTURE(dtype_name(d));
+      Pool2dOptions o = cases[i].o;
+      Tensor x = input(cases[i].x, d, 40 + i);
+      CHECK_MATCHES_REFERENCE([o](auto& v) { return max_pool2d(v[0], o); },
+                              [o](auto& v) { return ref::max_pool2d(v[0], o); }, {x});
+      CHECK_MATCHES_REFERENCE([o](auto& v) { return avg_pool2d(v[0], o); },
+                              [o](auto& v) { return ref::avg_pool2d(v[0], o); }, {x});
+    }
+}
+
+TEST_CASE("pooling: gradcheck, values, ties") {
+  Tensor x = input({2, 2, 5, 5}, Dtype::f64, 5);
+  Pool2dOptions o{.kernel = 3, .stride = 2, .padding = 1};
+  CHECK_GRADCHECK([o](auto& v) { return max_pool2d(v[0], o); }, {x});
+  CHECK_GRADCHECK([o](auto& v) { return ref::max_pool2d(v[0], o); }, {x});
+  CHECK_GRADCHECK([o](auto& v) { return avg_pool2d(v[0], o); }, {x});
+  CHECK_GRADCHECK([o](auto& v) { return ref::avg_pool2d(v[0], o); }, {x});
+  CHECK(avg_pool2d(f64({1, 1, 2, 3}, {1, 1, 2, 2})).item<double>() == 1.75);
+  CHECK(ref::avg_pool2d(f64({1, 1, 2, 3}, {1, 1, 2, 2})).item<double>() == 1.75);
+  CHECK(max_pool2d(f64({1, 5, 2, 3}, {1, 1, 2, 2})).item<double>() == 5);
+  // A tie sends the whole gradient to the first maximum in row-major window order.
+  Tensor t = f64({4, 4, 4, 1}, {1, 1, 2, 2});
+  t.requires_grad_();
+  max_pool2d(t).backward(ones({1, 1, 1, 1}, Dtype::f64));
+  CHECK(t.grad().to_vector<double>() == std::vector<double>{1, 0, 0, 0});
+}
+
+TEST_CASE("batch_norm: fused equals reference in training and eval, with running statistics") {
+  struct BnCase {
+    Shape x;
+    bool training, affine;
+  };
+  const std::vector<BnCase> cases = {
+      {{8, 3}, true, true},   {{8, 3}, false, true},   {{4, 3, 5, 5}, true, true}, {{4, 3, 5, 5}, false, true},
+      {{2, 4, 3, 7}, true, false}, {{16, 1}, true, false}, {{3, 2, 1, 1}, true, true}, {{3, 5, 2, 2}, false, false},
+  };
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const BnCase& c = cases[i];
+      CAPTURE(i);
+      CAPTURE(dtype_name(d));
+      const int64_t C = c.x[1];
+      Tensor x = input(c.x, d, 60 + i) * 3.0 + 1.0;
+      x = x.detach();
+      x.requires_grad_();
+      Tensor gamma = c.affine ? input({C}, d, 70 + i) : Tensor(), beta = c.affine ? input({C}, d, 80 + i) : Tensor();
+      manual_seed(90 + i);
+      Tensor rm = randn({C}, d), rv = add(abs(randn({C}, d)), 0.5);
+      Tensor rm2 = rm.clone(), rv2 = rv.clone();
+      const bool tr = c.training;
+      CHECK_MATCHES_REFERENCE([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, tr, 0.1, 1e-5); },
+                              [&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm2, rv2, tr, 0.1, 1e-5); },
+                              {x, gamma, beta});
+      const double tol = d == Dtype::f32 ? 1e-5 : 1e-12;
+      CHECK(allclose(rm, rm2, tol, tol));
+      CHECK(allclose(rv, rv2, tol, tol));
+    }
+}
+
+TEST_CASE("batch_norm: running statistics after several steps match the reference and PyTorch's rule") {
+  Tensor rm = zeros({2}, Dtype::f64), rv = ones({2}, Dtype::f64), rm2 = rm.clone(), rv2 = rv.clone();
+  for (int step = 0; step < 5; ++step) {
+    manual_seed(step);
+    Tensor x = randn({6, 2, 3, 3}, Dtype::f64) * 2.0 + 1.0;
+    batch_norm(x, Tensor(), Tensor(), rm, rv, true, 0.1);
+    ref::batch_norm(x, Tensor(), Tensor(), rm2, rv2, true, 0.1);
+  }
+  CHECK(allclose(rm, rm2, 1e-12, 1e-12));
+  CHECK(allclose(rv, rv2, 1e-12, 1e-12));
+  // One step by hand: batch [1, 3] in one channel: mean 2, unbiased var 2.
+  Tensor m = zeros({1}, Dtype::f64), v = ones({1}, Dtype::f64);
+  batch_norm(f64({1, 3}, {2, 1}), Tensor(), Tensor(), m, v, true, 0.1);
+  CHECK(m.item<double>() == doctest::Approx(0.2));
+  CHECK(v.item<double>() == doctest::Approx(0.9 + 0.2));
+}
+
+TEST_CASE("batch_norm, layer_norm, group_norm: gradcheck") {
+  Tensor x = input({3, 4, 2, 2}, Dtype::f64, 100), g = input({4}, Dtype::f64, 101), b = input({4}, Dtype::f64, 102);
+  Tensor rm = zeros({4}, Dtype::f64), rv = ones({4}, Dtype::f64);
+  CHECK_GRADCHECK([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, true); }, {x, g, b});
+  CHECK_GRADCHECK([&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm, rv, true); }, {x, g, b});
+  CHECK_GRADCHECK([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, false); }, {x, g, b});
+  Tensor x2 = input({5, 3}, Dtype::f64, 103), g2 = input({3}, Dtype::f64, 104);
+  CHECK_GRADCHECK([&](auto& v) { return batch_norm(v[0], v[1], Tensor(), Tensor(), Tensor(), true); }, {x2, g2});
+  Tensor lg = input({2, 2}, Dtype::f64, 105), lb = input({2, 2}, Dtype::f64, 106);
+  CHECK_GRADCHECK([](auto& v) { return layer_norm(v[0], {2, 2}, v[1], v[2]); }, {x, lg, lb});
+  CHECK_GRADCHECK([](auto& v) { return group_norm(v[0], 2, v[1], v[2]); }, {x, g, b});
+}
+
+TEST_CASE("layer_norm and group_norm: values") {
+  Tensor x = f64({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4});
+  auto y = layer_norm(x, {4}).to_vector<double>();
+  const double s = std::sqrt(1.25 + 1e-5);
+  CHECK(y[0] == doctest::Approx(-1.5 / s));
+  CHECK(y[7] == doctest::Approx(1.5 / s));
+  // group_norm with one group per channel equals per-sample, per-channel normalisation.
+  Tensor z = reshape(arange(8, Dtype::f64), {1, 2, 2, 2});
+  auto gz = group_norm(z, 2).to_vector<double>();
+  CHECK(gz[0] == doctest::Approx(-1.5 / s));
+  CHECK(gz[4] == doctest::Approx(-1.5 / s));
+}
+
+TEST_CASE("layers: bad input") {
+  Tensor x = zeros({2, 3, 8, 8}), w = zeros({4, 3, 3, 3});
+  CHECK_ERROR(conv2d(zeros({3, 8, 8}), w), "conv2d: input must be 4-D (N,C,H,W), got shape [3,8,8]");
+  CHECK_ERROR(conv2d(x, zeros({4, 2, 3, 3})), "conv2d: input has 3 channels (shape [2,3,8,8]) but weight expects 2");
+  CHECK_ERROR(conv2d(x, zeros({4, 3, 11, 3})), "conv2d: kernel height 11 is larger than the padded input 8");
+  CHECK_ERROR(conv2d(x, w, Tensor(), {.stride = 0}), "conv2d: stride must be positive, got (0, 0)");
+  CHECK_ERROR(conv2d(x, w, Tensor(), {.stride = {1, -1}}), "conv2d: stride must be positive, got (1, -1)");
+  CHECK_ERROR(conv2d(x, w, zeros({5})), "conv2d: bias shape [5] does not match 4 filters");
+  CHECK_ERROR(conv2d(x, zeros({4, 3, 3, 3}, Dtype::f64)), "conv2d: weight dtype f64 does not match input dtype f32");
+  CHECK_ERROR(ref::conv2d(x, zeros({4, 2, 3, 3})), "conv2d: input has 3 channels");
+  CHECK_ERROR(max_pool2d(zeros({8, 8})), "max_pool2d: input must be 4-D (N,C,H,W), got shape [8,8]");
+  CHECK_ERROR(max_pool2d(x, {.kernel = 9}), "max_pool2d: kernel height 9 is larger than the padded input 8");
+  CHECK_ERROR(avg_pool2d(x, {.kernel = 2, .stride = -1}), "avg_pool2d: stride must be positive");
+  CHECK_ERROR(max_pool2d(x, {.kernel = 2, .padding = 2}), "max_pool2d: padding (2, 2) must be non-negative and at most half the kernel");
+  CHECK_ERROR(avg_pool2d(zeros({1, 1, 4, 4}, Dtype::i64)), "avg_pool2d: input must be f32 or f64, got i64");
+  CHECK_ERROR(batch_norm(x, zeros({4}), Tensor(), Tensor(), Tensor(), true), "batch_norm: weight has shape [4], expected [3]");
+  CHECK_ERROR(batch_norm(x, Tensor(), Tensor(), zeros({2}), ones({2}), true), "batch_norm: running_mean has shape [2], expected [3]");
+  CHECK_ERROR(batch_norm(zeros({2, 3, 4}), Tensor(), Tensor(), Tensor(), Tensor(), true), "batch_norm: input must be [N,C] or [N,C,H,W]");
+  CHECK_ERROR(batch_norm(zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true), "batch_norm: expected more than 1 value per channel when training");
+  CHECK_ERROR(group_norm(x, 2), "group_norm: 2 groups do not divide 3 channels");
+  CHECK_ERROR(layer_norm(x, {7}), "layer_norm: normalized_shape [7] does not match the trailing dims of input shape [2,3,8,8]");
+  // A rejected batch_norm leaves the running statistics untouched.
+  Tensor rm = zeros({3}), rv = ones({3});
+  CHECK_ERROR(batch_norm(x, zeros({2}), Tensor(), rm, rv, true), "batch_norm: weight has shape [2]");
+  CHECK(rm.to_vector<float>() == std::vector<float>(3, 0.f));
+}

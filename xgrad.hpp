@@ -1,6 +1,7 @@
 // xgrad: the umbrella header. Lean on purpose: no xtensor here (see xgrad_xtensor.hpp for interop).
 #pragma once
 
+#include "autograd/allocator.hpp"
 #include "autograd/engine.hpp"
 #include "autograd/format.hpp"
 #include "autograd/function.hpp"

@@ -1,10 +1,12 @@
-// Storage backed by xtensor's uninitialised contiguous container, and the shape helpers.
+// Storage backed by xtensor's uninitialised contiguous container (over the caching allocator), and
+// the shape helpers.
 #include <xtensor/xstorage.hpp>
 
 #include <fmt/ranges.h>
 
 #include <limits>
 
+#include "autograd/allocator.hpp"
 #include "autograd/tensor.hpp"
 
 namespace xg {
@@ -19,7 +21,7 @@ class UvectorStorage final : public Storage {
   }
 
  private:
-  xt::uvector<T> buf_;
+  xt::uvector<T, detail::CachingAllocator<T>> buf_;
 };
 }  // namespace
 

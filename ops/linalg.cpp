@@ -1,6 +1,5 @@
 // matmul (1-D, 2-D and batched) and linear, on BLAS GEMM over contiguous buffers.
-#include <cblas.h>
-
+#include "ops/blas.hpp"
 #include "ops/kernels.hpp"
 
 namespace xg {
@@ -26,16 +25,13 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
       std::fill(pc, pc + out.numel(), T(0));
       return;
     }
-    const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-    const int lda = static_cast<int>(ta ? M : K), ldb = static_cast<int>(tb ? K : N), ldc = static_cast<int>(N);
+    const int64_t lda = ta ? M : K, ldb = tb ? K : N;
     for (int64_t i = 0; i < batch; ++i) {
       const T* A = pa + i * sa;
       const T* B = pb + i * sb;
       T* C = pc + i * M * N;
-      if constexpr (std::is_same_v<T, float>) {
-        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-      } else if constexpr (std::is_same_v<T, double>) {
-        cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+      if constexpr (!std::is_same_v<T, int64_t>) {
+        detail::gemm<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, T(0), C, N);
       } else {
         for (int64_t m = 0; m < M; ++m)
           for (int64_t n = 0; n < N; ++n) {

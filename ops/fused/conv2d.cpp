@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "autograd/function.hpp"
-#include "ops/fused/blas.hpp"
+#include "ops/blas.hpp"
 #include "ops/geometry.hpp"
 
 namespace xg {

@@ -1,0 +1,108 @@
+// A size-class cache of large host blocks; small blocks go straight to malloc.
+#include "autograd/allocator.hpp"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace xg {
+
+namespace {
+
+constexpr std::size_t large = std::size_t{1} << 20;       // cache blocks from 1 MiB up
+constexpr std::size_t huge_page = std::size_t{2} << 20;   // transparent huge pages for big blocks
+constexpr std::size_t cache_limit = std::size_t{2} << 30; // never hold more than 2 GiB of free blocks
+
+// Rounds a large request up to its size class: 64 KiB steps below 16 MiB, 2 MiB steps above.
+std::size_t size_class(std::size_t n) {
+  const std::size_t step = n < (std::size_t{16} << 20) ? (std::size_t{64} << 10) : huge_page;
+  return (n + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
+  CacheStats stats;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: storages may be freed during static teardown
+  return *c;
+}
+
+void* system_alloc(std::size_t cls) {
+  const std::size_t align = cls >= 2 * huge_page ? huge_page : 4096;
+  void* p = std::aligned_alloc(align, cls);
+  if (!p) throw std::bad_alloc();
+  if (align == huge_page) madvise(p, cls, MADV_HUGEPAGE);  // fewer first-touch faults; advisory only
+  return p;
+}
+
+}  // namespace
+
+namespace detail {
+
+void* alloc_bytes(std::size_t n) {
+  if (n < large) {
+    void* p = std::aligned_alloc(64, (n + 63) / 64 * 64 + (n == 0 ? 64 : 0));
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  const std::size_t cls = size_class(n);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.free_blocks.find(cls);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.cached_bytes -= cls;
+      ++c.stats.hits;
+      return p;
+    }
+    ++c.stats.misses;
+  }
+  return system_alloc(cls);
+}
+
+void free_bytes(void* p, std::size_t n) noexcept {
+  if (!p) return;
+  if (n < large) {
+    std::free(p);
+    return;
+  }
+  const std::size_t cls = size_class(n);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.stats.cached_bytes + cls <= cache_limit) {
+      c.free_blocks[cls].push_back(p);
+      c.stats.cached_bytes += cls;
+      return;
+    }
+  }
+  std::free(p);
+}
+
+}  // namespace detail
+
+void empty_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& [cls, blocks] : c.free_blocks)
+    for (void* p : blocks) std::free(p);
+  c.free_blocks.clear();
+  c.stats.cached_bytes = 0;
+}
+
+CacheStats cache_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.stats;
+}
+
+}  // namespace xg

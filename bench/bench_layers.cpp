@@ -1,0 +1,106 @@
+// Fused conv/pool/batch-norm kernels vs their xg::ref compositions (forward + backward), and the
+// conv GEMMs' speed against OpenBLAS sgemm's peak on this machine, in one run.
+#include <cblas.h>
+
+#include <vector>
+
+#include <xgrad.hpp>
+
+#include "ops/blas.hpp"
+#include "timing.hpp"
+
+using namespace xg;
+
+namespace {
+
+// Forward + backward of f on fresh leaves; returns the median seconds.
+double fwd_bwd(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& in, int reps) {
+  return bench::median_seconds([&] {
+    Tensor y = f(in);
+    y.backward(ones_like(y));
+  }, reps);
+}
+
+// GFLOP/s of one GEMM shape, through xgrad's GEMM (as the fused conv calls it) or OpenBLAS's own
+// multi-threaded sgemm.
+double gemm_gflops(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool openblas, int reps) {
+  std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  double t = bench::median_seconds([&] {
+    if (openblas) {
+      bench::OpenblasThreads all(omp_get_max_threads());
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
+                  a.data(), ta ? M : K, b.data(), tb ? K : N, 0.f, c.data(), N);
+    } else {
+      detail::gemm<float>(ta, tb, M, N, K, 1.f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.f, c.data(), N);
+    }
+  }, reps);
+  return 2.0 * M * N * K / t / 1e9;
+}
+
+void leafify(std::vector<Tensor>& v) {
+  for (Tensor& t : v)
+    if (t.defined()) t.requires_grad_();
+}
+
+}  // namespace
+
+int main() {
+  manual_seed(0);
+  const int64_t N = 128;
+  const double peak = gemm_gflops(2048, 2048, 2048, false, false, true, 3);
+  fmt::print("OpenBLAS sgemm 2048^3: {:.1f} GFLOP/s\n\n", peak);
+  fmt::print("{:<40} {:>10} {:>10} {:>9}\n", "op (batch 128, forward + backward)", "fused ms", "ref ms", "speed-up");
+
+  struct Conv {
+    int64_t C, F, HW;
+  };
+  for (Conv c : {Conv{3, 32, 32}, Conv{64, 64, 16}, Conv{32, 32, 32}}) {
+    std::vector<Tensor> in{randn({N, c.C, c.HW, c.HW}), randn({c.F, c.C, 3, 3}) * 0.1, zeros({c.F})};
+    leafify(in);
+    Conv2dOptions o{1, 1};
+    double tf = fwd_bwd([&](auto& v) { return conv2d(v[0], v[1], v[2], o); }, in, 5);
+    double tr = fwd_bwd([&](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, in, 2);
+    const double flop = 3 * 2.0 * N * c.F * c.C * 9 * c.HW * c.HW;  // forward, dW, dX
+    fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.1f}x   ({:.1f} GFLOP/s overall)\n",
+               fmt::format("conv2d {}->{} 3x3 pad 1, {}x{}", c.C, c.F, c.HW, c.HW), tf * 1e3, tr * 1e3, tr / tf,
+               flop / tf / 1e9);
+  }
+  for (int64_t HW : {32, 16}) {
+    const int64_t C = HW == 32 ? 32 : 64;
+    std::vector<Tensor> in{randn({N, C, HW, HW})};
+    leafify(in);
+    double tf = fwd_bwd([](auto& v) { return max_pool2d(v[0], {.kernel = 2}); }, in, 5);
+    double tr = fwd_bwd([](auto& v) { return ref::max_pool2d(v[0], {.kernel = 2}); }, in, 3);
+    fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.1f}x\n", fmt::format("max_pool2d 2x2, {}x{}x{}", C, HW, HW), tf * 1e3,
+               tr * 1e3, tr / tf);
+    std::vector<Tensor> bn{randn({N, C, HW, HW}), ones({C}), zeros({C})};
+    leafify(bn);
+    Tensor rm = zeros({C}), rv = ones({C});
+    double bf = fwd_bwd([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, true); }, bn, 5);
+    double br = fwd_bwd([&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm, rv, true); }, bn, 3);
+    fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.1f}x\n", fmt::format("batch_norm train, {}x{}x{}", C, HW, HW),
+               bf * 1e3, br * 1e3, br / bf);
+  }
+
+  // The GEMMs the fused conv issues for one chunk of images (ops/fused/conv2d.cpp: 8 MB of im2col).
+  fmt::print("\n{:<48} {:>10} {:>10} {:>14}\n", "conv GEMM shapes (one chunk)", "xgrad GF/s", "of peak",
+             "OpenBLAS GF/s");
+  for (Conv c : {Conv{3, 32, 32}, Conv{64, 64, 16}, Conv{32, 32, 32}}) {
+    const int64_t CKK = c.C * 9, P = c.HW * c.HW;
+    const int64_t chunk = std::clamp<int64_t>((8 << 20) / (CKK * P * 4), 1, N), BP = chunk * P;
+    struct G {
+      const char* what;
+      int64_t M, Nn, K;
+      bool ta, tb;
+    };
+    for (G g : {G{"forward", c.F, BP, CKK, false, false}, G{"dweight", c.F, CKK, BP, false, true},
+                G{"dinput", CKK, BP, c.F, true, false}}) {
+      double gf = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, false, 7);
+      double ob = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, true, 7);
+      fmt::print("{:<48} {:>10.1f} {:>9.0f}% {:>14.1f}\n",
+                 fmt::format("{}->{} {}: [{}x{}]x[{}x{}]", c.C, c.F, g.what, g.M, g.K, g.K, g.Nn), gf,
+                 100 * gf / peak, ob);
+    }
+  }
+  return 0;
+}

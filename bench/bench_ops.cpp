@@ -1,0 +1,47 @@
+// Micro-benchmark of primitives against their hardware ceilings, in one run:
+// xg::matmul vs a direct OpenBLAS sgemm call, and xg::add vs memcpy bandwidth.
+#include <cblas.h>
+
+#include <cstring>
+#include <vector>
+
+#include <xgrad.hpp>
+
+#include "timing.hpp"
+
+int main() {
+  using namespace xg;
+  manual_seed(0);
+  fmt::print("{:<34} {:>12} {:>12} {:>8}\n", "benchmark", "xgrad", "reference", "ratio");
+
+  for (int64_t n : {512, 1024, 2048}) {
+    Tensor a = randn({n, n}), b = randn({n, n});
+    std::vector<float> c(static_cast<size_t>(n * n));
+    const int reps = n >= 2048 ? 5 : 11;
+    auto [tx, tb] = bench::median_pair([&] { (void)matmul(a, b); },
+                                       [&] {
+                                         bench::OpenblasThreads all(omp_get_max_threads());
+                                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f,
+                                                     a.data<float>(), n, b.data<float>(), n, 0.f, c.data(), n);
+                                       },
+                                       reps);
+    const double flop = 2.0 * n * n * n;
+    fmt::print("{:<34} {:>7.1f} GF/s {:>7.1f} GF/s {:>7.2f}x\n", fmt::format("matmul {}^3 f32 vs sgemm", n),
+               flop / tx / 1e9, flop / tb / 1e9, tb / tx);
+  }
+
+  const int64_t m = 1 << 24;  // 64 MB per f32 operand: well outside the caches
+  Tensor x = randn({m}), y = randn({m});
+  std::vector<float> dst(static_cast<size_t>(m));
+  auto [ta, tm] = bench::median_pair([&] { (void)add(x, y); },
+                                     [&] { std::memcpy(dst.data(), x.data<float>(), m * sizeof(float)); }, 11);
+  // add moves 12 bytes per element (two reads, one write), memcpy 8 (one read, one write).
+  fmt::print("{:<34} {:>7.1f} GB/s {:>7.1f} GB/s {:>7.2f}x\n", "add 16M f32 vs memcpy", 12.0 * m / ta / 1e9,
+             8.0 * m / tm / 1e9, (12.0 * m / ta) / (8.0 * m / tm));
+  Tensor r = randn({m});
+  auto [tr, tm2] = bench::median_pair([&] { (void)relu(r); },
+                                      [&] { std::memcpy(dst.data(), r.data<float>(), m * sizeof(float)); }, 11);
+  fmt::print("{:<34} {:>7.1f} GB/s {:>7.1f} GB/s {:>7.2f}x\n", "relu 16M f32 vs memcpy", 8.0 * m / tr / 1e9,
+             8.0 * m / tm2 / 1e9, tm2 / tr);
+  return 0;
+}

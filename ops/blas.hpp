@@ -1,0 +1,71 @@
+// Internal BLAS layer: a typed row-major GEMM that splits large products over xgrad's OpenMP
+// threads (OpenBLAS itself runs single-threaded, so its pool never fights OpenMP's for the cores),
+// and per-thread scratch buffers for hot paths.
+#pragma once
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace xg::detail {
+
+// OpenBLAS is told once to use one thread: parallelism comes from the OpenMP split below.
+inline void blas_single_threaded() {
+  static const bool done = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)done;
+}
+
+template <class T>
+inline void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                        const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// C = alpha * op(A) op(B) + beta * C, row-major. Large products are cut into one block of C's
+// columns (or rows, when C is tall) per thread; each block is an independent GEMM.
+template <class T>
+inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                 int64_t ldb, T beta, T* C, int64_t ldc) {
+  blas_single_threaded();
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads <= 1 || M * N * K < (int64_t{1} << 18)) {
+    gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const bool split_cols = N >= M;
+  const int64_t extent = split_cols ? N : M, align = 16;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t per = (extent + nt - 1) / nt;
+    per = (per + align - 1) / align * align;
+    const int64_t lo = std::min(extent, t * per), hi = std::min(extent, lo + per);
+    if (hi > lo) {
+      if (split_cols)
+        gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+      else
+        gemm_serial(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
+    }
+  }
+}
+
+// A per-thread buffer of at least n elements, reused across calls so that hot paths do not
+// allocate (and page-fault) every step. `slot` tells apart buffers live at the same time.
+template <class T>
+T* scratch(int slot, int64_t n) {
+  thread_local std::vector<std::vector<T>> buffers(4);
+  auto& b = buffers.at(static_cast<size_t>(slot));
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  return b.data();
+}
+
+}  // namespace xg::detail

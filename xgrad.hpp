@@ -9,3 +9,4 @@
 #include "autograd/grad_mode.hpp"
 #include "autograd/tensor.hpp"
 #include "ops/ops.hpp"
+#include "data/data.hpp"

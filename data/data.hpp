@@ -1,0 +1,7 @@
+// xg::data: CIFAR-10 reading, subset views and splits, transforms, and the prefetching DataLoader.
+#pragma once
+
+#include "data/cifar10.hpp"
+#include "data/loader.hpp"
+#include "data/subset.hpp"
+#include "data/transforms.hpp"

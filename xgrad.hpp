@@ -7,6 +7,7 @@
 #include "autograd/function.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/grad_mode.hpp"
+#include "autograd/parallel.hpp"
 #include "autograd/tensor.hpp"
 #include "ops/ops.hpp"
 #include "data/data.hpp"

@@ -27,7 +27,7 @@ double gemm_gflops(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool openb
   std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
   double t = bench::median_seconds([&] {
     if (openblas) {
-      bench::OpenblasThreads all(omp_get_max_threads());
+      bench::OpenblasThreads all(get_num_threads());
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
                   a.data(), ta ? M : K, b.data(), tb ? K : N, 0.f, c.data(), N);
     } else {

@@ -20,7 +20,7 @@ int main() {
     const int reps = n >= 2048 ? 5 : 11;
     auto [tx, tb] = bench::median_pair([&] { (void)matmul(a, b); },
                                        [&] {
-                                         bench::OpenblasThreads all(omp_get_max_threads());
+                                         bench::OpenblasThreads all(get_num_threads());
                                          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f,
                                                      a.data<float>(), n, b.data<float>(), n, 0.f, c.data(), n);
                                        },

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include <cblas.h>
-#include <omp.h>
 
 namespace xg::bench {
 

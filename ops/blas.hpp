@@ -1,17 +1,18 @@
-// Internal BLAS layer: a typed row-major GEMM that splits large products over xgrad's OpenMP
-// threads (OpenBLAS itself runs single-threaded, so its pool never fights OpenMP's for the cores),
+// Internal BLAS layer: a typed row-major GEMM that splits large products over xgrad's worker pool
+// (OpenBLAS itself runs single-threaded, so its own thread pool never fights ours for the cores),
 // and per-thread scratch buffers for hot paths.
 #pragma once
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <cstdint>
 #include <vector>
 
+#include "autograd/parallel.hpp"
+
 namespace xg::detail {
 
-// OpenBLAS is told once to use one thread: parallelism comes from the OpenMP split below.
+// OpenBLAS is told once to use one thread: parallelism comes from the split below.
 inline void blas_single_threaded() {
   static const bool done = [] {
     openblas_set_num_threads(1);
@@ -36,25 +37,18 @@ template <class T>
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                  int64_t ldb, T beta, T* C, int64_t ldc) {
   blas_single_threaded();
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads <= 1 || M * N * K < (int64_t{1} << 18)) {
+  if (M * N * K < (int64_t{1} << 18)) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  const bool split_cols = N >= M;
-  const int64_t extent = split_cols ? N : M, align = 16;
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    int64_t per = (extent + nt - 1) / nt;
-    per = (per + align - 1) / align * align;
-    const int64_t lo = std::min(extent, t * per), hi = std::min(extent, lo + per);
-    if (hi > lo) {
-      if (split_cols)
-        gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
-      else
-        gemm_serial(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
-    }
+  if (N >= M) {
+    parallel_for(0, N, 64, [&](int64_t lo, int64_t hi) {
+      gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+    });
+  } else {
+    parallel_for(0, M, 64, [&](int64_t lo, int64_t hi) {
+      gemm_serial(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
+    });
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/function.hpp"
+#include "autograd/parallel.hpp"
 #include "ops/geometry.hpp"
 
 namespace xg {
@@ -43,8 +44,8 @@ struct BatchNormFn : Function<BatchNormFn> {
       const T* pb = beta.defined() ? beta.data<T>() : nullptr;
       T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
       T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < s.C; ++c) {
+      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi; ++c) {
         double mu, var;
         if (s.training) {
           double sum = 0, sq = 0;
@@ -68,6 +69,7 @@ struct BatchNormFn : Function<BatchNormFn> {
           for (int64_t i = 0; i < s.HW; ++i) y[i] = static_cast<T>(r[i] * scale + shift);
         }
       }
+      });
     });
     ctx.save_for_backward({x, gamma});
     ctx.save("stats", st);
@@ -87,8 +89,8 @@ struct BatchNormFn : Function<BatchNormFn> {
       const T* px = x.data<T>();
       const T* pdy = dy.data<T>();
       const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < s.C; ++c) {
+      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi; ++c) {
         const double mu = s.mean[c], invstd = s.invstd[c];
         double sum_dy = 0, sum_dy_xhat = 0;
         for (int64_t n = 0; n < s.N; ++n) {
@@ -110,6 +112,7 @@ struct BatchNormFn : Function<BatchNormFn> {
           for (int64_t i = 0; i < s.HW; ++i) o[i] = static_cast<T>(k * (d[i] - a - (r[i] - mu) * invstd * b));
         }
       }
+      });
     });
     return {dx, dgamma, dbeta, Tensor(), Tensor()};
   }

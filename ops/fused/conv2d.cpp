@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "autograd/function.hpp"
+#include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/geometry.hpp"
 
@@ -27,9 +28,9 @@ inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out
 template <class T, bool scatter>
 void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, int64_t n0, int64_t B, T* cols) {
   const int64_t P = g.HO * g.WO, ld = B * P;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < g.C; ++c) {
+  parallel_for(0, B * g.C, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t bc = lo; bc < hi; ++bc) {
+      const int64_t b = bc / g.C, c = bc % g.C;
       auto* plane = x + ((n0 + b) * g.C + c) * g.H * g.W;
       for (int64_t kh = 0; kh < g.KH; ++kh) {
         int64_t h_lo, h_hi;
@@ -57,6 +58,7 @@ void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, 
         }
       }
     }
+  });
 }
 
 int64_t chunk_images(const ConvGeometry& g, int64_t elem) {
@@ -73,14 +75,15 @@ void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, 
     const int64_t B = std::min(chunk, g.N - n0), BP = B * P;
     im2col<T, false>(x, g, n0, B, cols);
     detail::gemm<T>(false, false, g.F, BP, CKK, T(1), w, CKK, cols, BP, T(0), tmp, BP);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t f = 0; f < g.F; ++f) {
+    parallel_for(0, B * g.F, 8, [&](int64_t lo, int64_t hi) {
+      for (int64_t bf = lo; bf < hi; ++bf) {
+        const int64_t b = bf / g.F, f = bf % g.F;
         const T add = bias ? bias[f] : T(0);
         const T* src = tmp + f * BP + b * P;
         T* dst = out + ((n0 + b) * g.F + f) * P;
         for (int64_t p = 0; p < P; ++p) dst[p] = src[p] + add;
       }
+    });
   }
 }
 
@@ -105,10 +108,12 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   if (!dx && !dw) return;
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
     const int64_t B = std::min(chunk, g.N - n0), BP = B * P;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t f = 0; f < g.F; ++f)
+    parallel_for(0, B * g.F, 8, [&](int64_t lo, int64_t hi) {
+      for (int64_t bf = lo; bf < hi; ++bf) {
+        const int64_t b = bf / g.F, f = bf % g.F;
         std::memcpy(dtmp + f * BP + b * P, dout + ((n0 + b) * g.F + f) * P, P * sizeof(T));
+      }
+    });
     if (dw) {
       im2col<T, false>(x, g, n0, B, cols);
       detail::gemm<T>(false, true, g.F, CKK, BP, T(1), dtmp, BP, cols, BP, T(1), dw, CKK);

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "autograd/function.hpp"
+#include "autograd/parallel.hpp"
 #include "ops/geometry.hpp"
 
 namespace xg {
@@ -26,8 +27,8 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       const T* px = x.data<T>();
       T* po = out.data<T>();
       int32_t* pa = arg->data();
-#pragma omp parallel for schedule(static)
-      for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
+      parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t plane = lo; plane < hi; ++plane) {
         const T* src = px + plane * g.H * g.W;
         for (int64_t ho = 0; ho < g.HO; ++ho)
           for (int64_t wo = 0; wo < g.WO; ++wo) {
@@ -44,6 +45,7 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
             pa[o] = static_cast<int32_t>(at);
           }
       }
+      });
     });
     ctx.save("g", g);
     ctx.save("arg", arg);
@@ -59,11 +61,12 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       const T* pg = grads[0].data<T>();
       T* pd = dx.data<T>();
       const int64_t per_plane = g.HO * g.WO;
-#pragma omp parallel for schedule(static)
-      for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
-        T* dst = pd + plane * g.H * g.W;
-        for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
-      }
+      parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+        for (int64_t plane = lo; plane < hi; ++plane) {
+          T* dst = pd + plane * g.H * g.W;
+          for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
+        }
+      });
     });
     return {dx};
   }
@@ -76,14 +79,15 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
   // Visits each window's in-bounds positions: f(plane, output index, input offset in plane).
   template <class F>
   static void for_windows(const PoolGeometry& g, F&& f) {
-#pragma omp parallel for schedule(static)
-    for (int64_t plane = 0; plane < g.N * g.C; ++plane)
-      for (int64_t ho = 0; ho < g.HO; ++ho)
-        for (int64_t wo = 0; wo < g.WO; ++wo) {
-          const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW, o = (plane * g.HO + ho) * g.WO + wo;
-          for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
-            for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) f(plane, o, h * g.W + w);
-        }
+    parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t plane = lo; plane < hi; ++plane)
+        for (int64_t ho = 0; ho < g.HO; ++ho)
+          for (int64_t wo = 0; wo < g.WO; ++wo) {
+            const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW, o = (plane * g.HO + ho) * g.WO + wo;
+            for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
+              for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) f(plane, o, h * g.W + w);
+          }
+    });
   }
 
   static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {

@@ -1,0 +1,148 @@
+// The worker pool behind parallel_for: one generation counter, one condition variable, no spinning.
+#include "autograd/parallel.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "autograd/error.hpp"
+
+namespace xg {
+
+namespace {
+
+thread_local bool inside_region = false;
+
+int default_threads() {
+  for (const char* var : {"XGRAD_NUM_THREADS", "OMP_NUM_THREADS"})
+    if (const char* v = std::getenv(var)) {
+      int n = std::atoi(v);
+      if (n > 0) return n;
+    }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+class Pool {
+ public:
+  explicit Pool(int threads) { resize(threads); }
+  ~Pool() { stop_workers(); }
+
+  int threads() const { return threads_; }
+
+  void resize(int threads) {
+    std::lock_guard<std::mutex> busy(busy_);
+    stop_workers();
+    threads_ = threads;
+    stop_ = false;
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+  }
+
+  // Runs f over `pieces` pieces of [begin, end); piece 0 on the caller. If another thread is
+  // already using the pool, runs everything inline instead of queueing behind it.
+  void run(int64_t begin, int64_t end, int pieces, const std::function<void(int64_t, int64_t)>& f) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) {
+      f(begin, end);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      f_ = &f, begin_ = begin, end_ = end, pieces_ = pieces, pending_ = pieces - 1, error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    run_piece(0);
+    std::unique_lock<std::mutex> lock(m_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    f_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run_piece(int i) {
+    const int64_t n = end_ - begin_;
+    const int64_t lo = begin_ + n * i / pieces_, hi = begin_ + n * (i + 1) / pieces_;
+    inside_region = true;
+    try {
+      (*f_)(lo, hi);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!error_) error_ = std::current_exception();
+    }
+    inside_region = false;
+  }
+
+  void work(int index) {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        if (index >= pieces_) continue;
+      }
+      run_piece(index);
+      std::lock_guard<std::mutex> lock(m_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  std::mutex busy_;  // one parallel region at a time
+  std::mutex m_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  int threads_ = 1;
+  bool stop_ = false;
+  uint64_t generation_ = 0;
+  const std::function<void(int64_t, int64_t)>* f_ = nullptr;
+  int64_t begin_ = 0, end_ = 0;
+  int pieces_ = 0, pending_ = 0;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  static Pool* p = new Pool(default_threads());  // never destroyed: kernels may run during teardown
+  return *p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  check(n > 0, "set_num_threads: need at least one thread, got {}", n);
+  if (n != pool().threads()) pool().resize(n);
+}
+
+int get_num_threads() { return pool().threads(); }
+
+namespace detail {
+
+bool in_parallel_region() { return inside_region; }
+
+void parallel_run(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+  const int64_t by_grain = (end - begin + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1);
+  const int pieces = static_cast<int>(std::min<int64_t>(pool().threads(), by_grain));
+  if (pieces <= 1) {
+    f(begin, end);
+    return;
+  }
+  pool().run(begin, end, pieces, f);
+}
+
+}  // namespace detail
+
+}  // namespace xg

@@ -1,0 +1,40 @@
+// The worker pool: coverage of the range, nesting, exceptions, thread counts, identical results.
+#include <atomic>
+#include <thread>
+
+#include "helpers.hpp"
+
+using namespace xg;
+
+TEST_CASE("parallel_for covers the range exactly once, nests inline, and propagates exceptions") {
+  std::vector<std::atomic<int>> hits(10000);
+  parallel_for(0, 10000, 16, [&](int64_t lo, int64_t hi) {
+    parallel_for(lo, hi, 1, [&](int64_t a, int64_t b) {  // nested: runs inline
+      for (int64_t i = a; i < b; ++i) hits[i]++;
+    });
+  });
+  CHECK(std::all_of(hits.begin(), hits.end(), [](auto& h) { return h.load() == 1; }));
+  CHECK_ERROR(parallel_for(0, 1000, 1, [](int64_t lo, int64_t) {
+                if (lo > 0) fail("kernel: failed in piece at {}", lo);
+              }),
+              "kernel: failed in piece at");
+  CHECK_ERROR(set_num_threads(0), "set_num_threads: need at least one thread, got 0");
+}
+
+TEST_CASE("kernels give identical results on 1 and 2 threads, and from two user threads at once") {
+  const int before = get_num_threads();
+  manual_seed(1);
+  Tensor x = randn({4, 8, 12, 12}), w = randn({16, 8, 3, 3});
+  set_num_threads(1);
+  std::vector<float> one = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>();
+  set_num_threads(2);
+  std::vector<float> two = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>();
+  CHECK(one == two);
+  std::vector<float> a, b;
+  std::thread t([&] { a = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>(); });
+  b = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>();
+  t.join();
+  CHECK(a == one);
+  CHECK(b == one);
+  set_num_threads(before);
+}

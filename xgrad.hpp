@@ -9,5 +9,7 @@
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/tensor.hpp"
+#include "nn/nn.hpp"
 #include "ops/ops.hpp"
+#include "optim/optim.hpp"
 #include "data/data.hpp"

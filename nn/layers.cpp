@@ -1,0 +1,122 @@
+// Linear, Conv2d, pooling, Flatten, Dropout and the activations: checks, initialisation, forward.
+#include "nn/layers.hpp"
+
+#include <cmath>
+
+#include "autograd/grad_mode.hpp"
+#include "nn/init.hpp"
+#include "nn/reference_ops.hpp"
+
+namespace xg::nn {
+
+namespace {
+// torch's reset_parameters for Linear and Conv2d: weight kaiming_uniform(a = sqrt(5)), bias
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+void reset_weight_and_bias(const Tensor& weight, const Tensor& bias) {
+  NoGradGuard no_grad;
+  init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const int64_t fan_in = init::calculate_fan_in_and_fan_out(weight).first;
+    const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+    init::uniform_(bias, -bound, bound);
+  }
+}
+
+Pool2dOptions pool_options(const MaxPool2dOptions& o, const char* module) {
+  check(o.kernel_size.h > 0 && o.kernel_size.w > 0, "{}: kernel_size must be positive, got ({}, {})", module,
+        o.kernel_size.h, o.kernel_size.w);
+  Pair2 stride = o.stride.value_or(o.kernel_size);
+  check(stride.h > 0 && stride.w > 0, "{}: stride must be positive, got ({}, {})", module, stride.h, stride.w);
+  check(o.padding.h >= 0 && o.padding.w >= 0 && 2 * o.padding.h <= o.kernel_size.h &&
+            2 * o.padding.w <= o.kernel_size.w,
+        "{}: padding ({}, {}) must be non-negative and at most half of kernel_size ({}, {})", module, o.padding.h,
+        o.padding.w, o.kernel_size.h, o.kernel_size.w);
+  return Pool2dOptions{.kernel = o.kernel_size, .stride = stride, .padding = o.padding};
+}
+
+void check_image(const Tensor& x, const char* module) {
+  check(x.defined(), "{}: undefined input", module);
+  check(x.dim() == 4, "{}: input must be 4-D (N,C,H,W), got shape {}", module, x.shape());
+}
+}  // namespace
+
+Linear::Linear(const LinearOptions& o) : options_(o) {
+  check(o.in_features > 0 && o.out_features > 0, "Linear: in_features and out_features must be positive, got {} and {}",
+        o.in_features, o.out_features);
+  weight_ = register_parameter("weight", Tensor::empty({o.out_features, o.in_features}));
+  if (o.bias) bias_ = register_parameter("bias", Tensor::empty({o.out_features}));
+  reset_parameters();
+}
+
+void Linear::reset_parameters() { reset_weight_and_bias(weight_, bias_); }
+
+Tensor Linear::forward(const Tensor& x) {
+  check(x.defined(), "Linear: undefined input");
+  check(x.dim() >= 1 && x.shape().back() == options_.in_features,
+        "Linear: input shape {} does not match in_features {}", x.shape(), options_.in_features);
+  check(x.dtype() == weight_.dtype(), "Linear: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
+        dtype_name(weight_.dtype()));
+  return linear(x, weight_, bias_);
+}
+
+Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
+  check(o.in_channels > 0 && o.out_channels > 0, "Conv2d: in_channels and out_channels must be positive, got {} and {}",
+        o.in_channels, o.out_channels);
+  check(o.kernel_size.h > 0 && o.kernel_size.w > 0, "Conv2d: kernel_size must be positive, got ({}, {})",
+        o.kernel_size.h, o.kernel_size.w);
+  check(o.stride.h > 0 && o.stride.w > 0, "Conv2d: stride must be positive, got ({}, {})", o.stride.h, o.stride.w);
+  check(o.padding.h >= 0 && o.padding.w >= 0, "Conv2d: padding must be non-negative, got ({}, {})", o.padding.h,
+        o.padding.w);
+  weight_ = register_parameter("weight",
+                               Tensor::empty({o.out_channels, o.in_channels, o.kernel_size.h, o.kernel_size.w}));
+  if (o.bias) bias_ = register_parameter("bias", Tensor::empty({o.out_channels}));
+  reset_parameters();
+}
+
+void Conv2d::reset_parameters() { reset_weight_and_bias(weight_, bias_); }
+
+Tensor Conv2d::forward(const Tensor& x) {
+  check_image(x, "Conv2d");
+  check(x.shape()[1] == options_.in_channels, "Conv2d: input shape {} has {} channels, but in_channels is {}",
+        x.shape(), x.shape()[1], options_.in_channels);
+  check(x.dtype() == weight_.dtype(), "Conv2d: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
+        dtype_name(weight_.dtype()));
+  return detail::conv2d(x, weight_, bias_, {.stride = options_.stride, .padding = options_.padding});
+}
+
+MaxPool2d::MaxPool2d(const MaxPool2dOptions& o) : opts_(pool_options(o, "MaxPool2d")) {}
+
+Tensor MaxPool2d::forward(const Tensor& x) {
+  check_image(x, "MaxPool2d");
+  return detail::max_pool2d(x, opts_);
+}
+
+AvgPool2d::AvgPool2d(const AvgPool2dOptions& o) : opts_(pool_options(o, "AvgPool2d")) {}
+
+Tensor AvgPool2d::forward(const Tensor& x) {
+  check_image(x, "AvgPool2d");
+  return detail::avg_pool2d(x, opts_);
+}
+
+Tensor Flatten::forward(const Tensor& x) {
+  check(x.defined(), "Flatten: undefined input");
+  check(x.dim() > 0, "Flatten: cannot flatten a 0-d tensor");
+  auto wrap = [&](int64_t d) { return d < 0 ? d + x.dim() : d; };
+  check(wrap(start_dim_) >= 0 && wrap(start_dim_) < x.dim() && wrap(end_dim_) >= wrap(start_dim_) &&
+            wrap(end_dim_) < x.dim(),
+        "Flatten: dims {}..{} are not a valid range for input shape {}", start_dim_, end_dim_, x.shape());
+  return flatten(x, start_dim_, end_dim_);
+}
+
+Dropout::Dropout(double p) : p_(p) {
+  check(p >= 0.0 && p <= 1.0, "Dropout: probability must be in [0, 1], got {}", p);
+}
+
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training()); }
+
+Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope_); }
+Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
+Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
+
+}  // namespace xg::nn

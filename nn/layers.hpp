@@ -1,0 +1,137 @@
+// Layers with PyTorch's arguments, defaults, parameter names and initialisation: Linear, Conv2d,
+// pooling, Flatten, Dropout and the activations. Options are aggregates with libtorch's names:
+//   nn::Conv2d({.in_channels = 3, .out_channels = 8, .kernel_size = 3, .padding = 1})
+// Parameters are read through accessors (fc->weight()), not public members: a member could be
+// rebound to a new tensor and silently stop being the registered parameter.
+#pragma once
+
+#include <optional>
+
+#include "nn/module.hpp"
+#include "ops/ops.hpp"
+
+namespace xg::nn {
+
+struct LinearOptions {
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  bool bias = true;
+};
+
+// y = x W^T + b; x [*, in_features] -> [*, out_features]; weight [out, in], bias [out].
+class Linear : public Module {
+ public:
+  explicit Linear(const LinearOptions& options);
+  Linear(int64_t in_features, int64_t out_features, bool bias = true)
+      : Linear(LinearOptions{in_features, out_features, bias}) {}
+  Tensor forward(const Tensor& x) override;
+  // torch.nn.Linear.reset_parameters: weight kaiming_uniform(a = sqrt(5)), i.e. U(+-1/sqrt(in));
+  // bias U(+-1/sqrt(in)).
+  void reset_parameters();
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }  // undefined without bias
+  const LinearOptions& options() const { return options_; }
+
+ private:
+  LinearOptions options_;
+  Tensor weight_, bias_;
+};
+
+struct Conv2dOptions {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  Pair2 kernel_size = 0;  // required
+  Pair2 stride = 1;
+  Pair2 padding = 0;      // zeros
+  bool bias = true;
+};
+
+// x [N, in_channels, H, W] -> [N, out_channels, HO, WO]; weight [out, in, KH, KW], bias [out].
+class Conv2d : public Module {
+ public:
+  explicit Conv2d(const Conv2dOptions& options);
+  Conv2d(int64_t in_channels, int64_t out_channels, Pair2 kernel_size)
+      : Conv2d(Conv2dOptions{.in_channels = in_channels, .out_channels = out_channels, .kernel_size = kernel_size}) {}
+  Tensor forward(const Tensor& x) override;
+  void reset_parameters();  // as Linear, with fan_in = in_channels * KH * KW
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Conv2dOptions& options() const { return options_; }
+
+ private:
+  Conv2dOptions options_;
+  Tensor weight_, bias_;
+};
+
+struct MaxPool2dOptions {
+  Pair2 kernel_size = 0;          // required
+  std::optional<Pair2> stride{};  // default: kernel_size
+  Pair2 padding = 0;
+};
+using AvgPool2dOptions = MaxPool2dOptions;  // avg counts zero padding in the average (count_include_pad)
+
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(const MaxPool2dOptions& options);
+  explicit MaxPool2d(Pair2 kernel_size) : MaxPool2d(MaxPool2dOptions{.kernel_size = kernel_size}) {}
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  Pool2dOptions opts_;
+};
+
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(const AvgPool2dOptions& options);
+  explicit AvgPool2d(Pair2 kernel_size) : AvgPool2d(AvgPool2dOptions{.kernel_size = kernel_size}) {}
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  Pool2dOptions opts_;
+};
+
+// Flattens dims start_dim..end_dim into one: [N, C, H, W] -> [N, C*H*W] by default.
+class Flatten : public Module {
+ public:
+  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim_(start_dim), end_dim_(end_dim) {}
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  int64_t start_dim_, end_dim_;
+};
+
+// Inverted dropout with drop probability p while training; the identity in eval().
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  double p_;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope_(negative_slope) {}
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  double negative_slope_;
+};
+
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+}  // namespace xg::nn

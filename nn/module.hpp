@@ -1,0 +1,105 @@
+// xg::nn::Module: the base of every layer and model; parameters, buffers and submodules by name.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "autograd/tensor.hpp"
+
+namespace xg::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;  // in registration order
+using Metadata = std::map<std::string, std::string>;               // a checkpoint's free-form strings
+
+// Ownership. A Module cannot be copied. Submodules live in std::shared_ptr: register_module stores
+// the pointer and returns it, and the model keeps that very pointer as its member:
+//
+//   struct Net : nn::Module {
+//     std::shared_ptr<nn::Linear> fc = register_module("fc", nn::Linear(4, 3));  // moved in
+//     Tensor forward(const Tensor& x) override { return fc->forward(x); }
+//   };
+//
+// The registry and the member are one object, so train()/eval(), load() and optimizers act on the
+// module forward() uses. Registering a named local (`register_module("fc", fc)`) does not compile:
+// it would copy, and the copy would silently diverge. Pass a temporary or a std::shared_ptr.
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  Module(Module&&) = default;  // lets a temporary be moved into its shared_ptr
+  Module& operator=(Module&&) = delete;
+
+  // The one-input forward Sequential chains; a model with other inputs declares its own.
+  virtual Tensor forward(const Tensor& x);
+  Tensor operator()(const Tensor& x) { return forward(x); }
+  // The class name without namespaces ("Linear", "Net"): the first word of every error message.
+  virtual std::string name() const;
+
+  // Names are non-empty, have no '.', and are unique within the module. Parameters become leaves
+  // that require grad (unless requires_grad = false). The same handle is returned, so a layer keeps
+  // it as a member: both refer to one tensor.
+  Tensor register_parameter(std::string name, Tensor t, bool requires_grad = true);
+  Tensor register_buffer(std::string name, Tensor t);
+  template <class M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+    static_assert(std::is_base_of_v<Module, M>, "register_module: not a Module");
+    add_child(std::move(name), module);
+    return module;
+  }
+  template <class M>
+    requires std::is_base_of_v<Module, std::remove_cvref_t<M>>
+  std::shared_ptr<std::remove_cvref_t<M>> register_module(std::string name, M&& module) {
+    static_assert(!std::is_lvalue_reference_v<M>,
+                  "register_module: pass a temporary or a std::shared_ptr; registering a named module would "
+                  "copy it, and the copy would diverge from the one forward() uses");
+    return register_module(std::move(name), std::make_shared<std::remove_cvref_t<M>>(std::move(module)));
+  }
+
+  // Dotted names ("features.0.weight"): own entries first, then each child's, in registration order.
+  // A tensor registered twice is listed once (as PyTorch's named_parameters).
+  std::vector<Tensor> parameters(bool recurse = true) const;
+  NamedTensors named_parameters(bool recurse = true) const;
+  std::vector<Tensor> buffers(bool recurse = true) const;
+  NamedTensors named_buffers(bool recurse = true) const;
+  std::vector<std::shared_ptr<Module>> children() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+
+  virtual void train(bool on = true);  // this module and every descendant
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();  // drops every parameter's gradient (PyTorch's set_to_none)
+  // Converts floating parameters and buffers in place (PyTorch's module.to(dtype)): every handle to
+  // them, including a layer's members and an optimizer's list, sees the new dtype. Drops gradients.
+  void to(Dtype dtype);
+
+  // Parameters and buffers of this module, then of each child, by dotted name (PyTorch's order).
+  NamedTensors state_dict() const;
+  // All or nothing: missing, unexpected and wrongly shaped entries are collected into one xg::Error
+  // and nothing is copied. Floating values convert dtype as copy_ does; integer/floating mismatch
+  // is an error.
+  void load_state_dict(const NamedTensors& state);
+  // A .safetensors checkpoint of state_dict() (see checkpoint.hpp); the write is atomic.
+  void save(const std::string& path, const Metadata& metadata = {}) const;
+  // Reads a checkpoint written by save (or by Python's safetensors); returns its metadata.
+  Metadata load(const std::string& path);
+
+ private:
+  void add_child(std::string name, std::shared_ptr<Module> module);
+  void check_new_name(const std::string& name, const char* what) const;
+  void collect(const std::string& prefix, bool params, bool buffers, bool recurse, bool dedupe,
+               NamedTensors& out) const;
+  std::string mismatches(const NamedTensors& state) const;  // empty when state fits the model
+
+  NamedTensors params_;
+  NamedTensors buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace xg::nn

@@ -1,0 +1,10 @@
+// xg::nn: modules, layers, initialisers and .safetensors checkpoints.
+#pragma once
+
+#include "nn/checkpoint.hpp"
+#include "nn/init.hpp"
+#include "nn/layers.hpp"
+#include "nn/module.hpp"
+#include "nn/norm.hpp"
+#include "nn/reference_ops.hpp"
+#include "nn/sequential.hpp"

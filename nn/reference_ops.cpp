@@ -1,0 +1,37 @@
+// The fused-or-reference switch and the calls it routes.
+#include "nn/reference_ops.hpp"
+
+#include <atomic>
+
+namespace xg::nn {
+
+namespace {
+std::atomic<bool> reference_ops{false};
+}
+
+void set_use_reference_ops(bool on) { reference_ops.store(on); }
+bool use_reference_ops() { return reference_ops.load(); }
+
+namespace detail {
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const xg::Conv2dOptions& opts) {
+  return use_reference_ops() ? xg::ref::conv2d(x, weight, bias, opts) : xg::conv2d(x, weight, bias, opts);
+}
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  return use_reference_ops() ? xg::ref::max_pool2d(x, opts) : xg::max_pool2d(x, opts);
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  return use_reference_ops() ? xg::ref::avg_pool2d(x, opts) : xg::avg_pool2d(x, opts);
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  return use_reference_ops()
+             ? xg::ref::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+             : xg::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps);
+}
+
+}  // namespace detail
+}  // namespace xg::nn

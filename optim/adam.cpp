@@ -1,0 +1,66 @@
+// Adam and AdamW (decoupled weight decay): option checks and the per-element update loop.
+#include <algorithm>
+#include <cmath>
+
+#include "optim/optimizers.hpp"
+
+namespace xg::optim {
+
+namespace {
+void check_adam(const AdamOptions& o, const char* op) {
+  check(o.lr >= 0, "{}: lr must be non-negative, got {}", op, o.lr);
+  check(o.eps >= 0, "{}: eps must be non-negative, got {}", op, o.eps);
+  check(o.weight_decay >= 0, "{}: weight_decay must be non-negative, got {}", op, o.weight_decay);
+  check(o.betas.first >= 0 && o.betas.first < 1 && o.betas.second >= 0 && o.betas.second < 1,
+        "{}: betas must be in [0, 1), got ({}, {})", op, o.betas.first, o.betas.second);
+}
+
+AdamOptions as_adam(const AdamWOptions& o) { return {o.lr, o.betas, o.eps, o.weight_decay, o.amsgrad}; }
+}  // namespace
+
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& o) : Adam(std::move(params), o, false, "Adam") {}
+
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& o, bool decoupled, const char* name)
+    : Optimizer(std::move(params), o.lr, name), options_(o), decoupled_(decoupled) {
+  check_adam(o, name);
+}
+
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o) : Adam(std::move(params), as_adam(o), true, "AdamW") {}
+
+void Adam::set_momentum(double beta1) {
+  check(beta1 >= 0 && beta1 < 1, "{}: beta1 must be in [0, 1), got {}", name(), beta1);
+  options_.betas.first = beta1;
+}
+
+void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
+  const AdamOptions& o = options_;
+  Tensor m = buffer(state, "exp_avg", param);
+  Tensor v = buffer(state, "exp_avg_sq", param);
+  Tensor vmax = o.amsgrad ? buffer(state, "max_exp_avg_sq", param) : Tensor();
+  const auto [b1, b2] = o.betas;
+  const double t = static_cast<double>(state.step);
+  const double step_size = lr_ / (1 - std::pow(b1, t));
+  const double bc2_sqrt = std::sqrt(1 - std::pow(b2, t));
+  dispatch_floating(param.dtype(), [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* pm = m.data<T>();
+    T* pv = v.data<T>();
+    T* pmax = vmax.defined() ? vmax.data<T>() : nullptr;
+    const T wd = static_cast<T>(o.weight_decay), decay = static_cast<T>(1 - lr_ * o.weight_decay),
+            beta1 = static_cast<T>(b1), beta2 = static_cast<T>(b2), eps = static_cast<T>(o.eps),
+            ss = static_cast<T>(step_size), bc = static_cast<T>(bc2_sqrt);
+    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
+      T d = g[i];
+      if (decoupled_) w[i] *= decay;
+      else if (o.weight_decay != 0) d += wd * w[i];
+      pm[i] += (1 - beta1) * (d - pm[i]);  // lerp towards g
+      pv[i] = beta2 * pv[i] + (1 - beta2) * d * d;
+      T second = pv[i];
+      if (pmax) second = pmax[i] = std::max(pmax[i], pv[i]);
+      w[i] -= ss * (pm[i] / (std::sqrt(second) / bc + eps));
+    }
+  });
+}
+
+}  // namespace xg::optim

@@ -1,0 +1,6 @@
+// xg::optim: optimizers, learning-rate schedules and gradient clipping.
+#pragma once
+
+#include "optim/optimizer.hpp"
+#include "optim/optimizers.hpp"
+#include "optim/schedule.hpp"

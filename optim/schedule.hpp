@@ -1,0 +1,113 @@
+// Learning-rate schedules (torch.optim.lr_scheduler): StepLR, ExponentialLR (CS231n's per-epoch
+// decay), CosineAnnealingLR and OneCycleLR. A schedule holds a reference to its optimizer, which
+// must outlive it. Construction sets the epoch-0 rate; step() advances one epoch (one batch for
+// OneCycleLR), called after optimizer.step().
+#pragma once
+
+#include "optim/optimizer.hpp"
+
+namespace xg::optim {
+
+class LRScheduler {
+ public:
+  virtual ~LRScheduler() = default;
+  void step();
+  double get_last_lr() const { return last_lr_; }
+  int64_t last_epoch() const { return last_epoch_; }
+  // "last_epoch" (i64) and "base_lr" (f64): restored together with the optimizer's own state.
+  NamedTensors state_dict() const;
+  void load_state_dict(const NamedTensors& state);
+
+ protected:
+  LRScheduler(Optimizer& optimizer, const char* name);
+  void initial_step();  // call at the end of the derived constructor: epoch 0
+  virtual double lr_at(int64_t epoch) const = 0;
+  virtual void on_step(int64_t) {}  // extra per-step work (OneCycleLR's momentum)
+
+  Optimizer& optimizer_;
+  double base_lr_;
+  const char* name_;
+
+ private:
+  int64_t last_epoch_ = -1;
+  double last_lr_ = 0;
+};
+
+// lr = base_lr * gamma^(epoch / step_size)   (integer division)
+class StepLR : public LRScheduler {
+ public:
+  StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
+
+ protected:
+  double lr_at(int64_t epoch) const override;
+
+ private:
+  int64_t step_size_;
+  double gamma_;
+};
+
+// lr = base_lr * gamma^epoch: CS231n's `learning_rate *= lr_decay` after every epoch.
+class ExponentialLR : public LRScheduler {
+ public:
+  ExponentialLR(Optimizer& optimizer, double gamma);
+
+ protected:
+  double lr_at(int64_t epoch) const override;
+
+ private:
+  double gamma_;
+};
+
+// lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2  (PyTorch's closed form)
+class CosineAnnealingLR : public LRScheduler {
+ public:
+  CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0.0);
+
+ protected:
+  double lr_at(int64_t epoch) const override;
+
+ private:
+  int64_t T_max_;
+  double eta_min_;
+};
+
+enum class AnnealStrategy { cos, linear };
+
+struct OneCycleLROptions {
+  double max_lr = 0;         // required
+  int64_t total_steps = 0;   // or epochs * steps_per_epoch
+  int64_t epochs = 0;
+  int64_t steps_per_epoch = 0;
+  double pct_start = 0.3;
+  AnnealStrategy anneal_strategy = AnnealStrategy::cos;
+  bool cycle_momentum = true;  // needs an optimizer with momentum or beta1
+  double base_momentum = 0.85;
+  double max_momentum = 0.95;
+  double div_factor = 25.0;         // initial_lr = max_lr / div_factor
+  double final_div_factor = 1e4;    // min_lr = initial_lr / final_div_factor
+  bool three_phase = false;
+};
+
+// Warm up from initial_lr to max_lr over pct_start of the steps, then anneal to min_lr; momentum
+// moves the opposite way between max_momentum and base_momentum. Stepped once per batch.
+class OneCycleLR : public LRScheduler {
+ public:
+  OneCycleLR(Optimizer& optimizer, const OneCycleLROptions& options);
+
+ protected:
+  double lr_at(int64_t step) const override;
+  void on_step(int64_t step) override;
+
+ private:
+  struct Phase {
+    double end_step, start_lr, end_lr, start_momentum, end_momentum;
+  };
+  // Interpolates within the phase holding `step`; momentum when `momentum` is true.
+  double at(int64_t step, bool momentum) const;
+
+  OneCycleLROptions options_;
+  int64_t total_steps_;
+  std::vector<Phase> phases_;
+};
+
+}  // namespace xg::optim

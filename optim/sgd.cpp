@@ -1,0 +1,130 @@
+// SGD, RMSprop and Adagrad: option checks and the per-element update loops.
+#include <cmath>
+
+#include "optim/optimizers.hpp"
+
+namespace xg::optim {
+
+namespace {
+void check_common(const char* op, double lr, double weight_decay) {
+  check(lr >= 0, "{}: lr must be non-negative, got {}", op, lr);
+  check(weight_decay >= 0, "{}: weight_decay must be non-negative, got {}", op, weight_decay);
+}
+
+void check_sgd(const SGDOptions& o) {
+  check_common("SGD", o.lr, o.weight_decay);
+  check(o.momentum >= 0, "SGD: momentum must be non-negative, got {}", o.momentum);
+  check(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
+        "SGD: nesterov needs momentum > 0 and dampening = 0, got momentum {} and dampening {}", o.momentum,
+        o.dampening);
+}
+}  // namespace
+
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& o) : Optimizer(std::move(params), o.lr, "SGD"), options_(o) {
+  check_sgd(o);
+}
+
+void SGD::set_momentum(double m) {
+  SGDOptions o = options_;
+  o.momentum = m;
+  check_sgd(o);
+  options_ = o;
+}
+
+void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state) {
+  const SGDOptions& o = options_;
+  const bool first = !state.buffers.count("momentum_buffer");  // PyTorch: "buf is None"
+  Tensor buf = o.momentum != 0 ? buffer(state, "momentum_buffer", param) : Tensor();
+  dispatch_floating(param.dtype(), [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* b = buf.defined() ? buf.data<T>() : nullptr;
+    const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum),
+            keep = static_cast<T>(1 - o.dampening);
+    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
+      T d = g[i];
+      if (o.weight_decay != 0) d += wd * w[i];
+      if (b) {
+        b[i] = first ? d : mom * b[i] + keep * d;
+        d = o.nesterov ? d + mom * b[i] : b[i];
+      }
+      w[i] -= lr * d;
+    }
+  });
+}
+
+RMSprop::RMSprop(std::vector<Tensor> params, const RMSpropOptions& o)
+    : Optimizer(std::move(params), o.lr, "RMSprop"), options_(o) {
+  check_common("RMSprop", o.lr, o.weight_decay);
+  check(o.alpha >= 0, "RMSprop: alpha must be non-negative, got {}", o.alpha);
+  check(o.eps >= 0, "RMSprop: eps must be non-negative, got {}", o.eps);
+  check(o.momentum >= 0, "RMSprop: momentum must be non-negative, got {}", o.momentum);
+}
+
+void RMSprop::set_momentum(double m) {
+  check(m >= 0, "RMSprop: momentum must be non-negative, got {}", m);
+  options_.momentum = m;
+}
+
+void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state) {
+  const RMSpropOptions& o = options_;
+  Tensor sq = buffer(state, "square_avg", param);
+  Tensor mb = o.momentum > 0 ? buffer(state, "momentum_buffer", param) : Tensor();
+  Tensor ga = o.centered ? buffer(state, "grad_avg", param) : Tensor();
+  dispatch_floating(param.dtype(), [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* s = sq.data<T>();
+    T* b = mb.defined() ? mb.data<T>() : nullptr;
+    T* a = ga.defined() ? ga.data<T>() : nullptr;
+    const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), alpha = static_cast<T>(o.alpha),
+            eps = static_cast<T>(o.eps), mom = static_cast<T>(o.momentum);
+    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
+      T d = g[i];
+      if (o.weight_decay != 0) d += wd * w[i];
+      s[i] = alpha * s[i] + (1 - alpha) * d * d;
+      T avg;
+      if (a) {
+        a[i] += (1 - alpha) * (d - a[i]);
+        avg = std::sqrt(s[i] - a[i] * a[i]) + eps;
+      } else {
+        avg = std::sqrt(s[i]) + eps;
+      }
+      if (b) {
+        b[i] = mom * b[i] + d / avg;
+        w[i] -= lr * b[i];
+      } else {
+        w[i] -= lr * (d / avg);
+      }
+    }
+  });
+}
+
+Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& o)
+    : Optimizer(std::move(params), o.lr, "Adagrad"), options_(o) {
+  check_common("Adagrad", o.lr, o.weight_decay);
+  check(o.lr_decay >= 0, "Adagrad: lr_decay must be non-negative, got {}", o.lr_decay);
+  check(o.initial_accumulator_value >= 0, "Adagrad: initial_accumulator_value must be non-negative, got {}",
+        o.initial_accumulator_value);
+  check(o.eps >= 0, "Adagrad: eps must be non-negative, got {}", o.eps);
+}
+
+void Adagrad::update(const Tensor& param, const Tensor& grad, ParamState& state) {
+  const AdagradOptions& o = options_;
+  Tensor sum = buffer(state, "sum", param, o.initial_accumulator_value);
+  const double clr = lr_ / (1 + static_cast<double>(state.step - 1) * o.lr_decay);
+  dispatch_floating(param.dtype(), [&]<class T>() {
+    T* w = param.data<T>();
+    const T* g = grad.data<T>();
+    T* s = sum.data<T>();
+    const T lr = static_cast<T>(clr), wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps);
+    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
+      T d = g[i];
+      if (o.weight_decay != 0) d += wd * w[i];
+      s[i] += d * d;
+      w[i] -= lr * (d / (std::sqrt(s[i]) + eps));
+    }
+  });
+}
+
+}  // namespace xg::optim

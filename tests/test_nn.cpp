@@ -257,3 +257,32 @@ TEST_CASE("Module: fused ops and the ref route give the same loss, gradients and
     CHECK(allclose(s_fused[i].second, s_ref[i].second, 1e-12, 1e-14));
   }
 }
+
+TEST_CASE("nn: initialisers and the remaining bad-input paths") {
+  manual_seed(8);
+  Tensor w = Tensor::empty({64, 100});
+  nn::init::kaiming_uniform_(w);  // a = 0: bound = sqrt(6 / fan_in)
+  auto v = w.to_vector<float>();
+  const double bound = std::sqrt(6.0 / 100);
+  CHECK(*std::max_element(v.begin(), v.end()) <= bound);
+  CHECK(*std::max_element(v.begin(), v.end()) > 0.95 * bound);
+  CHECK(nn::init::calculate_fan_in_and_fan_out(zeros({8, 3, 5, 5})) == std::pair<int64_t, int64_t>{75, 200});
+  CHECK_ERROR(nn::init::kaiming_uniform_(zeros({4})),
+              "calculate_fan_in_and_fan_out: needs a tensor with at least 2 dims, got shape [4]");
+  CHECK_ERROR(nn::init::uniform_(zeros({2}, Dtype::i64), 0, 1), "uniform_: needs a floating tensor, got i64");
+
+  nn::Linear fc(3, 2);
+  CHECK_ERROR(fc.to(Dtype::i64), "Linear: to: dtype must be f32 or f64, got i64");
+  CHECK_ERROR(fc.forward(ones({2, 3}, Dtype::f64)), "Linear: input dtype f64 does not match weight dtype f32");
+  CHECK_ERROR(fc.forward(Tensor()), "Linear: undefined input");
+  CHECK_ERROR(nn::MaxPool2d(0), "MaxPool2d: kernel_size must be positive, got (0, 0)");
+  CHECK_ERROR(nn::MaxPool2d({.kernel_size = 2, .stride = Pair2{0, 1}}), "MaxPool2d: stride must be positive, got (0, 1)");
+  CHECK_ERROR(nn::Conv2d({.in_channels = 1, .out_channels = 1, .kernel_size = 3, .stride = 0}),
+              "Conv2d: stride must be positive, got (0, 0)");
+  CHECK_ERROR(nn::LayerNorm(Shape{}), "LayerNorm: normalized_shape must not be empty");
+  CHECK_ERROR(nn::BatchNorm1d({.num_features = 2, .momentum = 1.5}), "BatchNorm1d: momentum must be in [0, 1], got 1.5");
+  CHECK_ERROR(nn::BatchNorm1d(2).forward(ones({2, 2, 2, 2})), "BatchNorm1d: input must be [N,C] or [N,C,L], got shape [2,2,2,2]");
+  nn::Sequential empty;
+  CHECK(empty.is_empty());
+  CHECK(allclose(empty.forward(ones({2})), ones({2})));  // an empty Sequential is the identity, as PyTorch's
+}

@@ -284,3 +284,31 @@ TEST_CASE("optimizers: bad input names the optimizer") {
   Adagrad no_momentum({w});
   CHECK_ERROR(no_momentum.set_momentum(0.9), "Adagrad: has no momentum");
 }
+
+TEST_CASE("schedules: state round trip and bad input") {
+  Tensor w = ones({1});
+  w.requires_grad_();
+  SGD opt({w}, {.lr = 0.1});
+  CosineAnnealingLR sched(opt, 10);
+  sched.step();
+  sched.step();
+  nn::NamedTensors saved = sched.state_dict();
+  SGD opt2({w}, {.lr = 0.1});
+  CosineAnnealingLR resumed(opt2, 10);
+  resumed.load_state_dict(saved);
+  opt2.set_lr(opt.lr());  // the optimizer's own state carries the current rate
+  sched.step();
+  resumed.step();
+  CHECK(resumed.last_epoch() == 3);
+  CHECK(opt2.lr() == opt.lr());
+  CHECK_ERROR(resumed.load_state_dict({{"last_epoch", scalar_tensor(1, Dtype::i64)}}),
+              "CosineAnnealingLR: load_state_dict: needs 'base_lr'");
+  CHECK_ERROR(resumed.load_state_dict({{"epoch", scalar_tensor(1, Dtype::i64)}}),
+              "CosineAnnealingLR: load_state_dict: unexpected 'epoch'");
+  CHECK_ERROR(CosineAnnealingLR(opt, 0), "CosineAnnealingLR: T_max must be positive, got 0");
+  CHECK_ERROR(ExponentialLR(opt, 0.0), "ExponentialLR: gamma must be positive, got 0");
+  CHECK_ERROR(OneCycleLR(opt, {.max_lr = 1.0, .total_steps = 10, .pct_start = 1.5}),
+              "OneCycleLR: pct_start must be in [0, 1], got 1.5");
+  CHECK_ERROR(opt.set_lr(-0.5), "SGD: learning rate must be non-negative, got -0.5");
+  CHECK_ERROR(opt.load_state_dict({}), "SGD: load_state_dict: missing 'lr'; missing 'momentum'");
+}

@@ -12,6 +12,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A bound on one file (100,000 records, ten times an official batch), so that a hostile or wrong file
+// gets an error instead of an attempt to allocate its size.
+constexpr uintmax_t kMaxFileBytes = 100000 * kRecordBytes;
+
 // How to get the files, appended to every "missing" message.
 std::string where_to_get(const std::string& root) {
   return fmt::format(
@@ -31,6 +35,9 @@ void read_file(const fs::path& path, const std::string& root, std::vector<uint8_
   const uintmax_t bytes = fs::file_size(path, ec);
   check(!ec, "CIFAR10: cannot get the size of {}: {}", name, ec.message());
   check(bytes > 0, "CIFAR10: file {} is empty (0 bytes); expected records of {} bytes", name, kRecordBytes);
+  check(bytes <= kMaxFileBytes,
+        "CIFAR10: file {} has {} bytes, more than {} records; an official batch file holds 10000 ({} bytes)", name,
+        bytes, kMaxFileBytes / kRecordBytes, 10000 * kRecordBytes);
   check(bytes % kRecordBytes == 0,
         "CIFAR10: file {} has {} bytes, not a multiple of {} (1 label byte + {} pixel bytes per record): "
         "truncated, or not a CIFAR-10 binary file",
@@ -77,8 +84,14 @@ CIFAR10::CIFAR10(const std::string& root, bool train) {
   }
   std::vector<uint8_t> images;
   std::vector<int64_t> labels;
-  images.reserve(files.size() * 10000 * kImageBytes);
-  labels.reserve(files.size() * 10000);
+  int64_t total = 0;  // records, from the sizes; read_file reports any bad size
+  for (const auto& f : files) {
+    std::error_code ec;
+    const uintmax_t bytes = fs::file_size(fs::path(root) / f, ec);
+    if (!ec && bytes <= kMaxFileBytes) total += static_cast<int64_t>(bytes / kRecordBytes);
+  }
+  images.reserve(static_cast<size_t>(total * kImageBytes));
+  labels.reserve(static_cast<size_t>(total));
   size_t first_count = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     const size_t before = labels.size();

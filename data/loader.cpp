@@ -88,15 +88,17 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, i
   return out;
 }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   check(epoch >= 0, "DataLoader: epoch must be >= 0, got {}", epoch);
+  check(first_batch >= 0 && first_batch <= num_batches_, "DataLoader: first_batch must be in [0, {}], got {}",
+        num_batches_, first_batch);
   auto order = std::make_shared<const std::vector<int64_t>>(epoch_order(epoch));
   {
     std::lock_guard lk(mu_);
     ++generation_;
     epoch_ = epoch;
     order_ = std::move(order);
-    produced_ = consumed_ = 0;
+    produced_ = consumed_ = first_batch;
     ready_.clear();
     error_ = nullptr;
     started_ = true;

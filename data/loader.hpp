@@ -47,8 +47,9 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  // Begins epoch `epoch` (>= 0), abandoning what is left of the previous one.
-  void start_epoch(int64_t epoch);
+  // Begins epoch `epoch` (>= 0) at batch `first_batch` (to resume mid-epoch: the batches are those
+  // the whole epoch would give from there), abandoning what is left of the previous epoch.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the current epoch, nullopt at its end. An error while preparing a batch
   // (also on the prefetch thread) arrives here as xg::Error.
   std::optional<Batch> next();

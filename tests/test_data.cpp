@@ -66,6 +66,14 @@ TEST_CASE("cifar: every bad file gives a clear error naming the file") {
     write_bytes(f3, bytes);
     CHECK_ERROR(CIFAR10(tmp.str(), true), f3.string() + " record 4 has label 10, labels must be 0..9");
   }
+  SUBCASE("a text file of the right size") {
+    write_bytes(f3, std::vector<uint8_t>(6 * 3073, 'A'));
+    CHECK_ERROR(CIFAR10(tmp.str(), true), f3.string() + " record 0 has label 65");
+  }
+  SUBCASE("a file far larger than any batch is refused before allocating") {
+    fs::resize_file(f3, uintmax_t{100001} * 3073);  // sparse: no disk space used
+    CHECK_ERROR(CIFAR10(tmp.str(), true), f3.string() + " has 307303073 bytes, more than 100000 records");
+  }
   SUBCASE("empty file") {
     write_bytes(tmp.path / "test_batch.bin", {});
     CHECK_ERROR(CIFAR10(tmp.str(), false), "test_batch.bin is empty");

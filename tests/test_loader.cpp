@@ -221,13 +221,27 @@ TEST_CASE("loader: the same batches with and without the prefetch thread") {
   }
 }
 
-TEST_CASE("loader: a new epoch mid-epoch, and destruction mid-epoch, are clean") {
+TEST_CASE("loader: a new epoch or a resume mid-epoch, and destruction mid-epoch, are clean") {
   auto ds = synthetic(30);
   const DataLoaderOptions opts{.batch_size = 4, .random_flip = true, .seed = 2};
   DataLoader a(Subset(ds), opts), fresh(Subset(ds), opts);
   a.start_epoch(0);
   REQUIRE(a.next().has_value());
   CHECK(same_bits(whole_epoch(a, 1), whole_epoch(fresh, 1)));
+  // Resuming mid-epoch gives the rest of the same epoch.
+  const auto full = whole_epoch(fresh, 2);
+  for (bool prefetch : {true, false}) {
+    DataLoaderOptions o = opts;
+    o.prefetch = prefetch;
+    DataLoader resumed(Subset(ds), o);
+    std::vector<Batch> rest;
+    resumed.start_epoch(2, 5);
+    while (auto b = resumed.next()) rest.push_back(*b);
+    CHECK(same_bits(rest, std::vector<Batch>(full.begin() + 5, full.end())));
+    resumed.start_epoch(2, resumed.num_batches());
+    CHECK(!resumed.next().has_value());
+  }
+  CHECK_ERROR(fresh.start_epoch(0, 9), "DataLoader: first_batch must be in [0, 8], got 9");
   for (int i = 0; i < 20; ++i) {
     DataLoader l(Subset(ds), opts);
     l.start_epoch(static_cast<int64_t>(i));

@@ -106,8 +106,8 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   if (opts_.prefetch && !worker_.joinable() && num_batches_ > 0) {
     try {
       worker_ = std::thread([this] { worker_loop(); });
-    } catch (const std::system_error& e) {
-      fail("DataLoader: cannot start the prefetch thread: {}", e.what());
+    } catch (const std::system_error&) {
+      // No thread to be had (resource limits): next() builds the batches itself, the same ones.
     }
   }
   worker_cv_.notify_all();
@@ -148,7 +148,7 @@ std::optional<Batch> DataLoader::next() {
   std::unique_lock lk(mu_);
   check(started_, "DataLoader: call start_epoch(epoch) (or iterate over epoch(e)) before next()");
   if (consumed_ >= num_batches_) return std::nullopt;
-  if (!opts_.prefetch) {
+  if (!worker_.joinable()) {
     // Same builder, on this thread (no prefetch thread exists to race with).
     const int64_t b = consumed_;
     lk.unlock();

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "autograd/engine.hpp"
+#include "autograd/parallel.hpp"
 #include "ops/ops.hpp"
 
 namespace xg::detail {
@@ -47,6 +48,10 @@ void broadcast_rows(const Shape& out, const std::array<std::vector<int64_t>, K>&
   }
 }
 
+// Elementwise loops split over threads only past this many elements (below it, waking a worker
+// costs more than it saves).
+inline constexpr int64_t elementwise_grain = int64_t{1} << 16;
+
 // out[i] = op(a[i], b[i]) with broadcasting; a and b share dtype T, out has dtype O.
 template <class T, class O, class Op>
 Tensor binary_kernel(const Tensor& a, const Tensor& b, const Shape& shape, Dtype out_dtype, Op op) {
@@ -55,7 +60,16 @@ Tensor binary_kernel(const Tensor& a, const Tensor& b, const Shape& shape, Dtype
   const T* pb = b.data<T>();
   O* po = out.data<O>();
   if (a.shape() == shape && b.shape() == shape) {
-    for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = op(pa[i], pb[i]);
+    parallel_for(0, out.numel(), elementwise_grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) po[i] = op(pa[i], pb[i]);
+    });
+    return out;
+  }
+  if (b.numel() == 1 && a.shape() == shape) {  // tensor-scalar, the other common case
+    const T y = pb[0];
+    parallel_for(0, out.numel(), elementwise_grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) po[i] = op(pa[i], y);
+    });
     return out;
   }
   broadcast_rows<2>(shape, {broadcast_strides(a.shape(), shape), broadcast_strides(b.shape(), shape)},
@@ -77,7 +91,9 @@ Tensor unary_kernel(const Tensor& x, Op op) {
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   const T* p = x.data<T>();
   T* q = out.data<T>();
-  for (int64_t i = 0, n = x.numel(); i < n; ++i) q[i] = op(p[i]);
+  parallel_for(0, x.numel(), elementwise_grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) q[i] = op(p[i]);
+  });
   return out;
 }
 

@@ -62,9 +62,25 @@ Tensor abs(const Tensor& x) {
                 [x](const GradArgs& g) { return Grads{mul(g.grad, sign(x).to(g.grad.dtype()))}; });
 }
 
+namespace {
+// relu's backward: g where out > 0, else 0. Differentiable in g (the mask is constant almost everywhere).
+Tensor relu_backward(const Tensor& g, const Tensor& out) {
+  Tensor dx = Tensor::empty(g.shape(), g.dtype());
+  dispatch(g.dtype(), [&]<class T>() {
+    const T* pg = g.data<T>();
+    const T* po = out.data<T>();
+    T* pd = dx.data<T>();
+    parallel_for(0, g.numel(), detail::elementwise_grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) pd[i] = po[i] > T(0) ? pg[i] : T(0);
+    });
+  });
+  return record("relu_backward", dx, {g}, [out](const GradArgs& gg) { return Grads{relu_backward(gg.grad, out)}; });
+}
+}  // namespace
+
 Tensor relu(const Tensor& x) {
   return record("relu", map_any(x, "relu", [](auto v) { return v < 0 ? decltype(v)(0) : v; }), {x},
-                [](const GradArgs& g) { return Grads{where(gt(g.out, 0.0), g.grad, zero_of(g.grad))}; }, true);
+                [](const GradArgs& g) { return Grads{relu_backward(g.grad, g.out.detach())}; }, true);
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {

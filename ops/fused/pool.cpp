@@ -30,6 +30,23 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
       for (int64_t plane = lo; plane < hi; ++plane) {
         const T* src = px + plane * g.H * g.W;
+        if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+          // The common 2x2/2 case: four loads, no bounds checks. Same tie and NaN rule as below.
+          for (int64_t ho = 0; ho < g.HO; ++ho)
+            for (int64_t wo = 0; wo < g.WO; ++wo) {
+              const int64_t i0 = 2 * ho * g.W + 2 * wo, cand[4] = {i0, i0 + 1, i0 + g.W, i0 + g.W + 1};
+              int64_t at = cand[0];
+              T best = src[at];
+              for (int k = 1; k < 4; ++k) {
+                const T v = src[cand[k]];
+                if (v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = cand[k];
+              }
+              const int64_t o = (plane * g.HO + ho) * g.WO + wo;
+              po[o] = best;
+              pa[o] = static_cast<int32_t>(at);
+            }
+          continue;
+        }
         for (int64_t ho = 0; ho < g.HO; ++ho)
           for (int64_t wo = 0; wo < g.WO; ++wo) {
             const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW;

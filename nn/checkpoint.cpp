@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -171,9 +172,14 @@ void check_layout(const std::string& path, std::vector<Entry> entries, uint64_t 
 }  // namespace
 
 Safetensors load_safetensors(const std::string& path) {
+  std::error_code ec;
+  check(std::filesystem::is_regular_file(path, ec), "load_safetensors: cannot open '{}': not a regular file{}", path,
+        ec ? fmt::format(" ({})", ec.message()) : "");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   check(in.is_open(), "load_safetensors: cannot open '{}': {}", path, std::strerror(errno));
-  const auto size = static_cast<uint64_t>(in.tellg());
+  const std::streamoff end = in.tellg();
+  check(end >= 0, "load_safetensors: cannot read the size of '{}'", path);
+  const auto size = static_cast<uint64_t>(end);
   std::string bytes(size, '\0');
   in.seekg(0);
   in.read(bytes.data(), static_cast<std::streamsize>(size));

@@ -178,6 +178,30 @@ TEST_CASE("safetensors: truncated, corrupted and lying files fail cleanly") {
   expect(raw_file(R"({"__metadata__":{"epoch":3}})", ""), "__metadata__ value of 'epoch' is not a string");
   expect(raw_file(R"({"a":)" + entry("F64", "[1e30]", "[0,8]") + "}", data8), "is not a non-negative integer");
   expect(raw_file(R"({"a":)" + entry("F64", "[4294967296,4294967296,4294967296]", "[0,8]") + "}", data8), "is too large");
+  CHECK_ERROR(nn::load_safetensors(dir.path.string()), "not a regular file");
+
+  // Every truncation and every single-byte corruption either loads or throws xg::Error: nothing
+  // else escapes (no parser exception, no bad_alloc from a lying length, no crash).
+  size_t loaded = 0, rejected = 0;
+  auto probe = [&](const std::string& bytes) {
+    write_file(path, bytes);
+    try {
+      nn::load_safetensors(path);
+      ++loaded;
+    } catch (const Error&) {
+      ++rejected;
+    }
+  };
+  for (size_t len = 0; len < good.size(); ++len) probe(good.substr(0, len));
+  for (size_t i = 0; i < good.size(); ++i)
+    for (char c : {'\0', '\xff', '9', '"', '}', ' '}) {
+      std::string bad = good;
+      bad[i] = c;
+      probe(bad);
+    }
+  CHECK(rejected >= good.size());  // every truncation at least
+  CHECK(loaded > 0);               // corrupted data bytes still parse: the format has no checksum
+
   // A header padded with spaces (as the reference writer does) is fine.
   write_file(path, raw_file(R"({"a":)" + entry("F64", "[1]", "[0,8]") + "}   ", data8));
   CHECK(nn::load_safetensors(path).tensors.size() == 1);

@@ -32,17 +32,18 @@ struct TempDir {
   std::string str() const { return path.string(); }
 };
 
-// Restores CIFAR10_DIR (CI sets it for the real-data test) when a test changes it.
+// Restores an environment variable (CI sets CIFAR10_DIR for the real-data test) at scope exit.
 struct EnvGuard {
+  std::string name;
   std::optional<std::string> saved;
-  EnvGuard() {
-    if (const char* v = std::getenv("CIFAR10_DIR")) saved = v;
+  explicit EnvGuard(std::string var = "CIFAR10_DIR") : name(std::move(var)) {
+    if (const char* v = std::getenv(name.c_str())) saved = v;
   }
   ~EnvGuard() {
     if (saved)
-      setenv("CIFAR10_DIR", saved->c_str(), 1);
+      setenv(name.c_str(), saved->c_str(), 1);
     else
-      unsetenv("CIFAR10_DIR");
+      unsetenv(name.c_str());
   }
 };
 

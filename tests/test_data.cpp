@@ -120,6 +120,43 @@ TEST_CASE("cifar: find_cifar10_dir checks flag, CIFAR10_DIR, ./data, then fails 
   CHECK(find_cifar10_dir("", offline) == (base.path / "cifar-10-batches-bin").string());
 }
 
+TEST_CASE("cifar: find_cifar10_dir downloads with curl and tar (a fake curl: no network)") {
+  EnvGuard env, path("PATH");
+  unsetenv("CIFAR10_DIR");
+  TempDir bin, base, src;
+  // The "archive": a real tar.gz of cifar-10-batches-bin/, which the fake curl copies to its -o path.
+  write_dataset(src.path / "cifar-10-batches-bin");
+  const fs::path archive = src.path / "archive.tar.gz";
+  REQUIRE(std::system(fmt::format("tar czf '{}' -C '{}' cifar-10-batches-bin", archive.string(), src.str()).c_str()) ==
+          0);
+  const fs::path curl = bin.path / "curl";
+  {
+    std::ofstream s(curl);
+    s << "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then out=$2; fi; shift; done\n"
+      << "[ -n \"$FAKE_CURL_FAIL\" ] && exit 22\ncp '" << archive.string() << "' \"$out\"\n";
+  }
+  fs::permissions(curl, fs::perms::owner_all);
+  const std::string old_path = path.saved.value_or("/usr/bin:/bin");
+  const FindOptions online{.download = true, .base = (base.path / "data").string()};
+
+  {
+    EnvGuard fail_flag("FAKE_CURL_FAIL");
+    setenv("FAKE_CURL_FAIL", "1", 1);
+    setenv("PATH", (bin.str() + ":" + old_path).c_str(), 1);
+    CHECK_ERROR(find_cifar10_dir("", online), "the download failed (curl -fL");
+    CHECK(!fs::exists(base.path / "data" / "cifar-10-binary.tar.gz"));  // no partial archive left
+  }
+  setenv("PATH", (bin.str() + ":" + old_path).c_str(), 1);
+  const std::string dir = find_cifar10_dir("", online);
+  CHECK(dir == (base.path / "data" / "cifar-10-batches-bin").string());
+  CHECK(CIFAR10(dir, true).size() == 30);
+  CHECK(!fs::exists(base.path / "data" / "cifar-10-binary.tar.gz"));  // the archive is removed once unpacked
+
+  TempDir empty;
+  setenv("PATH", empty.str().c_str(), 1);
+  CHECK_ERROR(find_cifar10_dir("", {.download = true, .base = empty.str()}), "curl is not installed");
+}
+
 TEST_CASE("cifar: train/val split and subsets are views") {
   auto ds = synthetic(30);
   Split s = train_val_split(ds, 5);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up, builds, and runs the main job. Until CIFAR-10 training lands (issue 5) the
-# main job is the spiral example: a two-layer net trained with the tape, printing its falling loss.
+# Sets everything up, builds, and runs the main job: training the default CNN on CIFAR-10
+# (build/examples/train_cifar10; pass its flags through, e.g. --epochs 3 or --model convnet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh build
-build/examples/spiral "$@"
+build/examples/train_cifar10 "$@"

@@ -1,0 +1,61 @@
+// The main command: train a model from the zoo on CIFAR-10 and leave the results in a run directory.
+#include <CLI/CLI.hpp>
+
+#include <xgrad.hpp>
+
+#include "train/models.hpp"
+#include "train/trainer.hpp"
+
+int main(int argc, char** argv) {
+  using namespace xg;
+  train::TrainerOptions o;
+  std::string data_dir;
+  int64_t num_val = 1000, train_images = 0;
+  int threads = 0;
+  bool no_augment = false;
+
+  CLI::App app{"Train a convolutional network on CIFAR-10 with xgrad"};
+  app.add_option("--data", data_dir, "CIFAR-10 binary directory (else $CIFAR10_DIR, ./data/cifar-10-batches-bin, download)");
+  app.add_option("--model", o.model, "vgg, convnet, convnet-bn, twolayer or fc")->capture_default_str();
+  app.add_option("--epochs", o.epochs)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", o.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")->capture_default_str();
+  app.add_option("--lr", o.lr, "learning rate (the peak, with onecycle)")->capture_default_str();
+  app.add_option("--momentum", o.momentum)->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay)->capture_default_str();
+  app.add_option("--schedule", o.schedule, "none, step, cosine, onecycle or decay")->capture_default_str();
+  app.add_option("--lr-decay", o.lr_decay, "per-epoch factor for decay and step")->capture_default_str();
+  app.add_flag("--no-augment", no_augment, "no random crop and flip");
+  app.add_option("--num-val", num_val, "validation images, taken from the end of the training set")->capture_default_str();
+  app.add_option("--train-images", train_images, "use only the first N training images (0: all)")->capture_default_str();
+  app.add_option("--max-steps", o.max_steps_per_epoch, "at most N steps per epoch (0: whole epochs)")->capture_default_str();
+  app.add_option("--seed", o.seed)->capture_default_str();
+  app.add_option("--threads", threads, "worker threads (0: all cores)")->capture_default_str();
+  app.add_option("--run-dir", o.run_dir, "where metrics, plots and checkpoints go")->capture_default_str();
+  app.add_flag("--resume", o.resume, "continue from <run-dir>/checkpoint.safetensors");
+  CLI11_PARSE(app, argc, argv);
+  o.augment = !no_augment;
+
+  try {
+    if (threads > 0) set_num_threads(threads);
+    const std::string dir = data::find_cifar10_dir(data_dir);
+    auto train_set = std::make_shared<const data::CIFAR10>(dir, true);
+    auto test_set = std::make_shared<const data::CIFAR10>(dir, false);
+    data::Split split = data::train_val_split(train_set, num_val);
+    if (train_images > 0) split.train = split.train.first(std::min(train_images, split.train.size()));
+    fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {} threads\n", dir, split.train.size(),
+               split.val.size(), test_set->size(), o.model, get_num_threads());
+
+    auto model = models::make_model(o.model);
+    train::Trainer trainer(model, split.train, split.val, data::Subset(test_set), o);
+    train::TrainResult r = trainer.fit();
+    fmt::print("best val accuracy {:.2f}% (epoch {}), test accuracy {:.2f}%, {:.0f} img/s over {:.0f} s of training\n",
+               100 * r.best_val_acc, r.best_epoch, 100 * r.test_acc, r.images_per_second, r.train_seconds);
+    fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, summary.json\n",
+               o.run_dir);
+  } catch (const Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

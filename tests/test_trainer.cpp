@@ -1,0 +1,117 @@
+// The Trainer on synthetic CIFAR-format data: learning, outputs, exact resume, a NaN stop, models.
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "data_fixtures.hpp"
+#include "train/models.hpp"
+#include "train/trainer.hpp"
+
+using namespace xg;
+using test::data_fixtures::TempDir;
+
+namespace {
+// Two easy classes: class k images are bright in channel k, plus noise. Another 8 classes absent.
+std::shared_ptr<const data::CIFAR10> easy_data(int64_t n, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_int_distribution<int> noise(0, 60);
+  std::vector<uint8_t> images(static_cast<size_t>(n * 3072));
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    labels[i] = i % 2;
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t p = 0; p < 1024; ++p)
+        images[i * 3072 + c * 1024 + p] = static_cast<uint8_t>(noise(gen) + (c == labels[i] ? 150 : 20));
+  }
+  return std::make_shared<const data::CIFAR10>(data::CIFAR10::from_memory(std::move(images), std::move(labels)));
+}
+
+train::TrainerOptions small(const std::string& dir, int64_t epochs) {
+  return {.model = "twolayer", .epochs = epochs, .batch_size = 16, .optimizer = "sgd", .lr = 0.01,
+          .schedule = "decay", .train_acc_samples = 64, .max_steps_per_epoch = 4, .seed = 3, .run_dir = dir,
+          .progress = 0};
+}
+}  // namespace
+
+TEST_CASE("trainer: learns an easy problem and writes its run directory") {
+  TempDir tmp;
+  auto data = easy_data(160, 1);
+  data::Split split = data::train_val_split(data, 32);
+  auto model = models::make_model("twolayer");
+  train::TrainerOptions o = small(tmp.str(), 3);
+  train::Trainer trainer(model, split.train, split.val, split.val, o);
+  train::TrainResult r = trainer.fit();
+  CHECK(r.losses.size() == 12);
+  CHECK(r.epochs.size() == 3);
+  CHECK(r.best_val_acc > 0.9);
+  CHECK(r.test_acc > 0.9);
+  for (const char* f : {"metrics.csv", "loss.svg", "accuracy.svg", "filters.png", "best.safetensors", "summary.json",
+                        "checkpoint.safetensors"})
+    CHECK_MESSAGE(std::filesystem::exists(tmp.path / f), f);
+  std::ifstream csv(tmp.path / "metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  CHECK(header == "epoch,train_loss,train_acc,val_acc,lr,seconds,images_per_second");
+}
+
+TEST_CASE("trainer: --resume continues with exactly the losses of an uninterrupted run") {
+  TempDir a, b;
+  auto data = easy_data(160, 2);
+  data::Split split = data::train_val_split(data, 32);
+  auto run = [&](const std::string& dir, int64_t epochs, bool resume) {
+    manual_seed(99);  // the model's initialisation
+    auto model = std::make_shared<models::FullyConnectedNet>(std::vector<int64_t>{32}, 3072, 10,
+                                                             models::Norm::batch, 0.2);
+    train::TrainerOptions o = small(dir, epochs);
+    o.model = "fc-test";
+    o.optimizer = "adam";
+    o.resume = resume;
+    o.augment = true;
+    train::Trainer t(model, split.train, split.val, data::Subset(), o);
+    return t.fit();
+  };
+  train::TrainResult full = run(a.str(), 3, false);
+  run(b.str(), 2, false);                           // interrupted after epoch 2 ...
+  train::TrainResult resumed = run(b.str(), 3, true);  // ... and resumed
+  REQUIRE(resumed.losses.size() == full.losses.size());
+  CHECK(resumed.losses == full.losses);  // bit for bit: dropout, augmentation, optimizer state
+  CHECK(resumed.epochs.back().val_acc == full.epochs.back().val_acc);
+  // A checkpoint from another configuration is refused, naming the difference.
+  auto model = models::make_model("twolayer");
+  train::TrainerOptions o = small(b.str(), 4);
+  o.resume = true;
+  train::Trainer other(model, split.train, split.val, data::Subset(), o);
+  CHECK_ERROR(other.fit(), "was written with model = fc-test, this run has twolayer");
+}
+
+TEST_CASE("trainer: a non-finite loss stops the run with the step and keeps the last good checkpoint") {
+  TempDir tmp;
+  auto data = easy_data(160, 3);
+  data::Split split = data::train_val_split(data, 32);
+  auto model = models::make_model("twolayer");
+  train::TrainerOptions o = small(tmp.str(), 3);
+  o.lr = 1e30;
+  o.schedule = "none";
+  train::Trainer t(model, split.train, split.val, data::Subset(), o);
+  CHECK_ERROR(t.fit(), "Trainer: the loss is");
+  CHECK_ERROR(train::Trainer(model, split.train, split.val, data::Subset(), [&] {
+                auto bad = small(tmp.str(), 1);
+                bad.optimizer = "lbfgs";
+                return bad;
+              }()),
+              "Trainer: unknown optimizer 'lbfgs'");
+}
+
+TEST_CASE("model zoo: shapes, names and the first-layer images") {
+  Tensor x = randn({2, 3, 32, 32});
+  for (const std::string& name : models::model_names()) {
+    CAPTURE(name);
+    auto m = models::make_model(name);
+    CHECK(m->forward(x).shape() == Shape{2, 10});
+    Tensor imgs = models::first_layer_images(*m);
+    REQUIRE(imgs.defined());
+    CHECK(imgs.dim() == 4);
+  }
+  CHECK_ERROR(models::make_model("resnet"), "make_model: unknown model 'resnet'");
+  CHECK_ERROR(models::VGG({32, 64, 128}), "VGG: channels must come in pairs");
+}

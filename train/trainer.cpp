@@ -1,0 +1,262 @@
+// The training loop, evaluation, checkpoints with exact resume, and progress output.
+#include "train/trainer.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "autograd/grad_mode.hpp"
+#include "autograd/random.hpp"
+#include "train/models.hpp"
+
+namespace xg::train {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string clock_text(double s) {
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, t / 60 % 60, t % 60) : fmt::format("{}:{:02d}", t / 60, t % 60);
+}
+
+std::string generator_state() {
+  std::ostringstream s;
+  s << generator();
+  return s.str();
+}
+
+void set_generator_state(const std::string& text) {
+  std::istringstream s(text);
+  s >> generator();
+  check(!s.fail(), "Trainer: the checkpoint's random generator state is corrupt");
+}
+
+const std::string& meta(const nn::Metadata& m, const std::string& key, const std::string& path) {
+  auto it = m.find(key);
+  check(it != m.end(), "Trainer: checkpoint {} lacks '{}' in its metadata", path, key);
+  return it->second;
+}
+
+}  // namespace
+
+double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm, int64_t batch_size) {
+  if (images.empty()) return 0.0;
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  data::DataLoader loader(images, {.batch_size = batch_size, .shuffle = false, .normalize = norm});
+  int64_t correct = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    Tensor pred = argmax(model.forward(batch->images), 1);
+    correct += sum(eq(pred, batch->labels)).item<int64_t>();
+  }
+  model.train(was_training);
+  return static_cast<double>(correct) / static_cast<double>(images.size());
+}
+
+Trainer::Trainer(std::shared_ptr<nn::Module> model, data::Subset train, data::Subset val, data::Subset test,
+                 TrainerOptions options)
+    : model_(std::move(model)), train_(std::move(train)), val_(std::move(val)), test_(std::move(test)),
+      opts_(std::move(options)) {
+  check(model_ != nullptr, "Trainer: no model");
+  check(!train_.empty(), "Trainer: the training set is empty");
+  check(opts_.epochs > 0 && opts_.batch_size > 0, "Trainer: epochs ({}) and batch_size ({}) must be positive",
+        opts_.epochs, opts_.batch_size);
+  check(opts_.lr > 0 && std::isfinite(opts_.lr), "Trainer: lr must be positive, got {}", opts_.lr);
+  norm_ = data::compute_mean_std(train_);
+  train_eval_ = train_.first(std::min(opts_.train_acc_samples, train_.size()));
+  const int64_t full = train_.size() / opts_.batch_size;  // drop_last
+  check(full > 0, "Trainer: {} training images make no full batch of {}", train_.size(), opts_.batch_size);
+  steps_per_epoch_ = opts_.max_steps_per_epoch > 0 ? std::min(full, opts_.max_steps_per_epoch) : full;
+  make_optimizer();
+}
+
+void Trainer::make_optimizer() {
+  std::vector<Tensor> params = model_->parameters();
+  const std::string& o = opts_.optimizer;
+  if (o == "sgd")
+    optimizer_ = std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = opts_.lr, .momentum = opts_.momentum,
+                                                                         .weight_decay = opts_.weight_decay,
+                                                                         .nesterov = opts_.momentum > 0});
+  else if (o == "adam")
+    optimizer_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = opts_.lr, .weight_decay = opts_.weight_decay});
+  else if (o == "adamw")
+    optimizer_ = std::make_unique<optim::AdamW>(params, optim::AdamWOptions{.lr = opts_.lr, .weight_decay = opts_.weight_decay});
+  else if (o == "rmsprop")
+    optimizer_ = std::make_unique<optim::RMSprop>(
+        params, optim::RMSpropOptions{.lr = opts_.lr, .weight_decay = opts_.weight_decay, .momentum = opts_.momentum});
+  else if (o == "adagrad")
+    optimizer_ = std::make_unique<optim::Adagrad>(params, optim::AdagradOptions{.lr = opts_.lr, .weight_decay = opts_.weight_decay});
+  else
+    fail("Trainer: unknown optimizer '{}'; choose sgd, adam, adamw, rmsprop or adagrad", o);
+
+  const std::string& s = opts_.schedule;
+  per_step_schedule_ = s == "onecycle";
+  if (s == "onecycle")
+    scheduler_ = std::make_unique<optim::OneCycleLR>(
+        *optimizer_, optim::OneCycleLROptions{.max_lr = opts_.lr, .epochs = opts_.epochs,
+                                              .steps_per_epoch = steps_per_epoch_,
+                                              .cycle_momentum = optimizer_->has_momentum() && opts_.momentum > 0});
+  else if (s == "cosine")
+    scheduler_ = std::make_unique<optim::CosineAnnealingLR>(*optimizer_, opts_.epochs);
+  else if (s == "step")
+    scheduler_ = std::make_unique<optim::StepLR>(*optimizer_, opts_.step_size, opts_.lr_decay);
+  else if (s == "decay")
+    scheduler_ = std::make_unique<optim::ExponentialLR>(*optimizer_, opts_.lr_decay);
+  else
+    check(s == "none", "Trainer: unknown schedule '{}'; choose none, step, cosine, onecycle or decay", s);
+}
+
+TrainResult Trainer::fit() {
+  fs::create_directories(opts_.run_dir);
+  const std::string ckpt = (fs::path(opts_.run_dir) / "checkpoint.safetensors").string();
+  int64_t first_epoch = 0;
+  if (opts_.resume) {
+    check(fs::exists(ckpt), "Trainer: --resume asked for, but {} does not exist", ckpt);
+    first_epoch = load_checkpoint(ckpt);
+    fmt::print("resumed from {} at epoch {}\n", ckpt, first_epoch + 1);
+  } else {
+    manual_seed(opts_.seed);
+  }
+  const bool bar = opts_.progress < 0 ? isatty(fileno(stdout)) != 0 : opts_.progress > 0;
+  data::DataLoader loader(train_, {.batch_size = opts_.batch_size, .shuffle = true, .drop_last = true,
+                                   .random_crop = opts_.augment, .random_flip = opts_.augment,
+                                   .normalize = norm_, .seed = opts_.seed});
+
+  for (int64_t epoch = first_epoch; epoch < opts_.epochs; ++epoch) {
+    model_->train();
+    loader.start_epoch(epoch);
+    const auto start = Clock::now();
+    double loss_sum = 0;
+    int64_t step = 0;
+    const double lr = optimizer_->lr();
+    while (step < steps_per_epoch_) {
+      std::optional<data::Batch> batch = loader.next();
+      if (!batch) break;
+      Tensor loss = cross_entropy(model_->forward(batch->images), batch->labels);
+      const double value = loss.item<double>();
+      if (!std::isfinite(value))
+        fail("Trainer: the loss is {} at epoch {}, step {} (iteration {}); stopping. The last good checkpoint "
+             "(end of epoch {}) is {}",
+             value, epoch + 1, step + 1, result_.losses.size() + 1, epoch, ckpt);
+      optimizer_->zero_grad();
+      loss.backward();
+      optimizer_->step();
+      if (scheduler_ && per_step_schedule_ && result_.losses.size() + 1 < static_cast<size_t>(opts_.epochs * steps_per_epoch_))
+        scheduler_->step();
+      result_.losses.push_back(value);
+      loss_sum += value;
+      ++step;
+      const double elapsed = seconds_since(start), ips = step * opts_.batch_size / elapsed;
+      const double eta = elapsed / step * (steps_per_epoch_ - step);
+      if (bar) {
+        const int width = 30, filled = static_cast<int>(width * step / steps_per_epoch_);
+        fmt::print("\repoch {}/{} [{}{}] {}/{}  {:.0f} img/s  loss {:.4f}  ETA {}   ", epoch + 1, opts_.epochs,
+                   std::string(filled, '='), std::string(width - filled, ' '), step, steps_per_epoch_, ips, value,
+                   clock_text(eta));
+        std::fflush(stdout);
+      } else if (step % std::max<int64_t>(1, steps_per_epoch_ / 5) == 0 || step == steps_per_epoch_) {
+        fmt::print("epoch {}/{} step {}/{}  {:.0f} img/s  loss {:.4f}  ETA {}\n", epoch + 1, opts_.epochs, step,
+                   steps_per_epoch_, ips, value, clock_text(eta));
+        std::fflush(stdout);
+      }
+    }
+    if (bar) fmt::print("\n");
+    if (scheduler_ && !per_step_schedule_) scheduler_->step();
+
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    m.seconds = seconds_since(start);
+    m.images_per_second = step * opts_.batch_size / m.seconds;
+    m.train_loss = loss_sum / std::max<int64_t>(step, 1);
+    m.lr = lr;
+    m.train_acc = accuracy(*model_, train_eval_, norm_);
+    m.val_acc = accuracy(*model_, val_, norm_);
+    result_.epochs.push_back(m);
+    if (best_state_.empty() || m.val_acc > result_.best_val_acc) {
+      result_.best_val_acc = m.val_acc;
+      result_.best_epoch = m.epoch;
+      best_state_.clear();
+      for (auto& [name, t] : model_->state_dict()) best_state_.emplace_back(name, t.detach().clone());
+    }
+    fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}% (best {:.1f}%), {:.0f} img/s, {:.0f} s\n",
+               m.epoch, opts_.epochs, m.train_loss, 100 * m.train_acc, 100 * m.val_acc, 100 * result_.best_val_acc,
+               m.images_per_second, m.seconds);
+    save_checkpoint(epoch + 1, ckpt);
+  }
+
+  model_->load_state_dict(best_state_);  // the best-validation weights, as CS231n's Solver keeps
+  TrainResult r = result_;
+  for (const EpochMetrics& m : r.epochs) r.train_seconds += m.seconds;
+  const double images = static_cast<double>(r.losses.size() * opts_.batch_size);
+  r.images_per_second = r.train_seconds > 0 ? images / r.train_seconds : 0;
+  if (!test_.empty()) r.test_acc = accuracy(*model_, test_, norm_);
+  write_outputs(r);
+  return r;
+}
+
+void Trainer::save_checkpoint(int64_t epoch, const std::string& path) const {
+  nn::NamedTensors t = nn::prefixed("model.", model_->state_dict());
+  t = nn::concat(t, nn::prefixed("optim.", optimizer_->state_dict()));
+  if (scheduler_) t = nn::concat(t, nn::prefixed("sched.", scheduler_->state_dict()));
+  t = nn::concat(t, nn::prefixed("best.", best_state_));
+  t.emplace_back("trainer.losses", from_vector(result_.losses));
+  std::vector<double> rows;
+  for (const EpochMetrics& m : result_.epochs)
+    rows.insert(rows.end(), {double(m.epoch), m.train_loss, m.train_acc, m.val_acc, m.lr, m.seconds, m.images_per_second});
+  t.emplace_back("trainer.epochs", from_vector(rows, {static_cast<int64_t>(result_.epochs.size()), 7}));
+  nn::save_safetensors(path, t,
+                       {{"epoch", std::to_string(epoch)}, {"model", opts_.model},
+                        {"batch_size", std::to_string(opts_.batch_size)}, {"seed", std::to_string(opts_.seed)},
+                        {"optimizer", opts_.optimizer}, {"schedule", opts_.schedule},
+                        {"best_val_acc", fmt::format("{:.17g}", result_.best_val_acc)},
+                        {"best_epoch", std::to_string(result_.best_epoch)}, {"rng", generator_state()}});
+}
+
+int64_t Trainer::load_checkpoint(const std::string& path) {
+  nn::Safetensors ck = nn::load_safetensors(path);
+  for (const char* key : {"model", "batch_size", "seed", "optimizer", "schedule"}) {
+    const std::string want = key == std::string("model") ? opts_.model
+                             : key == std::string("batch_size") ? std::to_string(opts_.batch_size)
+                             : key == std::string("seed") ? std::to_string(opts_.seed)
+                             : key == std::string("optimizer") ? opts_.optimizer : opts_.schedule;
+    check(meta(ck.metadata, key, path) == want, "Trainer: checkpoint {} was written with {} = {}, this run has {}",
+          path, key, meta(ck.metadata, key, path), want);
+  }
+  const int64_t epoch = std::stoll(meta(ck.metadata, "epoch", path));
+  // Everything is validated and staged before the model or the optimizer changes.
+  nn::NamedTensors model_state = ck.with_prefix("model."), best = ck.with_prefix("best.");
+  Tensor losses, epochs;
+  for (auto& [name, t] : ck.tensors) {
+    if (name == "trainer.losses") losses = t;
+    if (name == "trainer.epochs") epochs = t;
+  }
+  check(losses.defined() && epochs.defined() && epochs.dim() == 2 && epochs.shape()[1] == 7 &&
+            epochs.shape()[0] == epoch,
+        "Trainer: checkpoint {} has no consistent training history", path);
+  model_->load_state_dict(model_state);
+  optimizer_->load_state_dict(ck.with_prefix("optim."));
+  if (scheduler_) scheduler_->load_state_dict(ck.with_prefix("sched."));
+  best_state_ = best;
+  result_ = TrainResult();
+  result_.losses = losses.to_vector<double>();
+  std::vector<double> rows = epochs.to_vector<double>();
+  for (size_t i = 0; i + 7 <= rows.size(); i += 7)
+    result_.epochs.push_back({static_cast<int64_t>(rows[i]), rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4],
+                              rows[i + 5], rows[i + 6]});
+  result_.best_val_acc = std::stod(meta(ck.metadata, "best_val_acc", path));
+  result_.best_epoch = std::stoll(meta(ck.metadata, "best_epoch", path));
+  set_generator_state(meta(ck.metadata, "rng", path));
+  return epoch;
+}
+
+}  // namespace xg::train

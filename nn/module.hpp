@@ -53,13 +53,15 @@ class Module {
     return module;
   }
   template <class M>
-    requires std::is_base_of_v<Module, std::remove_cvref_t<M>>
-  std::shared_ptr<std::remove_cvref_t<M>> register_module(std::string name, M&& module) {
-    static_assert(!std::is_lvalue_reference_v<M>,
-                  "register_module: pass a temporary or a std::shared_ptr; registering a named module would "
-                  "copy it, and the copy would diverge from the one forward() uses");
-    return register_module(std::move(name), std::make_shared<std::remove_cvref_t<M>>(std::move(module)));
+    requires std::is_base_of_v<Module, M>
+  std::shared_ptr<M> register_module(std::string name, M&& module) {  // a temporary: moved in
+    return register_module(std::move(name), std::make_shared<M>(std::move(module)));
   }
+  // A named module would be copied, and the copy would diverge from the one forward() uses: pass a
+  // temporary or a std::shared_ptr instead.
+  template <class M>
+    requires std::is_base_of_v<Module, M>
+  void register_module(std::string name, M& module) = delete;
 
   // Dotted names ("features.0.weight"): own entries first, then each child's, in registration order.
   // A tensor registered twice is listed once (as PyTorch's named_parameters).
@@ -79,6 +81,7 @@ class Module {
   void to(Dtype dtype);
 
   // Parameters and buffers of this module, then of each child, by dotted name (PyTorch's order).
+  // The entries are the live tensors, not copies: clone them to keep a snapshot.
   NamedTensors state_dict() const;
   // All or nothing: missing, unexpected and wrongly shaped entries are collected into one xg::Error
   // and nothing is copied. Floating values convert dtype as copy_ does; integer/floating mismatch

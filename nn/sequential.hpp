@@ -14,7 +14,7 @@ class Sequential : public Module {
   // Sequential(nn::Linear(4, 8), nn::ReLU(), std::make_shared<nn::Linear>(8, 2)): temporaries are
   // moved into shared_ptrs, shared_ptrs are kept as given (see module.hpp on ownership).
   template <class... Ms>
-    requires(sizeof...(Ms) > 0 && (!std::is_same_v<std::remove_cvref_t<Ms>, Sequential> && ...))
+    requires(sizeof...(Ms) > 1 || (!std::is_same_v<std::remove_cvref_t<Ms>, Sequential> && ...))  // not a move
   explicit Sequential(Ms&&... modules) {
     (push_back(std::forward<Ms>(modules)), ...);
   }
@@ -26,12 +26,13 @@ class Sequential : public Module {
     return out;
   }
   template <class M>
-    requires std::is_base_of_v<Module, std::remove_cvref_t<M>>
-  std::shared_ptr<std::remove_cvref_t<M>> push_back(M&& module) {
-    static_assert(!std::is_lvalue_reference_v<M>,
-                  "Sequential::push_back: pass a temporary or a std::shared_ptr; a named module would be copied");
-    return push_back(std::make_shared<std::remove_cvref_t<M>>(std::move(module)));
+    requires std::is_base_of_v<Module, M>
+  std::shared_ptr<M> push_back(M&& module) {  // a temporary: moved in
+    return push_back(std::make_shared<M>(std::move(module)));
   }
+  template <class M>
+    requires std::is_base_of_v<Module, M>
+  void push_back(M& module) = delete;  // would copy: pass a temporary or a std::shared_ptr
 
   Tensor forward(const Tensor& x) override;
   size_t size() const { return modules_.size(); }

@@ -19,6 +19,19 @@ struct Net : nn::Module {
   Tensor forward(const Tensor& x) override { return fc->forward(drop->forward(flatten->forward(features->forward(x)))); }
 };
 
+// Ownership by construction: a named module cannot be registered (it would be copied), a
+// temporary or a shared_ptr can.
+template <class M>
+concept registrable = requires(nn::Module& parent, M&& m) { parent.register_module("m", std::forward<M>(m)); };
+static_assert(registrable<nn::Linear>);
+static_assert(registrable<std::shared_ptr<nn::Linear>&>);
+static_assert(!registrable<nn::Linear&>);
+static_assert(!registrable<const nn::Linear&>);
+static_assert(!std::is_copy_constructible_v<nn::Linear>);
+template <class M>
+concept appendable = requires(nn::Sequential& seq, M&& m) { seq.push_back(std::forward<M>(m)); };
+static_assert(appendable<nn::ReLU> && !appendable<nn::ReLU&>);
+
 std::vector<std::string> names(const nn::NamedTensors& list) {
   std::vector<std::string> out;
   for (const auto& [n, t] : list) out.push_back(n);
@@ -221,6 +234,10 @@ TEST_CASE("Sequential: push_back, index access, forward") {
   Tensor expect = seq.at<nn::Linear>(2).forward(tanh(fc->forward(x)));
   CHECK(allclose(seq.forward(x), expect));
   CHECK_ERROR(seq[3], "Sequential: index 3 is out of range for 3 modules");
+  nn::Sequential outer(nn::Sequential(nn::Linear(3, 2), nn::ReLU()), std::make_shared<nn::Linear>(2, 1));
+  CHECK(names(outer.named_parameters()) ==
+        std::vector<std::string>{"0.0.weight", "0.0.bias", "1.weight", "1.bias"});
+  CHECK(outer.forward(x).shape() == Shape{5, 1});
   CHECK_ERROR(seq.at<nn::Conv2d>(1), "Sequential: module 1 is a Tanh, not the requested type");
 }
 

@@ -94,6 +94,7 @@ void Optimizer::load_state_dict(const NamedTensors& dict) {
   };
   double lr = lr_, momentum = has_momentum() ? this->momentum() : 0.0;
   scalar("lr", lr);
+  if (lr < 0) problems.push_back(fmt::format("'lr' is negative ({})", lr));
   if (has_momentum()) scalar("momentum", momentum);
   for (const auto& [key, t] : dict) {
     if (key == "lr" || (key == "momentum" && has_momentum())) continue;
@@ -135,8 +136,8 @@ void Optimizer::load_state_dict(const NamedTensors& dict) {
     if (fresh[i].step == 0 && !fresh[i].buffers.empty())
       problems.push_back(fmt::format("parameter {} has buffers but no 'state.{}.step'", i, i));
   check(problems.empty(), "{}: load_state_dict: {}; the optimizer is unchanged", name_, fmt::join(problems, "; "));
+  if (has_momentum()) set_momentum(momentum);  // validates; throws before anything else changes
   lr_ = lr;
-  if (has_momentum()) set_momentum(momentum);
   state_ = std::move(fresh);
 }
 

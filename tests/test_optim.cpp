@@ -310,5 +310,12 @@ TEST_CASE("schedules: state round trip and bad input") {
   CHECK_ERROR(OneCycleLR(opt, {.max_lr = 1.0, .total_steps = 10, .pct_start = 1.5}),
               "OneCycleLR: pct_start must be in [0, 1], got 1.5");
   CHECK_ERROR(opt.set_lr(-0.5), "SGD: learning rate must be non-negative, got -0.5");
+  const double lr_before = opt.lr();
   CHECK_ERROR(opt.load_state_dict({}), "SGD: load_state_dict: missing 'lr'; missing 'momentum'");
+  CHECK_ERROR(opt.load_state_dict({{"lr", scalar_tensor(-1)}, {"momentum", scalar_tensor(0)}}),
+              "SGD: load_state_dict: 'lr' is negative (-1)");
+  CHECK_ERROR(opt.load_state_dict({{"lr", scalar_tensor(0.5)}, {"momentum", scalar_tensor(-1)}}),
+              "SGD: momentum must be non-negative, got -1");
+  CHECK(opt.lr() == lr_before);  // unchanged by either failure
+  CHECK(opt.momentum() == 0.0);
 }

@@ -24,6 +24,42 @@ std::string where_to_get(const std::string& root) {
       root, kCifar10Url);
 }
 
+// Why a file of `bytes` bytes cannot hold whole records.
+std::string size_message(const std::string& name, uintmax_t bytes) {
+  if (bytes == 0)
+    return fmt::format("CIFAR10: file {} is empty (0 bytes); expected records of {} bytes", name, kRecordBytes);
+  return fmt::format(
+      "CIFAR10: file {} has {} bytes, not a multiple of {} (1 label byte + {} pixel bytes per record): truncated, or "
+      "not a CIFAR-10 binary file",
+      name, bytes, kRecordBytes, kImageBytes);
+}
+
+}  // namespace
+
+void decode_records(std::span<const uint8_t> bytes, const std::string& name, std::vector<uint8_t>& images,
+                    std::vector<int64_t>& labels) {
+  check(bytes.size() % kRecordBytes == 0 && !bytes.empty(), "{}", size_message(name, bytes.size()));
+  const int64_t n = static_cast<int64_t>(bytes.size() / kRecordBytes);
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t lab = bytes[static_cast<size_t>(r * kRecordBytes)];
+    check(lab < kClasses,
+          "CIFAR10: file {} record {} has label {}, labels must be 0..9 (a corrupt file, or CIFAR-100's "
+          "2-label-byte format)",
+          name, r, lab);
+  }
+  // Only now, with every record valid, do the outputs grow; once both have room nothing can throw.
+  labels.reserve(labels.size() + static_cast<size_t>(n));
+  const size_t at = images.size();
+  images.resize(at + static_cast<size_t>(n * kImageBytes));
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t* rec = bytes.data() + r * kRecordBytes;
+    labels.push_back(rec[0]);
+    std::copy(rec + 1, rec + kRecordBytes, images.data() + at + r * kImageBytes);
+  }
+}
+
+namespace {
+
 // Appends the records of one file to `images` and `labels`, after checking every byte of it.
 void read_file(const fs::path& path, const std::string& root, std::vector<uint8_t>& images,
                std::vector<int64_t>& labels) {
@@ -34,14 +70,10 @@ void read_file(const fs::path& path, const std::string& root, std::vector<uint8_
   check(fs::is_regular_file(status), "CIFAR10: {} is not a regular file", name);
   const uintmax_t bytes = fs::file_size(path, ec);
   check(!ec, "CIFAR10: cannot get the size of {}: {}", name, ec.message());
-  check(bytes > 0, "CIFAR10: file {} is empty (0 bytes); expected records of {} bytes", name, kRecordBytes);
   check(bytes <= kMaxFileBytes,
         "CIFAR10: file {} has {} bytes, more than {} records; an official batch file holds 10000 ({} bytes)", name,
         bytes, kMaxFileBytes / kRecordBytes, 10000 * kRecordBytes);
-  check(bytes % kRecordBytes == 0,
-        "CIFAR10: file {} has {} bytes, not a multiple of {} (1 label byte + {} pixel bytes per record): "
-        "truncated, or not a CIFAR-10 binary file",
-        name, bytes, kRecordBytes, kImageBytes);
+  check(bytes % kRecordBytes == 0 && bytes > 0, "{}", size_message(name, bytes));  // before any allocation
 
   std::ifstream in(path, std::ios::binary);
   check(in.good(), "CIFAR10: cannot open {} for reading", name);
@@ -50,21 +82,7 @@ void read_file(const fs::path& path, const std::string& root, std::vector<uint8_
   check(static_cast<uintmax_t>(in.gcount()) == bytes, "CIFAR10: file {} is truncated: read {} of its {} bytes", name,
         in.gcount(), bytes);
 
-  const int64_t n = static_cast<int64_t>(bytes / kRecordBytes);
-  for (int64_t r = 0; r < n; ++r) {
-    const uint8_t lab = buf[static_cast<size_t>(r * kRecordBytes)];
-    check(lab < kClasses,
-          "CIFAR10: file {} record {} has label {}, labels must be 0..9 (a corrupt file, or CIFAR-100's "
-          "2-label-byte format)",
-          name, r, lab);
-  }
-  const size_t at = images.size();
-  images.resize(at + static_cast<size_t>(n * kImageBytes));
-  for (int64_t r = 0; r < n; ++r) {
-    const uint8_t* rec = buf.data() + r * kRecordBytes;
-    labels.push_back(rec[0]);
-    std::copy(rec + 1, rec + kRecordBytes, images.data() + at + r * kImageBytes);
-  }
+  decode_records(buf, name, images, labels);
 }
 
 }  // namespace
@@ -105,6 +123,16 @@ CIFAR10::CIFAR10(const std::string& root, bool train) {
   }
   images_ = std::move(images);
   labels_ = std::move(labels);
+}
+
+CIFAR10 CIFAR10::from_bytes(std::span<const uint8_t> file_bytes, const std::string& name) {
+  std::vector<uint8_t> images;
+  std::vector<int64_t> labels;
+  decode_records(file_bytes, name, images, labels);
+  CIFAR10 d;
+  d.images_ = std::move(images);
+  d.labels_ = std::move(labels);
+  return d;
 }
 
 CIFAR10 CIFAR10::from_memory(std::vector<uint8_t> images, std::vector<int64_t> labels) {

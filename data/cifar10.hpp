@@ -25,6 +25,11 @@ inline constexpr const char* kCifar10Url = "https://www.cs.toronto.edu/~kriz/cif
 // The file names of one split, in reading order.
 std::vector<std::string> cifar10_files(bool train);
 
+// Appends the records in `bytes` (one file's contents, named `name` in errors) to `images` and
+// `labels`; throws xg::Error, leaving both untouched, unless every record is whole with a label 0..9.
+void decode_records(std::span<const uint8_t> bytes, const std::string& name, std::vector<uint8_t>& images,
+                    std::vector<int64_t>& labels);
+
 // The images of one split, 3072 bytes each (R plane, G plane, B plane; row-major 32x32), and the
 // labels 0..9. Pixel values reach tensors as f32 in [0, 1] (PyTorch's ToTensor convention), before
 // any normalisation.
@@ -36,6 +41,9 @@ class CIFAR10 {
 
   // In-memory images (size() * 3072 bytes) and labels, validated like a file: for synthetic data.
   static CIFAR10 from_memory(std::vector<uint8_t> images, std::vector<int64_t> labels);
+  // The contents of one batch file (records of label byte + pixels), checked as a file is; `name`
+  // appears in errors. The entry point for fuzzing the decoder.
+  static CIFAR10 from_bytes(std::span<const uint8_t> file_bytes, const std::string& name = "<memory>");
 
   int64_t size() const { return static_cast<int64_t>(labels_.size()); }
   const uint8_t* image(int64_t i) const { return images_.data() + i * kImageBytes; }

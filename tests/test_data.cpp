@@ -83,6 +83,22 @@ TEST_CASE("cifar: every bad file gives a clear error naming the file") {
     fs::create_directory(f3);
     CHECK_ERROR(CIFAR10(tmp.str(), true), "data_batch_3.bin is not a regular file");
   }
+  SUBCASE("from_bytes decodes one file's contents and checks it the same way") {
+    const auto bytes = records(3, 4);
+    CIFAR10 d = CIFAR10::from_bytes(bytes);
+    CHECK(d.size() == 4);
+    CHECK(d.label(1) == label_of(4));
+    CHECK(std::equal(d.image(3), d.image(3) + kImageBytes, bytes.begin() + 3 * 3073 + 1));
+    CHECK_ERROR(CIFAR10::from_bytes(std::span(bytes).first(3072), "blob"), "CIFAR10: file blob has 3072 bytes");
+    CHECK_ERROR(CIFAR10::from_bytes({}), "CIFAR10: file <memory> is empty");
+    std::vector<uint8_t> images(7, 7);
+    std::vector<int64_t> labels{1};
+    auto bad = bytes;
+    bad[3 * 3073] = 200;
+    CHECK_ERROR(decode_records(bad, "x", images, labels), "record 3 has label 200");
+    CHECK(images.size() == 7);  // untouched by the failed decode
+    CHECK(labels.size() == 1);
+  }
   SUBCASE("from_memory checks sizes and labels") {
     CHECK_ERROR(CIFAR10::from_memory(std::vector<uint8_t>(3071), {0}), "expected 3072 per image");
     CHECK_ERROR(CIFAR10::from_memory(std::vector<uint8_t>(3072), {-1}), "label 0 is -1");

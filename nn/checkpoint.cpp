@@ -92,13 +92,14 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   write_all(fd, text.data(), text.size(), tmp);
   for (const auto& [name, t] : tensors)
     write_all(fd, static_cast<const char*>(t.impl().storage->data()), t.numel() * dtype_size(t.dtype()), tmp);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
+  int err = ::fsync(fd) == 0 ? 0 : errno;  // close even when fsync failed
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) {
     std::remove(tmp.c_str());
     fail("save_safetensors: flushing '{}' failed: {}", tmp, std::strerror(err));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
+    err = errno;
     std::remove(tmp.c_str());
     fail("save_safetensors: renaming '{}' to '{}' failed: {}", tmp, path, std::strerror(err));
   }

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
 
   try {
     if (threads > 0) set_num_threads(threads);
+    auto model = models::make_model(o.model);  // a wrong name fails before any data is read
     const std::string dir = data::find_cifar10_dir(data_dir);
     auto train_set = std::make_shared<const data::CIFAR10>(dir, true);
     auto test_set = std::make_shared<const data::CIFAR10>(dir, false);
@@ -46,7 +47,6 @@ int main(int argc, char** argv) {
     fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {} threads\n", dir, split.train.size(),
                split.val.size(), test_set->size(), o.model, get_num_threads());
 
-    auto model = models::make_model(o.model);
     train::Trainer trainer(model, split.train, split.val, data::Subset(test_set), o);
     train::TrainResult r = trainer.fit();
     fmt::print("best val accuracy {:.2f}% (epoch {}), test accuracy {:.2f}%, {:.0f} img/s over {:.0f} s of training\n",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main command's bad-input paths: each must exit non-zero with a clear message.
+# Usage: cli_errors.sh path/to/train_cifar10
+set -u
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+expect_error() {  # expect_error "text the output must contain" args...
+  local want=$1
+  shift
+  local out
+  out=$("$bin" "$@" 2>&1)
+  local rc=$?
+  if [ "$rc" -eq 0 ] || [[ "$out" != *"$want"* ]]; then
+    echo "FAIL: train_cifar10 $* (exit $rc): expected a non-zero exit and '$want', got: $out"
+    failures=$((failures + 1))
+  fi
+}
+
+expect_error "make_model: unknown model 'resnet9000'" --model resnet9000 --data "$tmp"
+expect_error "--batch-size" --batch-size -5
+expect_error "--epochs" --epochs 0
+expect_error "does not hold the CIFAR-10 binary files" --data "$tmp/missing"
+
+# One good record, then a truncated one.
+mkdir -p "$tmp/trunc" "$tmp/label"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+  head -c 3073 /dev/zero > "$tmp/trunc/$f.bin"
+  head -c 3073 /dev/zero > "$tmp/label/$f.bin"
+done
+head -c 4000 /dev/zero > "$tmp/trunc/data_batch_2.bin"
+expect_error "data_batch_2.bin" --data "$tmp/trunc"
+printf '\x0a' | dd of="$tmp/label/data_batch_3.bin" bs=1 count=1 conv=notrunc 2>/dev/null
+expect_error "label 10" --data "$tmp/label"
+
+[ "$failures" -eq 0 ] && echo "cli_errors: all bad inputs rejected"
+exit "$failures"

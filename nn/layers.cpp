@@ -119,4 +119,27 @@ Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 
+// Printing, in libtorch's style.
+namespace {
+std::string pair(Pair2 p) { return fmt::format("[{}, {}]", p.h, p.w); }
+std::string pool_repr(const Pool2dOptions& o) {
+  return fmt::format("kernel_size={}, stride={}, padding={}", pair(o.kernel), pair(o.stride), pair(o.padding));
+}
+}  // namespace
+
+std::string Linear::extra_repr() const {
+  return fmt::format("in_features={}, out_features={}, bias={}", options_.in_features, options_.out_features,
+                     options_.bias);
+}
+std::string Conv2d::extra_repr() const {
+  const Conv2dOptions& o = options_;
+  return fmt::format("{}, {}, kernel_size={}, stride={}, padding={}{}", o.in_channels, o.out_channels,
+                     pair(o.kernel_size), pair(o.stride), pair(o.padding), o.bias ? "" : ", bias=false");
+}
+std::string MaxPool2d::extra_repr() const { return pool_repr(opts_); }
+std::string AvgPool2d::extra_repr() const { return pool_repr(opts_); }
+std::string Flatten::extra_repr() const { return fmt::format("start_dim={}, end_dim={}", start_dim_, end_dim_); }
+std::string Dropout::extra_repr() const { return fmt::format("p={}", p_); }
+std::string LeakyReLU::extra_repr() const { return fmt::format("negative_slope={}", negative_slope_); }
+
 }  // namespace xg::nn

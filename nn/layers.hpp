@@ -25,6 +25,7 @@ class Linear : public Module {
   Linear(int64_t in_features, int64_t out_features, bool bias = true)
       : Linear(LinearOptions{in_features, out_features, bias}) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
   // torch.nn.Linear.reset_parameters: weight kaiming_uniform(a = sqrt(5)), i.e. U(+-1/sqrt(in));
   // bias U(+-1/sqrt(in)).
   void reset_parameters();
@@ -53,6 +54,7 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, Pair2 kernel_size)
       : Conv2d(Conv2dOptions{.in_channels = in_channels, .out_channels = out_channels, .kernel_size = kernel_size}) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
   void reset_parameters();  // as Linear, with fan_in = in_channels * KH * KW
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
@@ -75,6 +77,7 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(const MaxPool2dOptions& options);
   explicit MaxPool2d(Pair2 kernel_size) : MaxPool2d(MaxPool2dOptions{.kernel_size = kernel_size}) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
 
  private:
   Pool2dOptions opts_;
@@ -85,6 +88,7 @@ class AvgPool2d : public Module {
   explicit AvgPool2d(const AvgPool2dOptions& options);
   explicit AvgPool2d(Pair2 kernel_size) : AvgPool2d(AvgPool2dOptions{.kernel_size = kernel_size}) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
 
  private:
   Pool2dOptions opts_;
@@ -95,6 +99,7 @@ class Flatten : public Module {
  public:
   explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim_(start_dim), end_dim_(end_dim) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
 
  private:
   int64_t start_dim_, end_dim_;
@@ -105,6 +110,7 @@ class Dropout : public Module {
  public:
   explicit Dropout(double p = 0.5);
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
 
  private:
   double p_;
@@ -119,6 +125,7 @@ class LeakyReLU : public Module {
  public:
   explicit LeakyReLU(double negative_slope = 0.01) : negative_slope_(negative_slope) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
 
  private:
   double negative_slope_;

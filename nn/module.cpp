@@ -190,6 +190,32 @@ void Module::save(const std::string& path, const Metadata& metadata) const {
   save_safetensors(path, state_dict(), metadata);
 }
 
+namespace {
+void print(const Module& m, const std::string& indent, std::string& out) {
+  const std::string extra = m.extra_repr();
+  if (m.named_children().empty()) {
+    out += m.name() + "(" + extra + ")";
+    return;
+  }
+  // With children, the options (if any) get a line of their own, as in PyTorch.
+  const std::string inner = indent + "  ";
+  out += m.name() + "(\n";
+  if (!extra.empty()) out += inner + extra + "\n";
+  for (const auto& [n, c] : m.named_children()) {
+    out += inner + "(" + n + "): ";
+    print(*c, inner, out);
+    out += "\n";
+  }
+  out += indent + ")";
+}
+}  // namespace
+
+std::string to_string(const Module& module) {
+  std::string out;
+  print(module, "", out);
+  return out;
+}
+
 Metadata Module::load(const std::string& path) {
   Safetensors file = load_safetensors(path);  // validated in full before anything is touched
   std::string problems = mismatches(file.tensors);

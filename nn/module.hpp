@@ -1,6 +1,8 @@
 // xg::nn::Module: the base of every layer and model; parameters, buffers and submodules by name.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +42,8 @@ class Module {
   Tensor operator()(const Tensor& x) { return forward(x); }
   // The class name without namespaces ("Linear", "Net"): the first word of every error message.
   virtual std::string name() const;
+  // The options shown when printing the module ("in_features=4, out_features=3, bias=true").
+  virtual std::string extra_repr() const { return ""; }
 
   // Names are non-empty, have no '.', and are unique within the module. Parameters become leaves
   // that require grad (unless requires_grad = false). The same handle is returned, so a layer keeps
@@ -105,4 +109,18 @@ class Module {
   bool training_ = true;
 };
 
+// The module tree as libtorch prints it:
+//   Net(
+//     (fc): Linear(in_features=4, out_features=3, bias=true)
+//   )
+std::string to_string(const Module& module);
+
 }  // namespace xg::nn
+
+// fmt::print("{}", model) for Module and every class derived from it.
+template <class M>
+struct fmt::formatter<M, char, std::enable_if_t<std::is_base_of_v<xg::nn::Module, M>>> : fmt::formatter<std::string> {
+  auto format(const xg::nn::Module& m, format_context& ctx) const {
+    return fmt::formatter<std::string>::format(xg::nn::to_string(m), ctx);
+  }
+};

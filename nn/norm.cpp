@@ -117,4 +117,20 @@ Tensor GroupNorm::forward(const Tensor& x) {
   return group_norm(x, options_.num_groups, weight_, bias_, options_.eps);
 }
 
+std::string BatchNormBase::extra_repr() const {
+  const BatchNormOptions& o = options_;
+  return fmt::format("{}, eps={}, momentum={}, affine={}, track_running_stats={}", o.num_features, o.eps,
+                     o.momentum ? fmt::format("{}", *o.momentum) : "none", o.affine, o.track_running_stats);
+}
+
+std::string LayerNorm::extra_repr() const {
+  return fmt::format("{}, eps={}, elementwise_affine={}", options_.normalized_shape, options_.eps,
+                     options_.elementwise_affine);
+}
+
+std::string GroupNorm::extra_repr() const {
+  return fmt::format("{}, {}, eps={}, affine={}", options_.num_groups, options_.num_channels, options_.eps,
+                     options_.affine);
+}
+
 }  // namespace xg::nn

@@ -24,6 +24,7 @@ using BatchNorm2dOptions = BatchNormOptions;
 class BatchNormBase : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
   void reset_running_stats();
   void reset_parameters();  // running stats, then weight = 1, bias = 0
   const Tensor& weight() const { return weight_; }
@@ -74,6 +75,7 @@ class LayerNorm : public Module {
   explicit LayerNorm(const LayerNormOptions& options);
   explicit LayerNorm(const Shape& normalized_shape) : LayerNorm(LayerNormOptions{.normalized_shape = normalized_shape}) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
 
@@ -96,6 +98,7 @@ class GroupNorm : public Module {
   GroupNorm(int64_t num_groups, int64_t num_channels)
       : GroupNorm(GroupNormOptions{.num_groups = num_groups, .num_channels = num_channels}) {}
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
 

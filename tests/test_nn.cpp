@@ -71,6 +71,26 @@ TEST_CASE("Module: dotted names, buffers, children, registration ownership") {
   CHECK(shared.state_dict().size() == 2);
 }
 
+TEST_CASE("Module: printing as libtorch does") {
+  Net net;
+  CHECK(fmt::format("{}", net) ==
+        "Net(\n"
+        "  (features): Sequential(\n"
+        "    (0): Conv2d(2, 4, kernel_size=[3, 3], stride=[1, 1], padding=[1, 1])\n"
+        "    (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=true, track_running_stats=true)\n"
+        "    (2): ReLU()\n"
+        "    (3): MaxPool2d(kernel_size=[2, 2], stride=[2, 2], padding=[0, 0])\n"
+        "    (4): AvgPool2d(kernel_size=[3, 3], stride=[1, 1], padding=[1, 1])\n"
+        "  )\n"
+        "  (flatten): Flatten(start_dim=1, end_dim=-1)\n"
+        "  (drop): Dropout(p=0.5)\n"
+        "  (fc): Linear(in_features=36, out_features=5, bias=true)\n"
+        ")");
+  CHECK(nn::to_string(nn::LayerNorm(Shape{3})) == "LayerNorm([3], eps=1e-05, elementwise_affine=true)");
+  CHECK(nn::to_string(nn::GroupNorm(2, 4)) == "GroupNorm(2, 4, eps=1e-05, affine=true)");
+  CHECK(nn::to_string(nn::LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)");
+}
+
 TEST_CASE("Module: registration errors name the module") {
   nn::Linear fc(2, 3);
   CHECK_ERROR(fc.register_parameter("weight", ones({1})), "Linear: register_parameter: name 'weight' is already registered");

@@ -1,7 +1,11 @@
-// The worker pool behind parallel_for: one generation counter, one condition variable, no spinning.
+// The worker pool behind parallel_for: a generation counter the workers watch, spinning briefly
+// before they sleep on a condition variable (waking a sleeping thread costs up to a millisecond on
+// this kind of VM, longer than many kernels; spinning for ever would steal the loader's core).
 #include "autograd/parallel.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -16,6 +20,20 @@ namespace xg {
 namespace {
 
 thread_local bool inside_region = false;
+
+// How long a thread spins for the next piece of work (or for its helpers to finish) before sleeping.
+constexpr auto spin_for = std::chrono::microseconds(2000);
+
+// Spins until pred() holds or spin_for has passed; returns whether it holds.
+template <class Pred>
+bool spin_until(Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + spin_for;
+  for (int i = 0;; ++i) {
+    if (pred()) return true;
+    if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) return false;
+    __builtin_ia32_pause();
+  }
+}
 
 int default_threads() {
   for (const char* var : {"XGRAD_NUM_THREADS", "OMP_NUM_THREADS"})
@@ -51,13 +69,17 @@ class Pool {
     }
     {
       std::lock_guard<std::mutex> lock(m_);
-      f_ = &f, begin_ = begin, end_ = end, pieces_ = pieces, pending_ = pieces - 1, error_ = nullptr;
-      ++generation_;
+      f_ = &f, begin_ = begin, end_ = end, pieces_ = pieces, error_ = nullptr;
+      pending_.store(pieces - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     run_piece(0);
-    std::unique_lock<std::mutex> lock(m_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(m_);
+      done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> lock(m_);
     f_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -79,16 +101,24 @@ class Pool {
   void work(int index) {
     uint64_t seen = 0;
     for (;;) {
-      {
+      auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until([&] { return fresh() || stop_.load(std::memory_order_relaxed); })) {
         std::unique_lock<std::mutex> lock(m_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        if (index >= pieces_) continue;
+        wake_.wait(lock, [&] { return stop_.load() || fresh(); });
       }
+      if (stop_.load()) return;
+      int pieces;
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        seen = generation_.load();
+        pieces = pieces_;
+      }
+      if (index >= pieces) continue;
       run_piece(index);
-      std::lock_guard<std::mutex> lock(m_);
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(m_);  // pairs with the caller's sleeping wait
+        done_.notify_one();
+      }
     }
   }
 
@@ -107,11 +137,12 @@ class Pool {
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
   int threads_ = 1;
-  bool stop_ = false;
-  uint64_t generation_ = 0;
+  std::atomic<bool> stop_ = false;
+  std::atomic<uint64_t> generation_ = 0;
   const std::function<void(int64_t, int64_t)>* f_ = nullptr;
   int64_t begin_ = 0, end_ = 0;
-  int pieces_ = 0, pending_ = 0;
+  int pieces_ = 0;
+  std::atomic<int> pending_ = 0;
   std::exception_ptr error_;
 };
 

@@ -48,6 +48,7 @@ int main() {
   manual_seed(0);
   const int64_t N = 128;
   const double peak = gemm_gflops(2048, 2048, 2048, false, false, true, 3);
+  bench::settle();
   fmt::print("OpenBLAS sgemm 2048^3: {:.1f} GFLOP/s\n\n", peak);
   fmt::print("{:<40} {:>10} {:>10} {:>9}\n", "op (batch 128, forward + backward)", "fused ms", "ref ms", "speed-up");
 
@@ -97,6 +98,7 @@ int main() {
                 G{"dinput", CKK, BP, c.F, true, false}}) {
       double gf = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, false, 7);
       double ob = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, true, 7);
+      bench::settle();
       fmt::print("{:<48} {:>10.1f} {:>9.0f}% {:>14.1f}\n",
                  fmt::format("{}->{} {}: [{}x{}]x[{}x{}]", c.C, c.F, g.what, g.M, g.K, g.K, g.Nn), gf,
                  100 * gf / peak, ob);

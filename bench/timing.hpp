@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include <cblas.h>
@@ -16,6 +17,9 @@ struct OpenblasThreads {
   explicit OpenblasThreads(int n) { openblas_set_num_threads(n); }
   ~OpenblasThreads() { openblas_set_num_threads(1); }
 };
+
+// Waits until threads that spin after a BLAS call (OpenBLAS's) have gone to sleep.
+inline void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }
 
 // Median seconds of `reps` runs of f, after one warm-up run.
 template <class F>
@@ -31,26 +35,15 @@ double median_seconds(F&& f, int reps) {
   return t[t.size() / 2];
 }
 
-// Interleaves a and b (a, b, a, b, ...) so machine drift hits both; returns their medians.
+// Medians of a and of b, measured one after the other. Not interleaved: OpenBLAS's threads spin for
+// about 0.1 s after each call and would slow whatever runs right after them, so the pause lets them
+// sleep before the next measurement.
 template <class A, class B>
 std::pair<double, double> median_pair(A&& a, B&& b, int reps) {
-  a();
-  b();
-  std::vector<double> ta, tb;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    a();
-    auto t1 = std::chrono::steady_clock::now();
-    b();
-    auto t2 = std::chrono::steady_clock::now();
-    ta.push_back(std::chrono::duration<double>(t1 - t0).count());
-    tb.push_back(std::chrono::duration<double>(t2 - t1).count());
-  }
-  auto med = [](std::vector<double>& v) {
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-  };
-  return {med(ta), med(tb)};
+  double ta = median_seconds(a, reps);
+  double tb = median_seconds(b, reps);
+  settle();
+  return {ta, tb};
 }
 
 }  // namespace xg::bench

@@ -37,7 +37,7 @@ template <class T>
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                  int64_t ldb, T beta, T* C, int64_t ldc) {
   blas_single_threaded();
-  if (M * N * K < (int64_t{1} << 18)) {
+  if (M * N * K < (int64_t{1} << 24)) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

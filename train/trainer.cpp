@@ -45,6 +45,12 @@ const std::string& meta(const nn::Metadata& m, const std::string& key, const std
   return it->second;
 }
 
+// What a checkpoint records of the run's configuration, and what --resume insists matches.
+nn::Metadata run_identity(const TrainerOptions& o) {
+  return {{"model", o.model},         {"batch_size", std::to_string(o.batch_size)}, {"seed", std::to_string(o.seed)},
+          {"optimizer", o.optimizer}, {"schedule", o.schedule}};
+}
+
 }  // namespace
 
 double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm, int64_t batch_size) {
@@ -214,24 +220,19 @@ void Trainer::save_checkpoint(int64_t epoch, const std::string& path) const {
   for (const EpochMetrics& m : result_.epochs)
     rows.insert(rows.end(), {double(m.epoch), m.train_loss, m.train_acc, m.val_acc, m.lr, m.seconds, m.images_per_second});
   t.emplace_back("trainer.epochs", from_vector(rows, {static_cast<int64_t>(result_.epochs.size()), 7}));
-  nn::save_safetensors(path, t,
-                       {{"epoch", std::to_string(epoch)}, {"model", opts_.model},
-                        {"batch_size", std::to_string(opts_.batch_size)}, {"seed", std::to_string(opts_.seed)},
-                        {"optimizer", opts_.optimizer}, {"schedule", opts_.schedule},
-                        {"best_val_acc", fmt::format("{:.17g}", result_.best_val_acc)},
-                        {"best_epoch", std::to_string(result_.best_epoch)}, {"rng", generator_state()}});
+  nn::Metadata m = run_identity(opts_);
+  m.insert({{"epoch", std::to_string(epoch)},
+            {"best_val_acc", fmt::format("{:.17g}", result_.best_val_acc)},
+            {"best_epoch", std::to_string(result_.best_epoch)},
+            {"rng", generator_state()}});
+  nn::save_safetensors(path, t, m);
 }
 
 int64_t Trainer::load_checkpoint(const std::string& path) {
   nn::Safetensors ck = nn::load_safetensors(path);
-  for (const char* key : {"model", "batch_size", "seed", "optimizer", "schedule"}) {
-    const std::string want = key == std::string("model") ? opts_.model
-                             : key == std::string("batch_size") ? std::to_string(opts_.batch_size)
-                             : key == std::string("seed") ? std::to_string(opts_.seed)
-                             : key == std::string("optimizer") ? opts_.optimizer : opts_.schedule;
+  for (const auto& [key, want] : run_identity(opts_))
     check(meta(ck.metadata, key, path) == want, "Trainer: checkpoint {} was written with {} = {}, this run has {}",
           path, key, meta(ck.metadata, key, path), want);
-  }
   const int64_t epoch = std::stoll(meta(ck.metadata, "epoch", path));
   // Everything is validated and staged before the model or the optimizer changes.
   nn::NamedTensors model_state = ck.with_prefix("model."), best = ck.with_prefix("best.");

@@ -7,6 +7,7 @@
 #include <xgrad.hpp>
 
 #include "ops/blas.hpp"
+#include "ops/fused/winograd.hpp"
 #include "timing.hpp"
 
 using namespace xg;
@@ -81,6 +82,22 @@ int main() {
     double br = fwd_bwd([&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm, rv, true); }, bn, 3);
     fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.1f}x\n", fmt::format("batch_norm train, {}x{}x{}", C, HW, HW),
                bf * 1e3, br * 1e3, br / bf);
+  }
+
+  // The two algorithms of the fused conv on the main command's VGG layers.
+  fmt::print("\n{:<40} {:>10} {:>10} {:>9}\n", "VGG conv 3x3 pad 1, forward + backward", "im2col ms", "Winograd", "speed-up");
+  for (Conv c : {Conv{32, 32, 32}, Conv{32, 64, 16}, Conv{64, 64, 16}, Conv{64, 128, 8}, Conv{128, 128, 8}}) {
+    std::vector<Tensor> in{randn({N, c.C, c.HW, c.HW}), randn({c.F, c.C, 3, 3}) * 0.1};
+    leafify(in);
+    auto timed = [&](detail::ConvAlgorithm a) {
+      detail::set_conv_algorithm(a);
+      double t = fwd_bwd([](auto& v) { return conv2d(v[0], v[1], Tensor(), {.padding = 1}); }, in, 7);
+      detail::set_conv_algorithm(detail::ConvAlgorithm::automatic);
+      return t;
+    };
+    const double ti = timed(detail::ConvAlgorithm::im2col), tw = timed(detail::ConvAlgorithm::winograd);
+    fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.2f}x\n", fmt::format("{}->{}, {}x{}", c.C, c.F, c.HW, c.HW), ti * 1e3,
+               tw * 1e3, ti / tw);
   }
 
   // The GEMMs the fused conv issues for one chunk of images (ops/fused/conv2d.cpp: 8 MB of im2col).

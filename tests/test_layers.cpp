@@ -1,6 +1,7 @@
 // Fused conv/pool/batch-norm kernels against their primitive references (values and gradients),
 // gradcheck on both, CS231n's worked values, the norms built from primitives, and bad input.
 #include "helpers.hpp"
+#include "ops/fused/winograd.hpp"
 
 using namespace xg;
 using test::f64;
@@ -51,6 +52,53 @@ TEST_CASE("conv2d: fused equals reference, values and gradients") {
       CHECK_MATCHES_REFERENCE([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
                               [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
     }
+}
+
+// Forces the fused conv2d onto one algorithm for a test's duration.
+struct ConvAlgorithmGuard {
+  explicit ConvAlgorithmGuard(detail::ConvAlgorithm a) { detail::set_conv_algorithm(a); }
+  ~ConvAlgorithmGuard() { detail::set_conv_algorithm(detail::ConvAlgorithm::automatic); }
+};
+
+TEST_CASE("conv2d: Winograd F(4x4,3x3) equals the reference, values and gradients") {
+  ConvAlgorithmGuard winograd(detail::ConvAlgorithm::winograd);
+  const std::vector<ConvCase> cases = {
+      {{2, 3, 8, 8}, 4, 3, 3, 1, 1, true},     // whole tiles
+      {{1, 5, 7, 9}, 3, 3, 3, 1, 0, true},     // no padding, partial tiles (5x7 output)
+      {{2, 4, 6, 5}, 2, 3, 3, 1, 2, false},    // padding 2
+      {{1, 2, 3, 3}, 3, 3, 3, 1, 1, true},     // one partial tile
+      {{2, 3, 10, 6}, 5, 3, 3, 1, {0, 1}, true},  // different padding per axis
+      {{3, 24, 9, 9}, 20, 3, 3, 1, 1, true},   // more channels: the automatic choice's range
+      {{40, 16, 12, 12}, 16, 3, 3, 1, 1, true},  // several chunks of images
+      {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},     // an empty batch
+  };
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const ConvCase& c = cases[i];
+      CAPTURE(i);
+      CAPTURE(dtype_name(d));
+      Conv2dOptions o{c.stride, c.padding};
+      Tensor x = input(c.x, d, 40 + i), w = input({c.F, c.x[1], c.KH, c.KW}, d, 50 + i);
+      Tensor b = c.bias ? input({c.F}, d, 60 + i) : Tensor();
+      CHECK_MATCHES_REFERENCE([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
+                              [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+    }
+  Tensor x = input({2, 2, 6, 5}, Dtype::f64, 1), w = input({3, 2, 3, 3}, Dtype::f64, 2), b = input({3}, Dtype::f64, 3);
+  CHECK_GRADCHECK([](auto& v) { return conv2d(v[0], v[1], v[2], {.padding = 1}); }, {x, w, b});
+}
+
+TEST_CASE("conv2d: the automatic choice uses Winograd only for 3x3 stride-1 convolutions with 16+ channels") {
+  auto geometry = [](int64_t C, int64_t F, int64_t K, int64_t S) {
+    return detail::conv_geometry(zeros({1, C, 8, 8}), zeros({F, C, K, K}), Tensor(), {.stride = S, .padding = 1},
+                                 "conv2d");
+  };
+  CHECK(detail::use_winograd(geometry(16, 16, 3, 1)));
+  CHECK(detail::use_winograd(geometry(64, 128, 3, 1)));
+  CHECK_FALSE(detail::use_winograd(geometry(3, 32, 3, 1)));
+  CHECK_FALSE(detail::use_winograd(geometry(32, 32, 3, 2)));
+  CHECK_FALSE(detail::use_winograd(geometry(32, 32, 5, 1)));
+  ConvAlgorithmGuard im2col(detail::ConvAlgorithm::im2col);
+  CHECK_FALSE(detail::use_winograd(geometry(64, 64, 3, 1)));
 }
 
 TEST_CASE("conv2d: gradcheck, fused and reference") {

@@ -1,10 +1,12 @@
-// Fused conv2d: im2col + one BLAS GEMM per chunk of images; backward with GEMMs and col2im.
+// Fused conv2d: im2col + one BLAS GEMM per chunk of images; backward with GEMMs and col2im. 3x3
+// stride-1 convolutions with enough channels go through Winograd instead (ops/fused/winograd.cpp).
 // Registered through the public custom-op API (xg::Function), like any user op.
 #include <cstring>
 
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
+#include "ops/fused/winograd.hpp"
 #include "ops/geometry.hpp"
 
 namespace xg {
@@ -68,6 +70,7 @@ int64_t chunk_images(const ConvGeometry& g, int64_t elem) {
 
 template <class T>
 void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
+  if (detail::use_winograd(g)) return detail::winograd_forward(x, w, bias, g, out);
   const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, chunk = chunk_images(g, sizeof(T));
   T* cols = detail::scratch<T>(0, CKK * chunk * P);
   T* tmp = detail::scratch<T>(1, g.F * chunk * P);
@@ -93,19 +96,25 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, chunk = chunk_images(g, sizeof(T));
   T* cols = detail::scratch<T>(0, CKK * chunk * P);
   T* dtmp = detail::scratch<T>(1, g.F * chunk * P);
-  if (dw) std::fill(dw, dw + g.F * CKK, T(0));
-  if (dx) std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
   if (db) {
-    std::fill(db, db + g.F, T(0));
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t f = 0; f < g.F; ++f) {
-        const T* src = dout + (n * g.F + f) * P;
+    parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t f = lo; f < hi; ++f) {
         T s = 0;
-        for (int64_t p = 0; p < P; ++p) s += src[p];
-        db[f] += s;
+        for (int64_t n = 0; n < g.N; ++n) {
+          const T* src = dout + (n * g.F + f) * P;
+          for (int64_t p = 0; p < P; ++p) s += src[p];
+        }
+        db[f] = s;
       }
+    });
   }
   if (!dx && !dw) return;
+  if (detail::use_winograd(g)) {
+    detail::winograd_backward(x, w, dout, g, dx, dw);
+    return;
+  }
+  if (dw) std::fill(dw, dw + g.F * CKK, T(0));
+  if (dx) std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
     const int64_t B = std::min(chunk, g.N - n0), BP = B * P;
     parallel_for(0, B * g.F, 8, [&](int64_t lo, int64_t hi) {

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   app.add_option("--schedule", o.schedule, "none, step, cosine, onecycle or decay")->capture_default_str();
   app.add_option("--lr-decay", o.lr_decay, "per-epoch factor for decay and step")->capture_default_str();
   app.add_flag("--no-augment", no_augment, "no random crop and flip");
+  app.add_option("--label-smoothing", o.label_smoothing, "cross-entropy label smoothing in [0, 1]")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_flag("!--no-tta", o.flip_tta, "val/test accuracy without the mirror-image average");
   app.add_option("--num-val", num_val, "validation images, taken from the end of the training set")->capture_default_str();
   app.add_option("--train-images", train_images, "use only the first N training images (0: all)")->capture_default_str();
   app.add_option("--max-steps", o.max_steps_per_epoch, "at most N steps per epoch (0: whole epochs)")->capture_default_str();

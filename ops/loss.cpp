@@ -80,9 +80,14 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& labels) {
   return neg(mean(gather(log_probs, 1, unsqueeze(labels, 1))));
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing) {
   check_labels(logits, labels, "cross_entropy");
-  return nll_loss(log_softmax(logits, 1), labels);
+  check(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got {}",
+        label_smoothing);
+  Tensor logp = log_softmax(logits, 1), loss = nll_loss(logp, labels);
+  if (label_smoothing == 0) return loss;
+  // (1 - e) * nll + e * (the mean over samples of the mean over classes of -log p)
+  return add(mul(loss, 1 - label_smoothing), mul(mean(logp), -label_smoothing));
 }
 
 Tensor multi_margin_loss(const Tensor& scores, const Tensor& labels) {

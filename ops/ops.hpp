@@ -70,6 +70,7 @@ Tensor reshape(const Tensor& x, const Shape& shape);  // one -1 allowed; shares 
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
 Tensor permute(const Tensor& x, const Dims& dims);
 Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);
+Tensor flip(const Tensor& x, const Dims& dims);  // reverses the order along each of dims (copies)
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
 Tensor pad(const Tensor& x, const Dims& pads, double value = 0.0);  // F.pad order: last dim first
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
@@ -93,7 +94,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor nll_loss(const Tensor& log_probs, const Tensor& labels);  // [N,C] and i64 [N]; mean
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+// label_smoothing e in [0, 1] (PyTorch's): the target puts 1 - e on the label and e / C on every class.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing = 0.0);
 Tensor multi_margin_loss(const Tensor& scores, const Tensor& labels);  // margin 1, / C, mean over N
 Tensor mse_loss(const Tensor& input, const Tensor& target);
 

@@ -1,4 +1,5 @@
 // Shape ops: reshape and friends share storage; permute, slice, pad, cat and expand copy.
+#include <algorithm>
 #include <cstring>
 
 #include "ops/kernels.hpp"
@@ -126,6 +127,36 @@ Tensor permute(const Tensor& x, const Dims& dims) {
     });
   });
   return record("permute", out, {x}, [inverse](const GradArgs& g) { return Grads{permute(g.grad, inverse)}; });
+}
+
+Tensor flip(const Tensor& x, const Dims& dims) {
+  check(x.defined(), "flip: undefined tensor");
+  const int64_t r = x.dim();
+  std::vector<bool> flipped(std::max<int64_t>(r, 1), false);  // a 0-d tensor accepts dim 0, as in PyTorch
+  for (int64_t dim : dims) {
+    const int64_t d = wrap_dim(dim, r, "flip");
+    check(!flipped[d], "flip: dim {} repeated in {}", dim, to_string(Shape(dims)));
+    flipped[d] = true;
+  }
+  if (dims.empty() || r == 0) return x;
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  const Shape& s = x.shape();
+  const std::vector<int64_t> st = contiguous_strides(s);
+  const int64_t inner = s[r - 1], rows = inner == 0 ? 0 : x.numel() / inner;
+  dispatch(x.dtype(), [&]<class T>() {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    std::vector<int64_t> idx(r, 0);  // the output row's index over the outer dims
+    for (int64_t row = 0; row < rows; ++row) {
+      int64_t src = 0;
+      for (int64_t d = 0; d + 1 < r; ++d) src += (flipped[d] ? s[d] - 1 - idx[d] : idx[d]) * st[d];
+      T* dst = po + row * inner;
+      if (flipped[r - 1]) std::reverse_copy(px + src, px + src + inner, dst);
+      else std::copy(px + src, px + src + inner, dst);
+      for (int64_t d = r - 2; d >= 0 && ++idx[d] == s[d]; --d) idx[d] = 0;
+    }
+  });
+  return record("flip", out, {x}, [dims](const GradArgs& g) { return Grads{flip(g.grad, dims)}; });
 }
 
 Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {

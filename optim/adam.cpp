@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "autograd/parallel.hpp"
 #include "optim/optimizers.hpp"
 
 namespace xg::optim {
@@ -50,16 +51,18 @@ void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
     const T wd = static_cast<T>(o.weight_decay), decay = static_cast<T>(1 - lr_ * o.weight_decay),
             beta1 = static_cast<T>(b1), beta2 = static_cast<T>(b2), eps = static_cast<T>(o.eps),
             ss = static_cast<T>(step_size), bc = static_cast<T>(bc2_sqrt);
-    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
-      T d = g[i];
-      if (decoupled_) w[i] *= decay;
-      else if (o.weight_decay != 0) d += wd * w[i];
-      pm[i] += (1 - beta1) * (d - pm[i]);  // lerp towards g
-      pv[i] = beta2 * pv[i] + (1 - beta2) * d * d;
-      T second = pv[i];
-      if (pmax) second = pmax[i] = std::max(pmax[i], pv[i]);
-      w[i] -= ss * (pm[i] / (std::sqrt(second) / bc + eps));
-    }
+    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        T d = g[i];
+        if (decoupled_) w[i] *= decay;
+        else if (o.weight_decay != 0) d += wd * w[i];
+        pm[i] += (1 - beta1) * (d - pm[i]);  // lerp towards g
+        pv[i] = beta2 * pv[i] + (1 - beta2) * d * d;
+        T second = pv[i];
+        if (pmax) second = pmax[i] = std::max(pmax[i], pv[i]);
+        w[i] -= ss * (pm[i] / (std::sqrt(second) / bc + eps));
+      }
+    });
   });
 }
 

@@ -1,6 +1,7 @@
 // SGD, RMSprop and Adagrad: option checks and the per-element update loops.
 #include <cmath>
 
+#include "autograd/parallel.hpp"
 #include "optim/optimizers.hpp"
 
 namespace xg::optim {
@@ -41,15 +42,17 @@ void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state) {
     T* b = buf.defined() ? buf.data<T>() : nullptr;
     const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum),
             keep = static_cast<T>(1 - o.dampening);
-    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d += wd * w[i];
-      if (b) {
-        b[i] = first ? d : mom * b[i] + keep * d;
-        d = o.nesterov ? d + mom * b[i] : b[i];
+    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        T d = g[i];
+        if (o.weight_decay != 0) d += wd * w[i];
+        if (b) {
+          b[i] = first ? d : mom * b[i] + keep * d;
+          d = o.nesterov ? d + mom * b[i] : b[i];
+        }
+        w[i] -= lr * d;
       }
-      w[i] -= lr * d;
-    }
+    });
   });
 }
 
@@ -79,24 +82,26 @@ void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state)
     T* a = ga.defined() ? ga.data<T>() : nullptr;
     const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), alpha = static_cast<T>(o.alpha),
             eps = static_cast<T>(o.eps), mom = static_cast<T>(o.momentum);
-    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d += wd * w[i];
-      s[i] = alpha * s[i] + (1 - alpha) * d * d;
-      T avg;
-      if (a) {
-        a[i] += (1 - alpha) * (d - a[i]);
-        avg = std::sqrt(s[i] - a[i] * a[i]) + eps;
-      } else {
-        avg = std::sqrt(s[i]) + eps;
+    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        T d = g[i];
+        if (o.weight_decay != 0) d += wd * w[i];
+        s[i] = alpha * s[i] + (1 - alpha) * d * d;
+        T avg;
+        if (a) {
+          a[i] += (1 - alpha) * (d - a[i]);
+          avg = std::sqrt(s[i] - a[i] * a[i]) + eps;
+        } else {
+          avg = std::sqrt(s[i]) + eps;
+        }
+        if (b) {
+          b[i] = mom * b[i] + d / avg;
+          w[i] -= lr * b[i];
+        } else {
+          w[i] -= lr * (d / avg);
+        }
       }
-      if (b) {
-        b[i] = mom * b[i] + d / avg;
-        w[i] -= lr * b[i];
-      } else {
-        w[i] -= lr * (d / avg);
-      }
-    }
+    });
   });
 }
 
@@ -118,12 +123,14 @@ void Adagrad::update(const Tensor& param, const Tensor& grad, ParamState& state)
     const T* g = grad.data<T>();
     T* s = sum.data<T>();
     const T lr = static_cast<T>(clr), wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps);
-    for (int64_t i = 0, n = param.numel(); i < n; ++i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d += wd * w[i];
-      s[i] += d * d;
-      w[i] -= lr * (d / (std::sqrt(s[i]) + eps));
-    }
+    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        T d = g[i];
+        if (o.weight_decay != 0) d += wd * w[i];
+        s[i] += d * d;
+        w[i] -= lr * (d / (std::sqrt(s[i]) + eps));
+      }
+    });
   });
 }
 

@@ -24,6 +24,9 @@ TEST_CASE("losses: values by hand") {
   double ce = (-(3 - std::log(z)) + std::log(3.0)) / 2;
   CHECK(cross_entropy(logits, labels).item<double>() == doctest::Approx(ce));
   CHECK(nll_loss(log_softmax(logits, 1), labels).item<double>() == doctest::Approx(ce));
+  // Label smoothing 0.1: 0.9 ce + 0.1 * mean over samples and classes of -log p.
+  double uniform = (3 * std::log(z) - 6 + 3 * std::log(3.0)) / 6;
+  CHECK(cross_entropy(logits, labels, 0.1).item<double>() == doctest::Approx(0.9 * ce + 0.1 * uniform));
   // multi_margin: row 0 true 3: max(0,1-3+1)=0, max(0,2-3+1)=0 -> 0; row 1: 1+1 = 2 -> 2/3. mean = 1/3.
   CHECK(multi_margin_loss(logits, labels).item<double>() == doctest::Approx(1.0 / 3.0));
   CHECK(mse_loss(f64({1, 2}, {2}), f64({0, 0}, {2})).item<double>() == doctest::Approx(2.5));
@@ -40,6 +43,7 @@ TEST_CASE("gradcheck: softmax and losses") {
   CHECK_GRADCHECK([](auto& v) { return softmax(v[0], 0); }, {x});
   CHECK_GRADCHECK([](auto& v) { return log_softmax(v[0], -1); }, {x});
   CHECK_GRADCHECK([labels](auto& v) { return cross_entropy(v[0], labels); }, {x});
+  CHECK_GRADCHECK([labels](auto& v) { return cross_entropy(v[0], labels, 0.2); }, {x});
   CHECK_GRADCHECK([labels](auto& v) { return nll_loss(log_softmax(v[0], 1), labels); }, {x});
   CHECK_GRADCHECK([labels](auto& v) { return multi_margin_loss(v[0], labels); }, {x});
   Tensor t = leaf({3, 4}, 52);
@@ -74,6 +78,7 @@ TEST_CASE("loss errors") {
   CHECK_ERROR(cross_entropy(s, from_vector<int64_t>({0, -1})), "cross_entropy: label -1 at position 1");
   CHECK_ERROR(cross_entropy(s, from_vector<int64_t>({0})), "cross_entropy: labels shape [1] does not match input shape [2,3]");
   CHECK_ERROR(cross_entropy(s, zeros({2})), "cross_entropy: labels must be an i64 tensor");
+  CHECK_ERROR(cross_entropy(s, from_vector<int64_t>({0, 1}), 1.5), "cross_entropy: label_smoothing must be in [0, 1], got 1.5");
   CHECK_ERROR(cross_entropy(zeros({6}), from_vector<int64_t>({0})), "cross_entropy: input must be 2-D [N, C], got shape [6]");
   CHECK_ERROR(multi_margin_loss(s, from_vector<int64_t>({7, 0})), "multi_margin_loss: label 7");
   CHECK_ERROR(mse_loss(s, zeros({3})), "mse_loss: target shape [3] does not match input shape [2,3]");

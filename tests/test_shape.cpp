@@ -32,6 +32,18 @@ TEST_CASE("shape ops: values") {
   CHECK(one_hot(from_vector<int64_t>({2, 0}), 3).to_vector<float>() == std::vector<float>{0, 0, 1, 1, 0, 0});
 }
 
+TEST_CASE("flip: values along one, several and negative dims") {
+  Tensor x = from_vector<double>({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK(flip(x, {1}).to_vector<double>() == std::vector<double>{3, 2, 1, 6, 5, 4});
+  CHECK(flip(x, {0}).to_vector<double>() == std::vector<double>{4, 5, 6, 1, 2, 3});
+  CHECK(flip(x, {0, -1}).to_vector<double>() == std::vector<double>{6, 5, 4, 3, 2, 1});
+  CHECK(flip(x, {}).to_vector<double>() == x.to_vector<double>());
+  Tensor y = from_vector<double>({0, 1, 2, 3, 4, 5, 6, 7}, {2, 2, 2});
+  CHECK(flip(y, {1}).to_vector<double>() == std::vector<double>{2, 3, 0, 1, 6, 7, 4, 5});
+  CHECK(flip(zeros({0, 3}), {1}).shape() == Shape{0, 3});
+  CHECK(flip(scalar_tensor(2.0, Dtype::f64), {0}).item<double>() == 2.0);
+}
+
 TEST_CASE("gradcheck: shape ops") {
   Tensor x = leaf({2, 3, 4}, 21);
   Tensor y = leaf({2, 1, 4}, 22);
@@ -39,6 +51,8 @@ TEST_CASE("gradcheck: shape ops") {
   CHECK_GRADCHECK([](auto& v) { return flatten(v[0], 1); }, {x});
   CHECK_GRADCHECK([](auto& v) { return permute(v[0], {2, 0, 1}); }, {x});
   CHECK_GRADCHECK([](auto& v) { return transpose(v[0], -1, 0); }, {x});
+  CHECK_GRADCHECK([](auto& v) { return flip(v[0], {0, 2}); }, {x});
+  CHECK_GRADCHECK([](auto& v) { return flip(v[0], {1}); }, {x});
   CHECK_GRADCHECK([](auto& v) { return slice(v[0], 2, 1, 4, 2); }, {x});
   CHECK_GRADCHECK([](auto& v) { return pad(v[0], {1, 2, 0, 1}, 3.0); }, {x});
   CHECK_GRADCHECK([](auto& v) { return cat({v[0], v[1], v[0]}, 1); }, {x, y});
@@ -57,6 +71,8 @@ TEST_CASE("shape op errors") {
   CHECK_ERROR(reshape(zeros({2, 3}), {-1, -1}), "reshape: only one dim can be -1");
   CHECK_ERROR(permute(zeros({2, 3}), {0}), "permute: 1 dims given for a tensor of rank 2");
   CHECK_ERROR(permute(zeros({2, 3}), {0, 0}), "permute: dim 0 repeated");
+  CHECK_ERROR(flip(zeros({2, 3}), {1, -1}), "flip: dim -1 repeated in [1,-1]");
+  CHECK_ERROR(flip(zeros({2, 3}), {2}), "flip: dim 2 out of range for a tensor of rank 2");
   CHECK_ERROR(cat({zeros({2, 3}), zeros({2, 4})}, 0), "cat: sizes must match except in dim 0: tensor 0 has shape [2,3], tensor 1 has shape [2,4]");
   CHECK_ERROR(cat({zeros({2, 3}), zeros({3})}, 0), "cat: tensor 1 has rank 1, tensor 0 has rank 2");
   CHECK_ERROR(stack({zeros({2}), zeros({3})}), "stack: tensor 1 has shape [3], tensor 0 has shape [2]");

@@ -49,6 +49,7 @@ void Trainer::write_outputs(const TrainResult& r) const {
   j["config"] = {{"epochs", opts_.epochs},         {"batch_size", opts_.batch_size}, {"optimizer", opts_.optimizer},
                  {"lr", opts_.lr},                 {"momentum", opts_.momentum},     {"weight_decay", opts_.weight_decay},
                  {"schedule", opts_.schedule},     {"lr_decay", opts_.lr_decay},     {"augment", opts_.augment},
+                 {"label_smoothing", opts_.label_smoothing}, {"flip_tta", opts_.flip_tta},
                  {"seed", opts_.seed},             {"max_steps_per_epoch", opts_.max_steps_per_epoch},
                  {"train_images", train_.size()},  {"val_images", val_.size()},      {"test_images", test_.size()}};
   std::ofstream(dir / "summary.json") << j.dump(2) << "\n";

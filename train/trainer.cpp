@@ -48,12 +48,13 @@ const std::string& meta(const nn::Metadata& m, const std::string& key, const std
 // What a checkpoint records of the run's configuration, and what --resume insists matches.
 nn::Metadata run_identity(const TrainerOptions& o) {
   return {{"model", o.model},         {"batch_size", std::to_string(o.batch_size)}, {"seed", std::to_string(o.seed)},
-          {"optimizer", o.optimizer}, {"schedule", o.schedule}};
+          {"optimizer", o.optimizer}, {"schedule", o.schedule}, {"label_smoothing", fmt::format("{}", o.label_smoothing)}};
 }
 
 }  // namespace
 
-double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm, int64_t batch_size) {
+double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm, int64_t batch_size,
+                bool flip_tta) {
   if (images.empty()) return 0.0;
   const bool was_training = model.is_training();
   model.eval();
@@ -62,7 +63,9 @@ double accuracy(nn::Module& model, const data::Subset& images, const data::Norma
   int64_t correct = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    Tensor pred = argmax(model.forward(batch->images), 1);
+    Tensor logits = model.forward(batch->images);
+    if (flip_tta) logits = add(logits, model.forward(flip(batch->images, {3})));
+    Tensor pred = argmax(logits, 1);
     correct += sum(eq(pred, batch->labels)).item<int64_t>();
   }
   model.train(was_training);
@@ -78,6 +81,8 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, data::Subset train, data::Su
   check(opts_.epochs > 0 && opts_.batch_size > 0, "Trainer: epochs ({}) and batch_size ({}) must be positive",
         opts_.epochs, opts_.batch_size);
   check(opts_.lr > 0 && std::isfinite(opts_.lr), "Trainer: lr must be positive, got {}", opts_.lr);
+  check(opts_.label_smoothing >= 0 && opts_.label_smoothing <= 1, "Trainer: label_smoothing must be in [0, 1], got {}",
+        opts_.label_smoothing);
   norm_ = data::compute_mean_std(train_);
   train_eval_ = train_.first(std::min(opts_.train_acc_samples, train_.size()));
   const int64_t full = train_.size() / opts_.batch_size;  // drop_last
@@ -148,7 +153,7 @@ TrainResult Trainer::fit() {
     while (step < steps_per_epoch_) {
       std::optional<data::Batch> batch = loader.next();
       if (!batch) break;
-      Tensor loss = cross_entropy(model_->forward(batch->images), batch->labels);
+      Tensor loss = cross_entropy(model_->forward(batch->images), batch->labels, opts_.label_smoothing);
       const double value = loss.item<double>();
       if (!std::isfinite(value))
         fail("Trainer: the loss is {} at epoch {}, step {} (iteration {}); stopping. The last good checkpoint "
@@ -186,7 +191,7 @@ TrainResult Trainer::fit() {
     m.train_loss = loss_sum / std::max<int64_t>(step, 1);
     m.lr = lr;
     m.train_acc = accuracy(*model_, train_eval_, norm_);
-    m.val_acc = accuracy(*model_, val_, norm_);
+    m.val_acc = accuracy(*model_, val_, norm_, 500, opts_.flip_tta);
     result_.epochs.push_back(m);
     if (best_state_.empty() || m.val_acc > result_.best_val_acc) {
       result_.best_val_acc = m.val_acc;
@@ -205,7 +210,7 @@ TrainResult Trainer::fit() {
   for (const EpochMetrics& m : r.epochs) r.train_seconds += m.seconds;
   const double images = static_cast<double>(r.losses.size() * opts_.batch_size);
   r.images_per_second = r.train_seconds > 0 ? images / r.train_seconds : 0;
-  if (!test_.empty()) r.test_acc = accuracy(*model_, test_, norm_);
+  if (!test_.empty()) r.test_acc = accuracy(*model_, test_, norm_, 500, opts_.flip_tta);
   write_outputs(r);
   return r;
 }

@@ -26,6 +26,8 @@ struct TrainerOptions {
   double lr_decay = 0.95;
   int64_t step_size = 5;            // step schedule: epochs between decays (gamma = lr_decay)
   bool augment = true;              // random crop (4-pixel padding) and horizontal flip
+  double label_smoothing = 0.1;     // cross_entropy's (PyTorch's label_smoothing)
+  bool flip_tta = true;             // val/test accuracy from the logits of each image plus its mirror image
   int64_t train_acc_samples = 1000; // train accuracy is measured on this fixed subset
   int64_t max_steps_per_epoch = 0;  // 0: whole epochs (a positive value makes short smoke runs)
   uint64_t seed = 0;
@@ -48,9 +50,10 @@ struct TrainResult {
   std::vector<EpochMetrics> epochs;
 };
 
-// Fraction of correctly classified images, in eval mode without recording.
+// Fraction of correctly classified images, in eval mode without recording. With flip_tta, each
+// image is classified by the sum of its logits and those of its horizontal mirror image.
 double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm,
-                int64_t batch_size = 500);
+                int64_t batch_size = 500, bool flip_tta = false);
 
 class Trainer {
  public:

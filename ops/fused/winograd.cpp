@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <vector>
 
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
@@ -20,20 +21,44 @@ namespace {
 
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::automatic};
 
-constexpr int64_t P36 = 36;                  // positions in a transformed 6x6 tile
-constexpr int64_t chunk_bytes = 6 << 20;     // V and M of one chunk of images
+constexpr int64_t P36 = 36;               // positions in a transformed 6x6 tile
+constexpr int64_t chunk_bytes = 6 << 20;  // V and M of one chunk of images
 
 // L tiles side by side, so that every transform below runs as vector arithmetic across tiles.
 constexpr int L = 16;
 template <class T>
 struct Lanes {
   T v[L];
-  friend Lanes operator+(const Lanes& a, const Lanes& b) { Lanes r; for (int l = 0; l < L; ++l) r.v[l] = a.v[l] + b.v[l]; return r; }
-  friend Lanes operator-(const Lanes& a, const Lanes& b) { Lanes r; for (int l = 0; l < L; ++l) r.v[l] = a.v[l] - b.v[l]; return r; }
-  friend Lanes operator-(const Lanes& a) { Lanes r; for (int l = 0; l < L; ++l) r.v[l] = -a.v[l]; return r; }
-  friend Lanes operator*(int k, const Lanes& a) { Lanes r; for (int l = 0; l < L; ++l) r.v[l] = T(k) * a.v[l]; return r; }
-  friend Lanes operator/(const Lanes& a, int k) { Lanes r; const T inv = T(1) / T(k); for (int l = 0; l < L; ++l) r.v[l] = a.v[l] * inv; return r; }
+  template <class F>
+  static Lanes map(F f) {
+    Lanes r;
+    for (int l = 0; l < L; ++l) r.v[l] = f(l);
+    return r;
+  }
+  friend Lanes operator+(const Lanes& a, const Lanes& b) { return map([&](int l) { return a.v[l] + b.v[l]; }); }
+  friend Lanes operator-(const Lanes& a, const Lanes& b) { return map([&](int l) { return a.v[l] - b.v[l]; }); }
+  friend Lanes operator-(const Lanes& a) { return map([&](int l) { return -a.v[l]; }); }
+  friend Lanes operator*(int k, const Lanes& a) { return map([&](int l) { return T(k) * a.v[l]; }); }
+  friend Lanes operator/(const Lanes& a, int k) { return map([&, inv = T(1) / T(k)](int l) { return a.v[l] * inv; }); }
 };
+
+// Copies between lanes and memory: n <= L tiles, the lanes past n read as zeros.
+template <class T>
+inline void load(const T* src, int64_t n, Lanes<T>& a) {
+  if (n == L) {
+    for (int l = 0; l < L; ++l) a.v[l] = src[l];
+  } else {
+    for (int l = 0; l < L; ++l) a.v[l] = l < n ? src[l] : T(0);
+  }
+}
+template <class T>
+inline void store(const Lanes<T>& a, int64_t n, T* dst) {
+  if (n == L) {
+    for (int l = 0; l < L; ++l) dst[l] = a.v[l];
+  } else {
+    for (int l = 0; l < n; ++l) dst[l] = a.v[l];
+  }
+}
 
 // The six 1-D transforms, each reading n values with stride s and writing m values with stride r.
 struct BT {  // B^T: 6 -> 6 (input tile)
@@ -128,20 +153,28 @@ Tiling tiling(const ConvGeometry& g, int64_t elem) {
   return t;
 }
 
-// Where tile t of a chunk lies: image b, tile row i, tile column j.
+// Where tile t of a chunk lies: image b (within the chunk), output origin (oy, ox), input origin
+// (y0, x0) = (oy - PH, ox - PW), and whether its 6x6 input window lies wholly inside the image.
 struct Tile {
-  int64_t b, i, j;
+  int64_t b, oy, ox, y0, x0;
+  bool inside;
 };
-inline Tile locate(const Tiling& tl, int64_t t) {
-  const int64_t b = t / tl.per_image, rest = t % tl.per_image;
-  return {b, rest / tl.TW, rest % tl.TW};
+std::vector<Tile> tiles(const ConvGeometry& g, const Tiling& tl) {
+  std::vector<Tile> v(static_cast<size_t>(tl.chunk * tl.per_image));
+  for (size_t t = 0; t < v.size(); ++t) {
+    const int64_t b = t / tl.per_image, rest = t % tl.per_image, oy = 4 * (rest / tl.TW), ox = 4 * (rest % tl.TW);
+    const int64_t y0 = oy - g.PH, x0 = ox - g.PW;
+    v[t] = {b, oy, ox, y0, x0, y0 >= 0 && x0 >= 0 && y0 + 6 <= g.H && x0 + 6 <= g.W};
+  }
+  return v;
 }
 
 // V[p][c][t] = (B^T d B)[p] for the 6x6 input tile d of channel c and tile t = (b*TH + i)*TW + j of
 // images n0 .. n0+B-1; tile (i, j) starts at input row 4i - PH, column 4j - PW (zeros outside).
 // L consecutive tiles are gathered into lanes and transformed together.
 template <class T>
-void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, int64_t n0, int64_t B, T* V) {
+void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, const Tile* tile, int64_t n0, int64_t B,
+                     T* V) {
   const int64_t Tn = B * tl.per_image, stride = g.C * Tn;
   parallel_for(0, g.C, 1, [&](int64_t lo, int64_t hi) {
     Lanes<T> d[36], v[36];
@@ -153,36 +186,54 @@ void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, int64_
             for (auto& e : d) e.v[l] = T(0);
             continue;
           }
-          const Tile tile = locate(tl, t0 + l);
-          const T* plane = x + ((n0 + tile.b) * g.C + c) * g.H * g.W;
-          const int64_t y0 = 4 * tile.i - g.PH, x0 = 4 * tile.j - g.PW;
-          if (y0 >= 0 && x0 >= 0 && y0 + 6 <= g.H && x0 + 6 <= g.W) {
+          const Tile& tt = tile[t0 + l];
+          const T* plane = x + ((n0 + tt.b) * g.C + c) * g.H * g.W;
+          const int64_t y0 = tt.y0, x0 = tt.x0;
+          if (tt.inside) {
             for (int r = 0; r < 6; ++r)
               for (int q = 0; q < 6; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
           } else {
-            for (int r = 0; r < 6; ++r)
-              for (int q = 0; q < 6; ++q) {
-                const int64_t yy = y0 + r, xx = x0 + q;
-                d[r * 6 + q].v[l] = yy >= 0 && yy < g.H && xx >= 0 && xx < g.W ? plane[yy * g.W + xx] : T(0);
-              }
+            for (auto& e : d) e.v[l] = T(0);
+            const int64_t r1 = std::min<int64_t>(6, g.H - y0), q1 = std::min<int64_t>(6, g.W - x0);
+            for (int64_t r = std::max<int64_t>(0, -y0); r < r1; ++r)
+              for (int64_t q = std::max<int64_t>(0, -x0); q < q1; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
           }
         }
         both_axes<6, 6, BT>(d, v);
         T* o = V + c * Tn + t0;
-        for (int p = 0; p < 36; ++p) std::copy(v[p].v, v[p].v + nl, o + p * stride);
+        for (int p = 0; p < 36; ++p) store(v[p], nl, o + p * stride);
       }
   });
 }
 
-// U[p][f][c] = (G w G^T)[p].
+// U[p][f][c] = (G w G^T)[p], L filter slices (f, c) at a time.
 template <class T>
 void filter_transform(const T* w, const ConvGeometry& g, T* U) {
   const int64_t FC = g.F * g.C;
-  parallel_for(0, FC, 64, [&](int64_t lo, int64_t hi) {
-    T u[36];
-    for (int64_t fc = lo; fc < hi; ++fc) {
-      both_axes<3, 6, Gm>(w + fc * 9, u);
-      for (int p = 0; p < 36; ++p) U[p * FC + fc] = u[p];
+  parallel_for(0, (FC + L - 1) / L, 16, [&](int64_t lo, int64_t hi) {
+    Lanes<T> k[9], u[36];
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      const int64_t fc0 = blk * L, n = std::min<int64_t>(L, FC - fc0);
+      for (int e = 0; e < 9; ++e)
+        for (int l = 0; l < L; ++l) k[e].v[l] = l < n ? w[(fc0 + l) * 9 + e] : T(0);
+      both_axes<3, 6, Gm>(k, u);
+      for (int p = 0; p < 36; ++p) store(u[p], n, U + p * FC + fc0);
+    }
+  });
+}
+
+// dw[f][c] = G^T dU[f][c] G, the adjoint of filter_transform.
+template <class T>
+void filter_transform_adjoint(const T* dU, const ConvGeometry& g, T* dw) {
+  const int64_t FC = g.F * g.C;
+  parallel_for(0, (FC + L - 1) / L, 16, [&](int64_t lo, int64_t hi) {
+    Lanes<T> u[36], k[9];
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      const int64_t fc0 = blk * L, n = std::min<int64_t>(L, FC - fc0);
+      for (int p = 0; p < 36; ++p) load(dU + p * FC + fc0, n, u[p]);
+      both_axes<6, 3, GT>(u, k);
+      for (int l = 0; l < n; ++l)
+        for (int e = 0; e < 9; ++e) dw[(fc0 + l) * 9 + e] = k[e].v[l];
     }
   });
 }
@@ -216,6 +267,7 @@ bool use_winograd(const ConvGeometry& g) {
 template <class T>
 void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
   const Tiling tl = tiling(g, sizeof(T));
+  const std::vector<Tile> tile = tiles(g, tl);
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);
   T* V = scratch<T>(0, P36 * g.C * maxT);
@@ -223,7 +275,7 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
   filter_transform(w, g, U);
   for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
     const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
-    input_transform(x, g, tl, n0, B, V);
+    input_transform(x, g, tl, tile.data(), n0, B, V);
     batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
     // Y = A^T m A for each filter and tile, written where it falls inside the output, plus the bias.
     parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
@@ -233,15 +285,12 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
         for (int64_t t0 = 0; t0 < Tn; t0 += L) {
           const int64_t nl = std::min<int64_t>(L, Tn - t0);
           const T* src = M + f * Tn + t0;
-          for (int p = 0; p < 36; ++p) {
-            std::copy(src + p * g.F * Tn, src + p * g.F * Tn + nl, m[p].v);
-            std::fill(m[p].v + nl, m[p].v + L, T(0));
-          }
+          for (int p = 0; p < 36; ++p) load(src + p * g.F * Tn, nl, m[p]);
           both_axes<6, 4, AT>(m, y);
           for (int64_t l = 0; l < nl; ++l) {
-            const Tile tile = locate(tl, t0 + l);
-            T* plane = out + ((n0 + tile.b) * g.F + f) * g.HO * g.WO + 4 * tile.i * g.WO + 4 * tile.j;
-            const int64_t rows = std::min<int64_t>(4, g.HO - 4 * tile.i), cols = std::min<int64_t>(4, g.WO - 4 * tile.j);
+            const Tile& tt = tile[t0 + l];
+            T* plane = out + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
+            const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t q = 0; q < cols; ++q) plane[r * g.WO + q] = y[r * 4 + q].v[l] + add;
           }
@@ -255,6 +304,7 @@ template <class T>
 void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw) {
   if (!dx && !dw) return;
   const Tiling tl = tiling(g, sizeof(T));
+  const std::vector<Tile> tile = tiles(g, tl);
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);
   T* V = scratch<T>(0, P36 * g.C * maxT);
@@ -277,19 +327,19 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
               for (auto& e : y) e.v[l] = T(0);
               continue;
             }
-            const Tile tile = locate(tl, t0 + l);
-            const T* plane = dout + ((n0 + tile.b) * g.F + f) * g.HO * g.WO + 4 * tile.i * g.WO + 4 * tile.j;
-            const int64_t rows = std::min<int64_t>(4, g.HO - 4 * tile.i), cols = std::min<int64_t>(4, g.WO - 4 * tile.j);
+            const Tile& tt = tile[t0 + l];
+            const T* plane = dout + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
+            const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
             for (int64_t r = 0; r < 4; ++r)
               for (int64_t q = 0; q < 4; ++q) y[r * 4 + q].v[l] = r < rows && q < cols ? plane[r * g.WO + q] : T(0);
           }
           both_axes<4, 6, Am>(y, m);
           T* o = Mg + f * Tn + t0;
-          for (int p = 0; p < 36; ++p) std::copy(m[p].v, m[p].v + nl, o + p * g.F * Tn);
+          for (int p = 0; p < 36; ++p) store(m[p], nl, o + p * g.F * Tn);
         }
     });
     if (dw) {
-      input_transform(x, g, tl, n0, B, V);
+      input_transform(x, g, tl, tile.data(), n0, B, V);
       batched_gemm<T>(false, true, g.F, g.C, Tn, Mg, Tn, g.F * Tn, V, Tn, g.C * Tn, n0 > 0, dU, g.C, FC);
     }
     if (dx) {
@@ -301,15 +351,12 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
           for (int64_t t0 = 0; t0 < Tn; t0 += L) {
             const int64_t nl = std::min<int64_t>(L, Tn - t0);
             const T* src = V + c * Tn + t0;
-            for (int p = 0; p < 36; ++p) {
-              std::copy(src + p * g.C * Tn, src + p * g.C * Tn + nl, v[p].v);
-              std::fill(v[p].v + nl, v[p].v + L, T(0));
-            }
+            for (int p = 0; p < 36; ++p) load(src + p * g.C * Tn, nl, v[p]);
             both_axes<6, 6, Bm>(v, d);
             for (int64_t l = 0; l < nl; ++l) {
-              const Tile tile = locate(tl, t0 + l);
-              T* plane = dx + ((n0 + tile.b) * g.C + c) * g.H * g.W;
-              const int64_t y0 = 4 * tile.i - g.PH, x0 = 4 * tile.j - g.PW;
+              const Tile& tt = tile[t0 + l];
+              T* plane = dx + ((n0 + tt.b) * g.C + c) * g.H * g.W;
+              const int64_t y0 = tt.y0, x0 = tt.x0;
               for (int64_t r = 0; r < 6; ++r) {
                 const int64_t yy = y0 + r;
                 if (yy < 0 || yy >= g.H) continue;
@@ -325,13 +372,7 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   }
   if (dw) {
     if (g.N == 0) std::fill(dU, dU + P36 * FC, T(0));
-    parallel_for(0, FC, 64, [&](int64_t lo, int64_t hi) {
-      T u[36];
-      for (int64_t fc = lo; fc < hi; ++fc) {
-        for (int p = 0; p < 36; ++p) u[p] = dU[p * FC + fc];
-        both_axes<6, 3, GT>(u, dw + fc * 9);
-      }
-    });
+    filter_transform_adjoint(dU, g, dw);
   }
 }
 

@@ -115,3 +115,23 @@ TEST_CASE("model zoo: shapes, names and the first-layer images") {
   CHECK_ERROR(models::make_model("resnet"), "make_model: unknown model 'resnet'");
   CHECK_ERROR(models::VGG({32, 64, 128}), "VGG: channels must come in pairs");
 }
+
+TEST_CASE("accuracy: mirror-image averaging classifies each image by its summed logits") {
+  auto data = easy_data(60, 2);
+  data::Split split = data::train_val_split(data, 30);
+  manual_seed(5);
+  auto model = models::make_model("convnet");
+  const data::Normalization norm = data::compute_mean_std(split.train);
+  data::DataLoader loader(split.val, {.batch_size = 30, .shuffle = false, .normalize = norm});
+  loader.start_epoch(0);
+  auto batch = loader.next();
+  REQUIRE(batch);
+  model->eval();
+  NoGradGuard no_grad;
+  Tensor x = batch->images, plain = model->forward(x), both = add(plain, model->forward(flip(x, {3})));
+  auto correct = [&](const Tensor& logits) { return sum(eq(argmax(logits, 1), batch->labels)).item<int64_t>() / 30.0; };
+  model->train();
+  CHECK(train::accuracy(*model, split.val, norm, 7, true) == doctest::Approx(correct(both)));
+  CHECK(train::accuracy(*model, split.val, norm, 7, false) == doctest::Approx(correct(plain)));
+  CHECK(model->is_training());  // restored
+}

@@ -1,7 +1,9 @@
 // Fused batch norm for [N,C] and [N,C,H,W]: per-channel statistics on raw buffers (parallel over
 // channels) and the compact three-term backward:
 //   dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),  M = N*H*W.
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
@@ -10,6 +12,21 @@
 namespace xg {
 
 namespace {
+
+// Sums of f(i) and g(i) over i in [0, n), kept in L independent lanes so that the loop vectorises (a
+// single running sum must follow the source order, which the compiler may not vectorise).
+template <class T, class F, class G>
+std::pair<double, double> lane_sums(int64_t n, F f, G g) {
+  constexpr int L = 16;
+  T a[L] = {}, b[L] = {};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; ++l) a[l] += f(i + l), b[l] += g(i + l);
+  double sa = 0, sb = 0;
+  for (; i < n; ++i) sa += f(i), sb += g(i);
+  for (int l = 0; l < L; ++l) sa += a[l], sb += b[l];
+  return {sa, sb};
+}
 
 struct BatchNormFn : Function<BatchNormFn> {
   static constexpr const char* name = "batch_norm";
@@ -48,11 +65,16 @@ struct BatchNormFn : Function<BatchNormFn> {
       for (int64_t c = lo; c < hi; ++c) {
         double mu, var;
         if (s.training) {
+          // Shifted by the channel's first value, so that sum of squares minus squared sum stays exact.
+          const T k = s.N * s.HW > 0 ? px[c * s.HW] : T(0);
           double sum = 0, sq = 0;
-          runs(px, s, c, [&](const T* r) { for (int64_t i = 0; i < s.HW; ++i) sum += r[i]; });
-          mu = sum / M;
-          runs(px, s, c, [&](const T* r) { for (int64_t i = 0; i < s.HW; ++i) sq += (r[i] - mu) * (r[i] - mu); });
-          var = sq / M;  // biased: used to normalise
+          runs(px, s, c, [&](const T* r) {
+            auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return r[i] - k; },
+                                       [&](int64_t i) { return (r[i] - k) * (r[i] - k); });
+            sum += a, sq += b;
+          });
+          mu = k + sum / M;
+          var = std::max(0.0, sq / M - (sum / M) * (sum / M));  // biased: used to normalise
           if (training && rm) {
             rm[c] = static_cast<T>((1 - momentum) * rm[c] + momentum * mu);
             rv[c] = static_cast<T>((1 - momentum) * rv[c] + momentum * var * M / (M - 1));  // unbiased
@@ -66,7 +88,8 @@ struct BatchNormFn : Function<BatchNormFn> {
         for (int64_t n = 0; n < s.N; ++n) {
           const T* r = px + (n * s.C + c) * s.HW;
           T* y = py + (n * s.C + c) * s.HW;
-          for (int64_t i = 0; i < s.HW; ++i) y[i] = static_cast<T>(r[i] * scale + shift);
+          const T tscale = static_cast<T>(scale), tshift = static_cast<T>(shift);
+          for (int64_t i = 0; i < s.HW; ++i) y[i] = r[i] * tscale + tshift;
         }
       }
       });
@@ -93,10 +116,13 @@ struct BatchNormFn : Function<BatchNormFn> {
       for (int64_t c = lo; c < hi; ++c) {
         const double mu = s.mean[c], invstd = s.invstd[c];
         double sum_dy = 0, sum_dy_xhat = 0;
+        const T tmu = static_cast<T>(mu), tinv = static_cast<T>(invstd);
         for (int64_t n = 0; n < s.N; ++n) {
           const T* r = px + (n * s.C + c) * s.HW;
           const T* d = pdy + (n * s.C + c) * s.HW;
-          for (int64_t i = 0; i < s.HW; ++i) sum_dy += d[i], sum_dy_xhat += d[i] * (r[i] - mu) * invstd;
+          auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
+                                     [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
+          sum_dy += a, sum_dy_xhat += b;
         }
         if (dgamma.defined()) dgamma.data<T>()[c] = static_cast<T>(sum_dy_xhat);
         if (dbeta.defined()) dbeta.data<T>()[c] = static_cast<T>(sum_dy);
@@ -109,7 +135,8 @@ struct BatchNormFn : Function<BatchNormFn> {
           const T* r = px + (n * s.C + c) * s.HW;
           const T* d = pdy + (n * s.C + c) * s.HW;
           T* o = out + (n * s.C + c) * s.HW;
-          for (int64_t i = 0; i < s.HW; ++i) o[i] = static_cast<T>(k * (d[i] - a - (r[i] - mu) * invstd * b));
+          const T tk = static_cast<T>(k), ta = static_cast<T>(a), tb = static_cast<T>(b * invstd), tmu2 = static_cast<T>(mu);
+          for (int64_t i = 0; i < s.HW; ++i) o[i] = tk * (d[i] - ta - (r[i] - tmu2) * tb);
         }
       }
       });

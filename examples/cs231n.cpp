@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--num-val", net.num_val)->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--num-test", net.num_test, "first N test images (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("--epochs", net.epochs, "0: the subcommand's default")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--lr", net.lr, "learning rate (0: the subcommand's default)")->capture_default_str();
     cmd->add_flag("!--no-sweep", net.sweep, "skip the hyperparameter search (two-layer) / use 5 scales (bn-scale)");
     return cmd;
   };

@@ -117,6 +117,7 @@ int run_linear(const Common& c, const LinearOptions& o);
 struct NetOptions {
   int64_t num_train = 49000, num_val = 1000, num_test = 0;  // num_test 0: all 10,000
   int64_t epochs = 0;  // 0: the subcommand's own default
+  double lr = 0;       // 0: the subcommand's own default
   bool sweep = true;   // the hyperparameter search (two-layer) or the full list of scales (bn-scale)
 };
 int run_two_layer(const Common& c, const NetOptions& o);

@@ -81,14 +81,18 @@ int run_overfit(const Common& c, const NetOptions& o) {
   const Preprocess pre = per_channel(d.train);
   nlohmann::json summary{{"command", "overfit"}, {"train_images", d.train.size()}};
   Runs runs;
-  // CS231n: with a good learning rate both nets reach 100% training accuracy on 50 images in 20 epochs.
-  for (const auto& [name, hidden] : {std::pair<std::string, std::vector<int64_t>>{"3-layer", {100, 100}},
-                                     {"5-layer", {100, 100, 100, 100}}}) {
+  // CS231n: with a good learning rate both nets reach 100% training accuracy on 50 images in 20 epochs
+  // (40 steps). Plain SGD does it for the 3-layer net; the 5-layer net, whose signal PyTorch's default
+  // initialisation shrinks layer by layer, is the sensitive one: plain SGD and momentum stall at 80-92%
+  // (tried lr 0.02-0.4), Adam gets there.
+  struct Net { std::string name; std::vector<int64_t> hidden; std::string rule; double lr; };
+  for (const auto& [name, hidden, rule, lr] : {Net{"3-layer", {100, 100}, "sgd", 0.2},
+                                               Net{"5-layer", {100, 100, 100, 100}, "adam", 1e-3}}) {
     manual_seed(c.seed);
     FullyConnectedNet model(hidden);
     SolverResult r = solve(model, d.train, d.val, pre,
-                           {.epochs = or_default(o.epochs, 20), .batch_size = 25, .update_rule = "sgd",
-                            .lr = name == "3-layer" ? 5e-2 : 1e-1, .seed = c.seed, .verbose = false});
+                           {.epochs = or_default(o.epochs, 20), .batch_size = 25, .update_rule = rule,
+                            .lr = o.lr > 0 ? o.lr : lr, .seed = c.seed, .verbose = false});
     const double train = *std::max_element(r.train_acc.begin(), r.train_acc.end());
     fmt::print("{} net on {} images: train acc {:.0f}% after {} epochs, final loss {:.4f}\n", name, d.train.size(),
                100 * train, r.train_acc.size(), r.losses.back());

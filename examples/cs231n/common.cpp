@@ -2,6 +2,7 @@
 #include "common.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -129,6 +130,7 @@ SolverResult solve(nn::Module& model, const data::Subset& train, const data::Sub
       fmt::print("{}epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}%, lr {:.3g}, {:.0f} s\n", o.name,
                  epoch + 1, o.epochs, r.losses.back(), 100 * r.train_acc.back(), 100 * r.val_acc.back(),
                  optimizer->lr(), timer.seconds());
+    std::fflush(stdout);  // progress shows in a log file as it happens
     if (!std::isfinite(r.losses.back())) break;  // diverged: the result says so, the sweep moves on
     optimizer->set_lr(optimizer->lr() * o.lr_decay);
     if (o.iterations > 0 && static_cast<int64_t>(r.losses.size()) >= o.iterations) break;

@@ -1,4 +1,4 @@
-// Parameter initialisers: fan computation and the uniform/Kaiming fills.
+// Parameter initialisers: fan computation and the uniform, normal and Kaiming fills.
 #include "nn/init.hpp"
 
 #include <cmath>
@@ -15,6 +15,13 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
 void uniform_(const Tensor& t, double lo, double hi) {
   check(is_floating(t.dtype()), "uniform_: needs a floating tensor, got {}", dtype_name(t.dtype()));
   t.copy_(uniform(t.shape(), lo, hi, t.dtype()));
+}
+
+void normal_(const Tensor& t, double mean, double std) {
+  check(is_floating(t.dtype()), "normal_: needs a floating tensor, got {}", dtype_name(t.dtype()));
+  check(std >= 0 && std::isfinite(std) && std::isfinite(mean), "normal_: needs a finite mean and std >= 0, got mean {} and std {}",
+        mean, std);
+  t.copy_(add(mul(randn(t.shape(), t.dtype()), std), mean));
 }
 
 void constant_(const Tensor& t, double value) { t.fill_(value); }

@@ -11,6 +11,7 @@ namespace xg::nn::init {
 std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t);
 
 void uniform_(const Tensor& t, double lo, double hi);
+void normal_(const Tensor& t, double mean = 0.0, double std = 1.0);  // N(mean, std^2)
 void constant_(const Tensor& t, double value);
 void zeros_(const Tensor& t);
 void ones_(const Tensor& t);

@@ -1,4 +1,4 @@
-// matmul (1-D, 2-D and batched) and linear, on BLAS GEMM over contiguous buffers.
+// matmul (1-D, 2-D and batched), linear and cdist, on BLAS GEMM over contiguous buffers.
 #include "ops/blas.hpp"
 #include "ops/kernels.hpp"
 
@@ -108,6 +108,22 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = reshape(gemm(reshape(x.to(d), {1, -1, weight.shape()[1]}), unsqueeze(weight.to(d), 0), false, true),
                      out_shape);
   return bias.defined() ? add(y, bias) : y;
+}
+
+Tensor cdist(const Tensor& x1, const Tensor& x2) {
+  check(x1.defined() && x2.defined(), "cdist: undefined input");
+  check(is_floating(x1.dtype()) && is_floating(x2.dtype()), "cdist: needs floating tensors, got {} and {}",
+        dtype_name(x1.dtype()), dtype_name(x2.dtype()));
+  check(x1.dim() == 2 && x2.dim() == 2, "cdist: inputs must be 2-D [N, D] and [M, D], got shapes {} and {}",
+        x1.shape(), x2.shape());
+  check(x1.shape()[1] == x2.shape()[1], "cdist: feature sizes differ: shapes {} and {} ({} vs {})", x1.shape(),
+        x2.shape(), x1.shape()[1], x2.shape()[1]);
+  // ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b: one GEMM and two broadcast sums. Rounding can leave a
+  // tiny negative where a == b, hence the clamp before the square root.
+  Tensor sq1 = sum(mul(x1, x1), {1}, true);                  // [N, 1]
+  Tensor sq2 = reshape(sum(mul(x2, x2), {1}), {1, -1});      // [1, M]
+  Tensor cross = matmul(x1, transpose(x2, 0, 1));            // [N, M]
+  return sqrt(clamp_min(sub(add(sq1, sq2), mul(cross, 2.0)), 0.0));
 }
 
 }  // namespace xg

@@ -89,6 +89,9 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes, Dtype dtype = Dtype::f
 // linalg.cpp
 Tensor matmul(const Tensor& a, const Tensor& b);  // 1-D, 2-D and batched (broadcast batch dims)
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());  // weight [out, in]
+// Euclidean distances between the rows of x1 [N, D] and x2 [M, D]: [N, M] (torch.cdist with p = 2).
+// Not differentiable where a distance is 0.
+Tensor cdist(const Tensor& x1, const Tensor& x2);
 
 // loss.cpp
 Tensor softmax(const Tensor& x, int64_t dim);

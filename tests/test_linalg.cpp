@@ -1,4 +1,4 @@
-// matmul (1-D, 2-D, batched with broadcasting) and linear: values, gradcheck, errors.
+// matmul (1-D, 2-D, batched with broadcasting), linear and cdist: values, gradcheck, errors.
 #include "helpers.hpp"
 
 using namespace xg;
@@ -56,4 +56,23 @@ TEST_CASE("matmul errors") {
   CHECK_ERROR(matmul(zeros({}), zeros({3})), "matmul: both arguments need at least 1 dim");
   CHECK_ERROR(linear(zeros({2, 3}), zeros({4, 5})), "linear: input shape [2,3] does not match weight shape [4,5]");
   CHECK_ERROR(linear(zeros({2, 3}), zeros({4, 3}), zeros({5})), "linear: bias shape [5] does not match out_features 4");
+}
+
+TEST_CASE("cdist: values against two loops, gradcheck, errors") {
+  Tensor a = leaf({4, 5}, 61), b = leaf({3, 5}, 62);
+  Tensor d = cdist(a, b);
+  REQUIRE(d.shape() == Shape{4, 3});
+  auto va = a.to_vector<double>(), vb = b.to_vector<double>(), vd = d.to_vector<double>();
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double s = 0;
+      for (int k = 0; k < 5; ++k) s += (va[i * 5 + k] - vb[j * 5 + k]) * (va[i * 5 + k] - vb[j * 5 + k]);
+      CHECK(vd[i * 3 + j] == doctest::Approx(std::sqrt(s)).epsilon(1e-12));
+    }
+  CHECK(cdist(a, a).to_vector<double>()[0] == 0.0);  // rounding never leaves a NaN on the diagonal
+  CHECK(cdist(ones({2, 3}), zeros({1, 3})).dtype() == Dtype::f32);
+  CHECK_GRADCHECK([](auto& x) { return cdist(x[0], x[1]); }, {a, b});
+  CHECK_ERROR(cdist(zeros({2, 3}), zeros({2, 4})), "cdist: feature sizes differ: shapes [2,3] and [2,4] (3 vs 4)");
+  CHECK_ERROR(cdist(zeros({3}), zeros({2, 3})), "cdist: inputs must be 2-D [N, D] and [M, D], got shapes [3] and [2,3]");
+  CHECK_ERROR(cdist(zeros({2, 3}, Dtype::i64), zeros({2, 3})), "cdist: needs floating tensors, got i64 and f32");
 }

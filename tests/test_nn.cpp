@@ -307,6 +307,12 @@ TEST_CASE("nn: initialisers and the remaining bad-input paths") {
   CHECK_ERROR(nn::init::kaiming_uniform_(zeros({4})),
               "calculate_fan_in_and_fan_out: needs a tensor with at least 2 dims, got shape [4]");
   CHECK_ERROR(nn::init::uniform_(zeros({2}, Dtype::i64), 0, 1), "uniform_: needs a floating tensor, got i64");
+  Tensor n = Tensor::empty({200, 100}, Dtype::f64);
+  nn::init::normal_(n, 3.0, 0.01);  // CS231n's weight_scale * randn, shifted
+  CHECK(mean(n).item<double>() == doctest::Approx(3.0).epsilon(1e-4));
+  CHECK(std::sqrt(var(flatten(n), {0}).item<double>()) == doctest::Approx(0.01).epsilon(0.02));
+  CHECK_ERROR(nn::init::normal_(zeros({2}), 0, -1), "normal_: needs a finite mean and std >= 0, got mean 0 and std -1");
+  CHECK_ERROR(nn::init::normal_(zeros({2}, Dtype::i64)), "normal_: needs a floating tensor, got i64");
 
   nn::Linear fc(3, 2);
   CHECK_ERROR(fc.to(Dtype::i64), "Linear: to: dtype must be f32 or f64, got i64");

@@ -1,0 +1,181 @@
+// Data splits, preprocessing, the Solver loop and result output shared by the CS231n subcommands.
+#include "common.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "train/plot.hpp"
+
+namespace cs231n {
+
+using namespace xg;
+
+Cifar load_cifar(const Common& c, int64_t num_train, int64_t num_val, int64_t num_test) {
+  const std::string dir = data::find_cifar10_dir(c.data_dir);
+  Cifar d;
+  d.train_set = std::make_shared<const data::CIFAR10>(dir, true);
+  d.test_set = std::make_shared<const data::CIFAR10>(dir, false);
+  const int64_t n = d.train_set->size();
+  check(num_val >= 0 && num_val < n, "cs231n: --num-val must be in [0, {}), got {}", n, num_val);
+  data::Split split = data::train_val_split(d.train_set, 1000);  // CS231n's val: images 49,000..49,999
+  if (num_val < 1000) split.val = split.val.first(num_val);
+  if (num_val > 1000) split = data::train_val_split(d.train_set, num_val);
+  check(num_train >= 0, "cs231n: --num-train must be non-negative, got {}", num_train);
+  d.train = num_train > 0 ? split.train.first(std::min(num_train, split.train.size())) : split.train;
+  d.val = split.val;
+  data::Subset test(d.test_set);
+  d.test = num_test > 0 ? test.first(std::min(num_test, test.size())) : test;
+  return d;
+}
+
+Preprocess per_channel(const data::Subset& train) { return {data::compute_mean_std(train), nullptr}; }
+
+Preprocess mean_image(const data::Subset& train) {
+  std::vector<double> sum(data::kImageBytes, 0.0);
+  for (int64_t i = 0; i < train.size(); ++i) {
+    const uint8_t* img = train.image(i);
+    for (int64_t p = 0; p < data::kImageBytes; ++p) sum[p] += img[p];
+  }
+  auto mean = std::make_shared<std::vector<float>>(data::kImageBytes);
+  for (int64_t p = 0; p < data::kImageBytes; ++p) (*mean)[p] = static_cast<float>(sum[p] / std::max<int64_t>(1, train.size()));
+  return {data::Normalization{}, mean};
+}
+
+data::DataLoaderOptions loader_options(const Preprocess& p, int64_t batch_size, bool shuffle, uint64_t seed) {
+  data::DataLoaderOptions o{.batch_size = batch_size, .shuffle = shuffle, .drop_last = shuffle,
+                            .normalize = p.normalize, .seed = seed, .prefetch = false};
+  if (p.mean_image) {
+    // The loader hands over pixels in [0, 1]; CS231n's linear classifiers see pixel - mean in 0..255.
+    o.batch_transform = [mean = p.mean_image](data::Batch& b) {
+      float* x = b.images.data<float>();
+      const float* m = mean->data();
+      const int64_t n = b.images.shape()[0];
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < data::kImageBytes; ++k) x[i * data::kImageBytes + k] = x[i * data::kImageBytes + k] * 255.0f - m[k];
+    };
+  }
+  return o;
+}
+
+double accuracy(nn::Module& model, const data::Subset& images, const Preprocess& p) {
+  if (images.empty()) return 0.0;
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  data::DataLoader loader(images, loader_options(p, 500, false));
+  int64_t correct = 0;
+  loader.start_epoch(0);
+  while (auto b = loader.next()) correct += sum(eq(argmax(model.forward(b->images), 1), b->labels)).item<int64_t>();
+  model.train(was_training);
+  return static_cast<double>(correct) / static_cast<double>(images.size());
+}
+
+Tensor regularized_loss(nn::Module& model, const Tensor& scores, const Tensor& labels, const std::string& loss,
+                        double l2) {
+  // CS231n's svm_loss sums the hinge over the C - 1 wrong classes: C times PyTorch's multi_margin_loss.
+  Tensor data_loss = loss == "svm" ? mul(multi_margin_loss(scores, labels), static_cast<double>(scores.shape()[1]))
+                                   : cross_entropy(scores, labels);
+  if (l2 == 0) return data_loss;
+  Tensor reg;
+  for (const Tensor& w : model.parameters())
+    if (w.dim() >= 2) reg = reg.defined() ? add(reg, sum(mul(w, w))) : sum(mul(w, w));
+  return reg.defined() ? add(data_loss, mul(reg, l2)) : data_loss;
+}
+
+namespace {
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const std::vector<Tensor>& params, const SolverOptions& o) {
+  const std::string& u = o.update_rule;
+  if (u == "sgd") return std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = o.lr});
+  if (u == "sgd_momentum") return std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = o.lr, .momentum = 0.9});
+  if (u == "rmsprop") return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions{.lr = o.lr});
+  if (u == "adam") return std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = o.lr});
+  fail("solve: unknown update rule '{}'; choose sgd, sgd_momentum, rmsprop or adam", u);
+}
+
+}  // namespace
+
+SolverResult solve(nn::Module& model, const data::Subset& train, const data::Subset& val, const Preprocess& p,
+                   const SolverOptions& o) {
+  check(!train.empty() && o.batch_size > 0 && o.epochs > 0, "solve: needs training images ({}), a positive batch size "
+        "({}) and epochs ({})", train.size(), o.batch_size, o.epochs);
+  const Timer timer;
+  const int64_t batch = std::min(o.batch_size, train.size());
+  auto optimizer = make_optimizer(model.parameters(), o);
+  data::DataLoader loader(train, loader_options(p, batch, true, o.seed));
+  const data::Subset train_eval = train.first(std::min(o.train_acc_samples, train.size()));
+  SolverResult r;
+  nn::NamedTensors best;
+  model.train();
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+    loader.start_epoch(epoch);
+    while (auto b = loader.next()) {
+      Tensor loss = regularized_loss(model, model.forward(b->images), b->labels, o.loss, o.l2);
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      r.losses.push_back(loss.item<double>());
+      if (o.iterations > 0 && static_cast<int64_t>(r.losses.size()) >= o.iterations) break;
+    }
+    r.train_acc.push_back(accuracy(model, train_eval, p));
+    r.val_acc.push_back(val.empty() ? 0.0 : accuracy(model, val, p));
+    if (best.empty() || r.val_acc.back() > r.best_val_acc) {
+      r.best_val_acc = r.val_acc.back();
+      best.clear();
+      for (auto& [name, t] : model.state_dict()) best.emplace_back(name, t.detach().clone());
+    }
+    if (o.verbose)
+      fmt::print("{}epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}%, lr {:.3g}, {:.0f} s\n", o.name,
+                 epoch + 1, o.epochs, r.losses.back(), 100 * r.train_acc.back(), 100 * r.val_acc.back(),
+                 optimizer->lr(), timer.seconds());
+    std::fflush(stdout);  // progress shows in a log file as it happens
+    if (!std::isfinite(r.losses.back())) break;  // diverged: the result says so, the sweep moves on
+    optimizer->set_lr(optimizer->lr() * o.lr_decay);
+    if (o.iterations > 0 && static_cast<int64_t>(r.losses.size()) >= o.iterations) break;
+  }
+  model.load_state_dict(best);
+  r.seconds = timer.seconds();
+  return r;
+}
+
+void plot_runs(const std::string& dir, const std::string& title, const Runs& runs, int64_t smooth) {
+  std::vector<plot::Series> loss, acc;
+  for (const auto& [label, r] : runs) {
+    plot::Series s{label, {}, {}};
+    double window = 0;
+    for (size_t i = 0; i < r.losses.size(); ++i) {
+      window += r.losses[i];
+      if (i >= static_cast<size_t>(smooth)) window -= r.losses[i - static_cast<size_t>(smooth)];
+      const double n = static_cast<double>(std::min<size_t>(i + 1, static_cast<size_t>(smooth)));
+      s.x.push_back(static_cast<double>(i + 1)), s.y.push_back(window / n);
+    }
+    loss.push_back(s);
+    plot::Series tr{label + " train", {}, r.train_acc}, va{label + " val", {}, r.val_acc};
+    for (size_t e = 0; e < r.val_acc.size(); ++e) tr.x.push_back(double(e + 1)), va.x.push_back(double(e + 1));
+    acc.push_back(tr), acc.push_back(va);
+  }
+  plot::line_chart(dir + "/loss.svg", title + ": training loss", smooth > 1 ? fmt::format("iteration (running mean of {})", smooth) : "iteration",
+                   "loss", loss);
+  plot::line_chart(dir + "/accuracy.svg", title + ": accuracy", "epoch", "accuracy", acc);
+}
+
+std::string out_dir(const Common& c, const std::string& name) {
+  const std::string dir = c.out.empty() ? "runs/cs231n/" + name : c.out;
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+void write_summary(const std::string& dir, const nlohmann::json& j) {
+  const std::string path = dir + "/summary.json";
+  std::ofstream f(path);
+  f << j.dump(2) << "\n";
+  check(static_cast<bool>(f), "cs231n: cannot write {}", path);
+  nlohmann::json scalars;  // the headline numbers; lists stay in the file
+  for (auto& [key, value] : j.items())
+    if (!value.is_array() && !value.is_object()) scalars[key] = value;
+  fmt::print("summary {}: {}\n", path, scalars.dump());
+}
+
+}  // namespace cs231n

@@ -72,7 +72,8 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
       infer = static_cast<int64_t>(i);
     } else {
       check(s[i] >= 0, "reshape: invalid size {} in {}", s[i], shape);
-      known *= s[i];
+      check(!__builtin_mul_overflow(known, s[i], &known), "reshape: shape {} has more elements than can be addressed",
+            shape);
     }
   }
   if (infer >= 0) {

@@ -56,7 +56,10 @@ class Pool {
     stop_workers();
     threads_ = threads;
     stop_ = false;
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+    // A new worker has seen every region so far: starting from 0 it would take the last region's
+    // piece again, with its function already gone.
+    const uint64_t now = generation_.load();
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i, now] { work(i, now); });
   }
 
   // Runs f over `pieces` pieces of [begin, end); piece 0 on the caller. If another thread is
@@ -98,8 +101,7 @@ class Pool {
     inside_region = false;
   }
 
-  void work(int index) {
-    uint64_t seen = 0;
+  void work(int index, uint64_t seen) {
     for (;;) {
       auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
       if (!spin_until([&] { return fresh() || stop_.load(std::memory_order_relaxed); })) {

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "autograd/engine.hpp"
 #include "autograd/random.hpp"
@@ -13,7 +14,12 @@ namespace xg {
 Tensor Tensor::empty(const Shape& shape, Dtype dtype) {
   auto impl = std::make_shared<TensorImpl>();
   impl->numel = checked_numel(shape, "empty");
-  impl->storage = Storage::allocate(dtype, impl->numel);
+  try {
+    impl->storage = Storage::allocate(dtype, impl->numel);
+  } catch (const std::bad_alloc&) {  // an error that names the size, as for every other bad shape
+    fail("empty: out of memory allocating {} bytes for a tensor of shape {} and dtype {}",
+         impl->numel * static_cast<int64_t>(dtype_size(dtype)), shape, dtype_name(dtype));
+  }
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));

@@ -180,12 +180,15 @@ Safetensors load_safetensors(const std::string& path) {
   check(in.is_open(), "load_safetensors: cannot open '{}': {}", path, std::strerror(errno));
   const std::streamoff end = in.tellg();
   check(end >= 0, "load_safetensors: cannot read the size of '{}'", path);
-  const auto size = static_cast<uint64_t>(end);
-  std::string bytes(size, '\0');
+  std::string bytes(static_cast<size_t>(end), '\0');
   in.seekg(0);
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  check(in.good() || size == 0, "load_safetensors: reading '{}' failed", path);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  check(in.good() || bytes.empty(), "load_safetensors: reading '{}' failed", path);
+  return parse_safetensors(bytes, path);
+}
 
+Safetensors parse_safetensors(std::string_view bytes, const std::string& path) {
+  const uint64_t size = bytes.size();
   check(size >= 8, "load_safetensors: '{}': {} bytes is too short for the 8-byte header length", path, size);
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
@@ -205,7 +208,7 @@ Safetensors load_safetensors(const std::string& path) {
   };
   Json header;
   try {
-    header = Json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<int64_t>(n), on_key);
+    header = Json::parse(bytes.substr(8, n), on_key);
   } catch (const Json::exception& e) {
     fail("load_safetensors: '{}': the header is not valid JSON: {}", path, e.what());
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "nn/module.hpp"
 
@@ -24,6 +25,9 @@ struct Safetensors {
 // the previous checkpoint intact. Names must be non-empty, unique and not "__metadata__".
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 Safetensors load_safetensors(const std::string& path);
+// The same reader on a file's contents already in memory; `name` stands for the file in errors.
+// load_safetensors reads the file and calls this; it is also the fuzzing entry point.
+Safetensors parse_safetensors(std::string_view bytes, const std::string& name = "<memory>");
 
 // Prepends `prefix` to every name: to put a model and its optimizer in one file,
 //   concat(prefixed("model.", model.state_dict()), prefixed("optimizer.", opt.state_dict())).

@@ -74,7 +74,13 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   check(x.defined() && index.defined(), "index_select: undefined tensor");
   check(index.dim() == 1, "index_select: index must be 1-D, got shape {}", index.shape());
+  check(x.dim() > 0, "index_select: cannot index a 0-d tensor");
   int64_t d = wrap_dim(dim, x.dim(), "index_select");
+  check(index.dtype() == Dtype::i64, "index_select: index must be i64, got {}", dtype_name(index.dtype()));
+  const std::vector<int64_t> ids = index.to_vector<int64_t>();
+  for (size_t i = 0; i < ids.size(); ++i)
+    check(ids[i] >= 0 && ids[i] < x.shape()[d], "index_select: index {} at position {} is out of range for dim {} of "
+          "size {}", ids[i], i, d, x.shape()[d]);
   Shape view(x.dim(), 1), shape = x.shape();
   view[d] = index.numel();
   shape[d] = index.numel();

@@ -9,9 +9,12 @@ namespace detail {
 namespace {
 // Output size of a sliding window; throws when the window does not fit.
 int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p, const char* op, const char* what, const Shape& shape) {
-  check(in + 2 * p >= k, "{}: kernel {} {} is larger than the padded input {} ({} + 2*{}) of shape {}", op, what, k,
-        in + 2 * p, in, p, shape);
-  return (in + 2 * p - k) / s + 1;
+  int64_t padded = 0;  // in + 2p, which a hostile padding would overflow
+  check(!__builtin_mul_overflow(p, 2, &padded) && !__builtin_add_overflow(in, padded, &padded),
+        "{}: padding {} is too large for input {} {} (shape {})", op, p, what, in, shape);
+  check(padded >= k, "{}: kernel {} {} is larger than the padded input {} ({} + 2*{}) of shape {}", op, what, k,
+        padded, in, p, shape);
+  return (padded - k) / s + 1;
 }
 
 void check_float_input(const Tensor& x, const char* op) {

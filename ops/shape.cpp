@@ -73,7 +73,8 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
       infer = static_cast<int64_t>(i);
     } else {
       check(s[i] >= 0, "reshape: invalid size {} in {}", s[i], shape);
-      known *= s[i];
+      check(!__builtin_mul_overflow(known, s[i], &known), "reshape: shape {} has more elements than can be addressed",
+            shape);
     }
   }
   if (infer >= 0) {
@@ -192,7 +193,10 @@ Tensor pad(const Tensor& x, const Dims& pads, double value) {
     int64_t d = x.dim() - 1 - static_cast<int64_t>(i);
     check(pads[2 * i] >= 0 && pads[2 * i + 1] >= 0, "pad: negative padding ({}, {}) is not supported", pads[2 * i],
           pads[2 * i + 1]);
-    shape[d] += pads[2 * i] + pads[2 * i + 1];
+    check(!__builtin_add_overflow(shape[d], pads[2 * i], &shape[d]) &&
+              !__builtin_add_overflow(shape[d], pads[2 * i + 1], &shape[d]),
+          "pad: padding ({}, {}) of dim {} (size {}) gives more elements than can be addressed", pads[2 * i],
+          pads[2 * i + 1], d, x.shape()[d]);
     starts[d] = pads[2 * i];
   }
   checked_numel(shape, "pad");

@@ -1,5 +1,6 @@
 // The worker pool: coverage of the range, nesting, exceptions, thread counts, identical results.
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "helpers.hpp"
@@ -19,6 +20,25 @@ TEST_CASE("parallel_for covers the range exactly once, nests inline, and propaga
               }),
               "kernel: failed in piece at");
   CHECK_ERROR(set_num_threads(0), "set_num_threads: need at least one thread, got 0");
+}
+
+TEST_CASE("a pool resized after use starts its new workers idle (regression: they re-ran the last piece)") {
+  const int before = get_num_threads();
+  set_num_threads(2);
+  std::atomic<int> calls = 0;
+  parallel_for(0, 1000, 1, [&](int64_t, int64_t) { calls++; });  // a region of two pieces
+  CHECK(calls.load() == 2);
+  set_num_threads(1);
+  set_num_threads(2);  // the new worker used to run piece 1 of the region above, through a null function
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(calls.load() == 2);
+  std::vector<std::atomic<int>> hits(1000);
+  for (int round = 0; round < 50; ++round)
+    parallel_for(0, 1000, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) hits[i]++;
+    });
+  CHECK(std::all_of(hits.begin(), hits.end(), [](auto& h) { return h.load() == 50; }));
+  set_num_threads(before);
 }
 
 TEST_CASE("kernels give identical results on 1 and 2 threads, and from two user threads at once") {

@@ -35,7 +35,8 @@ Cache& cache() {
 }
 
 void* system_alloc(std::size_t cls) {
-  const std::size_t align = cls >= 2 * huge_page ? huge_page : 4096;
+  // aligned_alloc needs a size that is a multiple of the alignment (ASan enforces it).
+  const std::size_t align = cls >= 2 * huge_page && cls % huge_page == 0 ? huge_page : 4096;
   void* p = std::aligned_alloc(align, cls);
   if (!p) throw std::bad_alloc();
   if (align == huge_page) madvise(p, cls, MADV_HUGEPAGE);  // fewer first-touch faults; advisory only

@@ -108,3 +108,22 @@ TEST_CASE("tensor errors") {
   CHECK_ERROR(zeros({2}).copy_(zeros({3})), "copy_: source shape [3] does not match destination shape [2]");
   CHECK_ERROR(zeros({2}).size(3), "size: dim 3 out of range");
 }
+
+TEST_CASE("caching allocator: large blocks of every size class are valid, reused and released") {
+  // Sizes in the 64 KiB-step classes above 4 MiB are not multiples of the 2 MiB huge-page alignment;
+  // aligned_alloc must not be asked for that alignment there (AddressSanitizer aborts on it).
+  for (std::size_t bytes : {std::size_t{1} << 20, (std::size_t{4} << 20) + 4, (std::size_t{6} << 20) + 65536 * 3,
+                            (std::size_t{17} << 20) + 12}) {
+    CAPTURE(bytes);
+    void* p = detail::alloc_bytes(bytes);
+    REQUIRE(p != nullptr);
+    static_cast<unsigned char*>(p)[bytes - 1] = 1;  // the whole block is usable
+    detail::free_bytes(p, bytes);
+    const std::size_t hits = cache_stats().hits;
+    void* q = detail::alloc_bytes(bytes);
+    CHECK(cache_stats().hits == hits + 1);  // the freed block came back
+    detail::free_bytes(q, bytes);
+  }
+  empty_cache();
+  CHECK(cache_stats().cached_bytes == 0);
+}

@@ -35,11 +35,21 @@ struct Lanes {
     for (int l = 0; l < L; ++l) r.v[l] = f(l);
     return r;
   }
-  friend Lanes operator+(const Lanes& a, const Lanes& b) { return map([&](int l) { return a.v[l] + b.v[l]; }); }
-  friend Lanes operator-(const Lanes& a, const Lanes& b) { return map([&](int l) { return a.v[l] - b.v[l]; }); }
-  friend Lanes operator-(const Lanes& a) { return map([&](int l) { return -a.v[l]; }); }
-  friend Lanes operator*(int k, const Lanes& a) { return map([&](int l) { return T(k) * a.v[l]; }); }
-  friend Lanes operator/(const Lanes& a, int k) { return map([&, inv = T(1) / T(k)](int l) { return a.v[l] * inv; }); }
+  friend Lanes operator+(const Lanes& a, const Lanes& b) {
+    return map([&](int l) { return a.v[l] + b.v[l]; });
+  }
+  friend Lanes operator-(const Lanes& a, const Lanes& b) {
+    return map([&](int l) { return a.v[l] - b.v[l]; });
+  }
+  friend Lanes operator-(const Lanes& a) {
+    return map([&](int l) { return -a.v[l]; });
+  }
+  friend Lanes operator*(int k, const Lanes& a) {
+    return map([&](int l) { return T(k) * a.v[l]; });
+  }
+  friend Lanes operator/(const Lanes& a, int k) {
+    return map([&, inv = T(1) / T(k)](int l) { return a.v[l] * inv; });
+  }
 };
 
 // Copies between lanes and memory: n <= L tiles, the lanes past n read as zeros.
@@ -135,7 +145,7 @@ struct GT {  // G^T: 6 -> 3 (adjoint of G)
 template <int n, int m, class Tf, class T>
 inline void both_axes(const T* in, T* out) {
   T tmp[m * n];
-  for (int j = 0; j < n; ++j) Tf::apply(in + j, n, tmp + j, n);  // columns: tmp = L in
+  for (int j = 0; j < n; ++j) Tf::apply(in + j, n, tmp + j, n);           // columns: tmp = L in
   for (int i = 0; i < m; ++i) Tf::apply(tmp + i * n, 1, out + i * m, 1);  // rows: out = tmp L^T
 }
 
@@ -169,6 +179,16 @@ std::vector<Tile> tiles(const ConvGeometry& g, const Tiling& tl) {
   return v;
 }
 
+// Calls f(k, t0, n) for every plane k in [0, planes) and every group of n <= L consecutive tiles
+// t0 .. t0+n-1 of a chunk of Tn tiles; whole planes go to one thread, so writes to a plane never race.
+template <class F>
+void for_tile_groups(int64_t planes, int64_t Tn, F f) {
+  parallel_for(0, planes, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; ++k)
+      for (int64_t t0 = 0; t0 < Tn; t0 += L) f(k, t0, std::min<int64_t>(L, Tn - t0));
+  });
+}
+
 // V[p][c][t] = (B^T d B)[p] for the 6x6 input tile d of channel c and tile t = (b*TH + i)*TW + j of
 // images n0 .. n0+B-1; tile (i, j) starts at input row 4i - PH, column 4j - PW (zeros outside).
 // L consecutive tiles are gathered into lanes and transformed together.
@@ -176,33 +196,29 @@ template <class T>
 void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, const Tile* tile, int64_t n0, int64_t B,
                      T* V) {
   const int64_t Tn = B * tl.per_image, stride = g.C * Tn;
-  parallel_for(0, g.C, 1, [&](int64_t lo, int64_t hi) {
+  for_tile_groups(g.C, Tn, [&](int64_t c, int64_t t0, int64_t nl) {
     Lanes<T> d[36], v[36];
-    for (int64_t c = lo; c < hi; ++c)
-      for (int64_t t0 = 0; t0 < Tn; t0 += L) {
-        const int64_t nl = std::min<int64_t>(L, Tn - t0);
-        for (int64_t l = 0; l < L; ++l) {
-          if (l >= nl) {
-            for (auto& e : d) e.v[l] = T(0);
-            continue;
-          }
-          const Tile& tt = tile[t0 + l];
-          const T* plane = x + ((n0 + tt.b) * g.C + c) * g.H * g.W;
-          const int64_t y0 = tt.y0, x0 = tt.x0;
-          if (tt.inside) {
-            for (int r = 0; r < 6; ++r)
-              for (int q = 0; q < 6; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
-          } else {
-            for (auto& e : d) e.v[l] = T(0);
-            const int64_t r1 = std::min<int64_t>(6, g.H - y0), q1 = std::min<int64_t>(6, g.W - x0);
-            for (int64_t r = std::max<int64_t>(0, -y0); r < r1; ++r)
-              for (int64_t q = std::max<int64_t>(0, -x0); q < q1; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
-          }
-        }
-        both_axes<6, 6, BT>(d, v);
-        T* o = V + c * Tn + t0;
-        for (int p = 0; p < 36; ++p) store(v[p], nl, o + p * stride);
+    for (int64_t l = 0; l < L; ++l) {
+      if (l >= nl) {
+        for (auto& e : d) e.v[l] = T(0);
+        continue;
       }
+      const Tile& tt = tile[t0 + l];
+      const T* plane = x + ((n0 + tt.b) * g.C + c) * g.H * g.W;
+      const int64_t y0 = tt.y0, x0 = tt.x0;
+      if (tt.inside) {
+        for (int r = 0; r < 6; ++r)
+          for (int q = 0; q < 6; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
+      } else {
+        for (auto& e : d) e.v[l] = T(0);
+        const int64_t r1 = std::min<int64_t>(6, g.H - y0), q1 = std::min<int64_t>(6, g.W - x0);
+        for (int64_t r = std::max<int64_t>(0, -y0); r < r1; ++r)
+          for (int64_t q = std::max<int64_t>(0, -x0); q < q1; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
+      }
+    }
+    both_axes<6, 6, BT>(d, v);
+    T* o = V + c * Tn + t0;
+    for (int p = 0; p < 36; ++p) store(v[p], nl, o + p * stride);
   });
 }
 
@@ -240,8 +256,8 @@ void filter_transform_adjoint(const T* dU, const ConvGeometry& g, T* dw) {
 
 // The 36 GEMMs of one chunk: C_p = op(A_p) op(B_p) (+ C_p when accumulate), split over threads.
 template <class T>
-void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, int64_t sa,
-                  const T* B, int64_t ldb, int64_t sb, bool accumulate, T* C, int64_t ldc, int64_t sc) {
+void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, int64_t sa, const T* B,
+                  int64_t ldb, int64_t sb, bool accumulate, T* C, int64_t ldc, int64_t sc) {
   blas_single_threaded();
   parallel_for(0, P36, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p)
@@ -258,9 +274,12 @@ ConvAlgorithm conv_algorithm() { return algorithm; }
 bool use_winograd(const ConvGeometry& g) {
   if (g.KH != 3 || g.KW != 3 || g.SH != 1 || g.SW != 1 || g.HO <= 0 || g.WO <= 0) return false;
   switch (conv_algorithm()) {
-    case ConvAlgorithm::im2col: return false;
-    case ConvAlgorithm::winograd: return true;
-    default: return g.C >= 16 && g.F >= 16;  // below that, the transforms outweigh the saved GEMM work
+    case ConvAlgorithm::im2col:
+      return false;
+    case ConvAlgorithm::winograd:
+      return true;
+    default:
+      return g.C >= 16 && g.F >= 16;  // below that, the transforms outweigh the saved GEMM work
   }
 }
 
@@ -278,23 +297,18 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
     input_transform(x, g, tl, tile.data(), n0, B, V);
     batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
     // Y = A^T m A for each filter and tile, written where it falls inside the output, plus the bias.
-    parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
+    for_tile_groups(g.F, Tn, [&](int64_t f, int64_t t0, int64_t nl) {
       Lanes<T> m[36], y[16];
-      for (int64_t f = lo; f < hi; ++f) {
-        const T add = bias ? bias[f] : T(0);
-        for (int64_t t0 = 0; t0 < Tn; t0 += L) {
-          const int64_t nl = std::min<int64_t>(L, Tn - t0);
-          const T* src = M + f * Tn + t0;
-          for (int p = 0; p < 36; ++p) load(src + p * g.F * Tn, nl, m[p]);
-          both_axes<6, 4, AT>(m, y);
-          for (int64_t l = 0; l < nl; ++l) {
-            const Tile& tt = tile[t0 + l];
-            T* plane = out + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
-            const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t q = 0; q < cols; ++q) plane[r * g.WO + q] = y[r * 4 + q].v[l] + add;
-          }
-        }
+      const T add = bias ? bias[f] : T(0);
+      const T* src = M + f * Tn + t0;
+      for (int p = 0; p < 36; ++p) load(src + p * g.F * Tn, nl, m[p]);
+      both_axes<6, 4, AT>(m, y);
+      for (int64_t l = 0; l < nl; ++l) {
+        const Tile& tt = tile[t0 + l];
+        T* plane = out + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
+        const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t q = 0; q < cols; ++q) plane[r * g.WO + q] = y[r * 4 + q].v[l] + add;
       }
     });
   }
@@ -317,26 +331,22 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
     const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
     // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge.
-    parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
+    for_tile_groups(g.F, Tn, [&](int64_t f, int64_t t0, int64_t nl) {
       Lanes<T> y[16], m[36];
-      for (int64_t f = lo; f < hi; ++f)
-        for (int64_t t0 = 0; t0 < Tn; t0 += L) {
-          const int64_t nl = std::min<int64_t>(L, Tn - t0);
-          for (int64_t l = 0; l < L; ++l) {
-            if (l >= nl) {
-              for (auto& e : y) e.v[l] = T(0);
-              continue;
-            }
-            const Tile& tt = tile[t0 + l];
-            const T* plane = dout + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
-            const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
-            for (int64_t r = 0; r < 4; ++r)
-              for (int64_t q = 0; q < 4; ++q) y[r * 4 + q].v[l] = r < rows && q < cols ? plane[r * g.WO + q] : T(0);
-          }
-          both_axes<4, 6, Am>(y, m);
-          T* o = Mg + f * Tn + t0;
-          for (int p = 0; p < 36; ++p) store(m[p], nl, o + p * g.F * Tn);
+      for (int64_t l = 0; l < L; ++l) {
+        if (l >= nl) {
+          for (auto& e : y) e.v[l] = T(0);
+          continue;
         }
+        const Tile& tt = tile[t0 + l];
+        const T* plane = dout + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
+        const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
+        for (int64_t r = 0; r < 4; ++r)
+          for (int64_t q = 0; q < 4; ++q) y[r * 4 + q].v[l] = r < rows && q < cols ? plane[r * g.WO + q] : T(0);
+      }
+      both_axes<4, 6, Am>(y, m);
+      T* o = Mg + f * Tn + t0;
+      for (int p = 0; p < 36; ++p) store(m[p], nl, o + p * g.F * Tn);
     });
     if (dw) {
       input_transform(x, g, tl, tile.data(), n0, B, V);
@@ -345,28 +355,24 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
     if (dx) {
       batched_gemm<T>(true, false, g.C, Tn, g.F, U, g.C, FC, Mg, Tn, g.F * Tn, false, V, Tn, g.C * Tn);
       // dd = B dV B^T, overlap-added into dx; one thread per input channel, so no two write one value.
-      parallel_for(0, g.C, 1, [&](int64_t lo, int64_t hi) {
+      for_tile_groups(g.C, Tn, [&](int64_t c, int64_t t0, int64_t nl) {
         Lanes<T> v[36], d[36];
-        for (int64_t c = lo; c < hi; ++c)
-          for (int64_t t0 = 0; t0 < Tn; t0 += L) {
-            const int64_t nl = std::min<int64_t>(L, Tn - t0);
-            const T* src = V + c * Tn + t0;
-            for (int p = 0; p < 36; ++p) load(src + p * g.C * Tn, nl, v[p]);
-            both_axes<6, 6, Bm>(v, d);
-            for (int64_t l = 0; l < nl; ++l) {
-              const Tile& tt = tile[t0 + l];
-              T* plane = dx + ((n0 + tt.b) * g.C + c) * g.H * g.W;
-              const int64_t y0 = tt.y0, x0 = tt.x0;
-              for (int64_t r = 0; r < 6; ++r) {
-                const int64_t yy = y0 + r;
-                if (yy < 0 || yy >= g.H) continue;
-                for (int64_t q = 0; q < 6; ++q) {
-                  const int64_t xx = x0 + q;
-                  if (xx >= 0 && xx < g.W) plane[yy * g.W + xx] += d[r * 6 + q].v[l];
-                }
-              }
+        const T* src = V + c * Tn + t0;
+        for (int p = 0; p < 36; ++p) load(src + p * g.C * Tn, nl, v[p]);
+        both_axes<6, 6, Bm>(v, d);
+        for (int64_t l = 0; l < nl; ++l) {
+          const Tile& tt = tile[t0 + l];
+          T* plane = dx + ((n0 + tt.b) * g.C + c) * g.H * g.W;
+          const int64_t y0 = tt.y0, x0 = tt.x0;
+          for (int64_t r = 0; r < 6; ++r) {
+            const int64_t yy = y0 + r;
+            if (yy < 0 || yy >= g.H) continue;
+            for (int64_t q = 0; q < 6; ++q) {
+              const int64_t xx = x0 + q;
+              if (xx >= 0 && xx < g.W) plane[yy * g.W + xx] += d[r * 6 + q].v[l];
             }
           }
+        }
       });
     }
   }

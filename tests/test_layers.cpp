@@ -27,6 +27,22 @@ struct ConvCase {
   Pair2 stride, padding;
   bool bias;
 };
+
+// The fused conv2d against the reference, values and gradients, for each case in f32 and f64; input,
+// weight and bias of case i are drawn with seeds seed + i, seed + 10 + i and seed + 20 + i.
+void check_conv_cases(const std::vector<ConvCase>& cases, uint64_t seed) {
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const ConvCase& c = cases[i];
+      CAPTURE(i);
+      CAPTURE(dtype_name(d));
+      Conv2dOptions o{c.stride, c.padding};
+      Tensor x = input(c.x, d, seed + i), w = input({c.F, c.x[1], c.KH, c.KW}, d, seed + 10 + i);
+      Tensor b = c.bias ? input({c.F}, d, seed + 20 + i) : Tensor();
+      CHECK_MATCHES_REFERENCE([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
+                              [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+    }
+}
 }  // namespace
 
 TEST_CASE("conv2d: fused equals reference, values and gradients") {
@@ -41,17 +57,7 @@ TEST_CASE("conv2d: fused equals reference, values and gradients") {
       {{2, 2, 3, 3}, 2, 3, 3, 1, 2, true},           // padding wider than half the kernel
       {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},           // an empty batch
   };
-  for (Dtype d : {Dtype::f32, Dtype::f64})
-    for (size_t i = 0; i < cases.size(); ++i) {
-      const ConvCase& c = cases[i];
-      CAPTURE(i);
-      CAPTURE(dtype_name(d));
-      Conv2dOptions o{c.stride, c.padding};
-      Tensor x = input(c.x, d, 10 + i), w = input({c.F, c.x[1], c.KH, c.KW}, d, 20 + i);
-      Tensor b = c.bias ? input({c.F}, d, 30 + i) : Tensor();
-      CHECK_MATCHES_REFERENCE([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
-                              [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
-    }
+  check_conv_cases(cases, 10);
 }
 
 // Forces the fused conv2d onto one algorithm for a test's duration.
@@ -72,17 +78,7 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) equals the reference, values and gradient
       {{40, 16, 12, 12}, 16, 3, 3, 1, 1, true},  // several chunks of images
       {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},     // an empty batch
   };
-  for (Dtype d : {Dtype::f32, Dtype::f64})
-    for (size_t i = 0; i < cases.size(); ++i) {
-      const ConvCase& c = cases[i];
-      CAPTURE(i);
-      CAPTURE(dtype_name(d));
-      Conv2dOptions o{c.stride, c.padding};
-      Tensor x = input(c.x, d, 40 + i), w = input({c.F, c.x[1], c.KH, c.KW}, d, 50 + i);
-      Tensor b = c.bias ? input({c.F}, d, 60 + i) : Tensor();
-      CHECK_MATCHES_REFERENCE([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
-                              [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
-    }
+  check_conv_cases(cases, 40);
   Tensor x = input({2, 2, 6, 5}, Dtype::f64, 1), w = input({3, 2, 3, 3}, Dtype::f64, 2), b = input({3}, Dtype::f64, 3);
   CHECK_GRADCHECK([](auto& v) { return conv2d(v[0], v[1], v[2], {.padding = 1}); }, {x, w, b});
 }

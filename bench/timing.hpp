@@ -35,6 +35,23 @@ double median_seconds(F&& f, int reps) {
   return t[t.size() / 2];
 }
 
+// Median seconds of f over as many runs as fit in `seconds` (at least 5), after two warm-up runs.
+template <class F>
+double median_seconds_for(F&& f, double seconds) {
+  using clock = std::chrono::steady_clock;
+  f();
+  f();
+  std::vector<double> t;
+  const auto start = clock::now();
+  while (t.size() < 5 || std::chrono::duration<double>(clock::now() - start).count() < seconds) {
+    const auto s = clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(clock::now() - s).count());
+  }
+  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+  return t[t.size() / 2];
+}
+
 // Medians of a and of b, measured one after the other. Not interleaved: OpenBLAS's threads spin for
 // about 0.1 s after each call and would slow whatever runs right after them, so the pause lets them
 // sleep before the next measurement.

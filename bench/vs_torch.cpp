@@ -5,7 +5,6 @@
 //   vs_torch ops [--threads T] [--seconds S]          forward + backward ms of single ops
 #include <sys/resource.h>
 
-#include <chrono>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -14,6 +13,7 @@
 
 #include <xgrad.hpp>
 
+#include "timing.hpp"
 #include "train/models.hpp"
 
 using namespace xg;
@@ -24,22 +24,6 @@ double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss / 1024.0;  // Linux reports KiB
-}
-
-// Median seconds of f: two warm-up calls, then calls until `seconds` have passed (at least 5).
-double median_seconds(const std::function<void()>& f, double seconds) {
-  using clock = std::chrono::steady_clock;
-  f();
-  f();
-  std::vector<double> t;
-  const auto start = clock::now();
-  while (t.size() < 5 || std::chrono::duration<double>(clock::now() - start).count() < seconds) {
-    const auto s = clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(clock::now() - s).count());
-  }
-  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-  return t[t.size() / 2];
 }
 
 // The four models, defined exactly as in vs_torch.py.
@@ -59,7 +43,7 @@ void bench_model(const std::string& name, double seconds) {
   auto model = make(name);
   optim::SGD opt(model->parameters(), {.lr = 0.01, .momentum = 0.9});
   const Tensor x = randn({batch, 3, 32, 32}), y = randint(0, 10, {batch});
-  const double train = median_seconds([&] {
+  const double train = bench::median_seconds_for([&] {
     opt.zero_grad();
     Tensor loss = cross_entropy(model->forward(x), y);
     loss.backward();
@@ -67,7 +51,7 @@ void bench_model(const std::string& name, double seconds) {
   }, seconds);
   const double rss = peak_rss_mb();
   model->eval();
-  const double infer = median_seconds([&] {
+  const double infer = bench::median_seconds_for([&] {
     NoGradGuard no_grad;
     model->forward(x);
   }, seconds);
@@ -79,7 +63,7 @@ void bench_model(const std::string& name, double seconds) {
 double fwd_bwd_ms(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> in,
                   double seconds) {
   for (Tensor& t : in) t.requires_grad_();
-  return 1e3 * median_seconds([&] {
+  return 1e3 * bench::median_seconds_for([&] {
     for (Tensor& t : in) t.zero_grad();
     Tensor out = f(in);
     out.backward(ones_like(out));

@@ -56,7 +56,7 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
 // allocate (and page-fault) every step. `slot` tells apart buffers live at the same time.
 template <class T>
 T* scratch(int slot, int64_t n) {
-  thread_local std::vector<std::vector<T>> buffers(4);
+  thread_local std::vector<std::vector<T>> buffers(6);
   auto& b = buffers.at(static_cast<size_t>(slot));
   if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
   return b.data();

@@ -22,7 +22,7 @@ namespace {
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::automatic};
 
 constexpr int64_t P36 = 36;               // positions in a transformed 6x6 tile
-constexpr int64_t chunk_bytes = 6 << 20;  // V and M of one chunk of images
+constexpr int64_t chunk_bytes = 6 << 20;  // V and M of one chunk of images  // V and M of one chunk of images
 
 // L tiles side by side, so that every transform below runs as vector arithmetic across tiles.
 constexpr int L = 16;
@@ -163,62 +163,98 @@ Tiling tiling(const ConvGeometry& g, int64_t elem) {
   return t;
 }
 
-// Where tile t of a chunk lies: image b (within the chunk), output origin (oy, ox), input origin
-// (y0, x0) = (oy - PH, ox - PW), and whether its 6x6 input window lies wholly inside the image.
-struct Tile {
-  int64_t b, oy, ox, y0, x0;
-  bool inside;
+// The transforms read and write a chunk's tiles through a per-thread staged copy of one plane (channel
+// or filter) of the chunk's B images: B planes of `rows` x `cols` holding the whole tile grid, tile
+// (i, j) at row 4i, column 4j, and zeros (or values to be discarded) beyond the image. No tile then
+// needs an edge check, and lanes of tiles are gathered with one offset per lane.
+struct Staging {
+  int64_t rows, cols;
+  int64_t plane() const { return rows * cols; }
 };
-std::vector<Tile> tiles(const ConvGeometry& g, const Tiling& tl) {
-  std::vector<Tile> v(static_cast<size_t>(tl.chunk * tl.per_image));
-  for (size_t t = 0; t < v.size(); ++t) {
-    const int64_t b = t / tl.per_image, rest = t % tl.per_image, oy = 4 * (rest / tl.TW), ox = 4 * (rest % tl.TW);
-    const int64_t y0 = oy - g.PH, x0 = ox - g.PW;
-    v[t] = {b, oy, ox, y0, x0, y0 >= 0 && x0 >= 0 && y0 + 6 <= g.H && x0 + 6 <= g.W};
+
+// Copies B planes of h x w (image b at src + b * src_stride) into S at row py, column px of each
+// staged plane, zeros elsewhere.
+template <class T>
+void stage_in(const T* src, int64_t src_stride, int64_t h, int64_t w, int64_t B, int64_t py, int64_t px,
+              const Staging& st, T* S) {
+  for (int64_t b = 0; b < B; ++b) {
+    const T* image = src + b * src_stride;
+    T* s = S + b * st.plane();
+    for (int64_t r = 0; r < st.rows; ++r, s += st.cols) {
+      const int64_t y = r - py;
+      if (y < 0 || y >= h) {
+        std::fill(s, s + st.cols, T(0));
+        continue;
+      }
+      std::fill(s, s + px, T(0));
+      std::copy(image + y * w, image + (y + 1) * w, s + px);
+      std::fill(s + px + w, s + st.cols, T(0));
+    }
   }
-  return v;
 }
 
-// Calls f(k, t0, n) for every plane k in [0, planes) and every group of n <= L consecutive tiles
-// t0 .. t0+n-1 of a chunk of Tn tiles; whole planes go to one thread, so writes to a plane never race.
-template <class F>
-void for_tile_groups(int64_t planes, int64_t Tn, F f) {
+// The inverse: dst (B planes of h x w, stride dst_stride) = S from row py, column px, plus `add`.
+template <class T>
+void stage_out(const T* S, const Staging& st, int64_t B, int64_t py, int64_t px, int64_t h, int64_t w, T add,
+               T* dst, int64_t dst_stride) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t y = 0; y < h; ++y) {
+      const T* s = S + b * st.plane() + (y + py) * st.cols + px;
+      T* d = dst + b * dst_stride + y * w;
+      for (int64_t q = 0; q < w; ++q) d[q] = s[q] + add;
+    }
+}
+
+// Calls f(k, S) for every plane k in [0, planes), with S a per-thread buffer of `staged` elements;
+// whole planes go to one thread, so writes to a plane never race.
+template <class T, class F>
+void for_planes(int64_t planes, int64_t staged, F f) {
   parallel_for(0, planes, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t k = lo; k < hi; ++k)
-      for (int64_t t0 = 0; t0 < Tn; t0 += L) f(k, t0, std::min<int64_t>(L, Tn - t0));
+    T* S = scratch<T>(4, staged);  // slots 0-3 hold the caller's V, M, U and dU
+    for (int64_t k = lo; k < hi; ++k) f(k, S);
   });
+}
+
+// Calls f(t0, n, off) for every group of n <= L consecutive tiles t0 .. t0+n-1 of a chunk of Tn tiles,
+// off[l] being where tile t0+l starts in the staged planes. Lanes past n repeat tile t0: their
+// results must not be stored.
+template <class F>
+void for_groups(const Tiling& tl, int64_t Tn, const Staging& st, F f) {
+  int32_t off[L];
+  for (int64_t t0 = 0; t0 < Tn; t0 += L) {
+    const int64_t n = std::min<int64_t>(L, Tn - t0);
+    for (int l = 0; l < L; ++l) {
+      const int64_t t = t0 + (l < n ? l : 0), b = t / tl.per_image, i = t % tl.per_image / tl.TW, j = t % tl.TW;
+      off[l] = static_cast<int32_t>(b * st.plane() + 4 * i * st.cols + 4 * j);
+    }
+    f(t0, n, off);
+  }
+}
+
+// d[r * Q + q] = the R x Q tiles of S at the lanes' offsets.
+template <int R, int Q, class T>
+inline void gather(const T* S, int64_t cols, const int32_t* off, Lanes<T>* d) {
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < Q; ++q) {
+      const T* s = S + r * cols + q;
+      for (int l = 0; l < L; ++l) d[r * Q + q].v[l] = s[off[l]];
+    }
 }
 
 // V[p][c][t] = (B^T d B)[p] for the 6x6 input tile d of channel c and tile t = (b*TH + i)*TW + j of
 // images n0 .. n0+B-1; tile (i, j) starts at input row 4i - PH, column 4j - PW (zeros outside).
-// L consecutive tiles are gathered into lanes and transformed together.
 template <class T>
-void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, const Tile* tile, int64_t n0, int64_t B,
-                     T* V) {
-  const int64_t Tn = B * tl.per_image, stride = g.C * Tn;
-  for_tile_groups(g.C, Tn, [&](int64_t c, int64_t t0, int64_t nl) {
-    Lanes<T> d[36], v[36];
-    for (int64_t l = 0; l < L; ++l) {
-      if (l >= nl) {
-        for (auto& e : d) e.v[l] = T(0);
-        continue;
-      }
-      const Tile& tt = tile[t0 + l];
-      const T* plane = x + ((n0 + tt.b) * g.C + c) * g.H * g.W;
-      const int64_t y0 = tt.y0, x0 = tt.x0;
-      if (tt.inside) {
-        for (int r = 0; r < 6; ++r)
-          for (int q = 0; q < 6; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
-      } else {
-        for (auto& e : d) e.v[l] = T(0);
-        const int64_t r1 = std::min<int64_t>(6, g.H - y0), q1 = std::min<int64_t>(6, g.W - x0);
-        for (int64_t r = std::max<int64_t>(0, -y0); r < r1; ++r)
-          for (int64_t q = std::max<int64_t>(0, -x0); q < q1; ++q) d[r * 6 + q].v[l] = plane[(y0 + r) * g.W + x0 + q];
-      }
-    }
-    both_axes<6, 6, BT>(d, v);
-    T* o = V + c * Tn + t0;
-    for (int p = 0; p < 36; ++p) store(v[p], nl, o + p * stride);
+void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, int64_t n0, int64_t B, T* V) {
+  const int64_t Tn = B * tl.per_image;
+  const Staging st{4 * tl.TH + 2, 4 * tl.TW + 2};
+  for_planes<T>(g.C, B * st.plane(), [&](int64_t c, T* S) {
+    stage_in(x + (n0 * g.C + c) * g.H * g.W, g.C * g.H * g.W, g.H, g.W, B, g.PH, g.PW, st, S);
+    for_groups(tl, Tn, st, [&](int64_t t0, int64_t n, const int32_t* off) {
+      Lanes<T> d[36], v[36];
+      gather<6, 6>(S, st.cols, off, d);
+      both_axes<6, 6, BT>(d, v);
+      for (int p = 0; p < 36; ++p) store(v[p], n, V + (p * g.C + c) * Tn + t0);
+    });
   });
 }
 
@@ -286,7 +322,6 @@ bool use_winograd(const ConvGeometry& g) {
 template <class T>
 void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
   const Tiling tl = tiling(g, sizeof(T));
-  const std::vector<Tile> tile = tiles(g, tl);
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);
   T* V = scratch<T>(0, P36 * g.C * maxT);
@@ -294,22 +329,21 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
   filter_transform(w, g, U);
   for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
     const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
-    input_transform(x, g, tl, tile.data(), n0, B, V);
+    input_transform(x, g, tl, n0, B, V);
     batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
-    // Y = A^T m A for each filter and tile, written where it falls inside the output, plus the bias.
-    for_tile_groups(g.F, Tn, [&](int64_t f, int64_t t0, int64_t nl) {
-      Lanes<T> m[36], y[16];
-      const T add = bias ? bias[f] : T(0);
-      const T* src = M + f * Tn + t0;
-      for (int p = 0; p < 36; ++p) load(src + p * g.F * Tn, nl, m[p]);
-      both_axes<6, 4, AT>(m, y);
-      for (int64_t l = 0; l < nl; ++l) {
-        const Tile& tt = tile[t0 + l];
-        T* plane = out + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
-        const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t q = 0; q < cols; ++q) plane[r * g.WO + q] = y[r * 4 + q].v[l] + add;
-      }
+    // Y = A^T m A for each filter and tile, staged, then copied to the output with the bias.
+    const Staging st{4 * tl.TH, 4 * tl.TW};
+    for_planes<T>(g.F, B * st.plane(), [&](int64_t f, T* S) {
+      for_groups(tl, Tn, st, [&](int64_t t0, int64_t n, const int32_t* off) {
+        Lanes<T> m[36], y[16];
+        for (int p = 0; p < 36; ++p) load(M + (p * g.F + f) * Tn + t0, n, m[p]);
+        both_axes<6, 4, AT>(m, y);
+        for (int64_t l = 0; l < n; ++l)
+          for (int r = 0; r < 4; ++r)
+            for (int q = 0; q < 4; ++q) S[off[l] + r * st.cols + q] = y[r * 4 + q].v[l];
+      });
+      stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), out + (n0 * g.F + f) * g.HO * g.WO,
+                g.F * g.HO * g.WO);
     });
   }
 }
@@ -318,61 +352,44 @@ template <class T>
 void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw) {
   if (!dx && !dw) return;
   const Tiling tl = tiling(g, sizeof(T));
-  const std::vector<Tile> tile = tiles(g, tl);
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);
   T* V = scratch<T>(0, P36 * g.C * maxT);
   T* Mg = scratch<T>(1, P36 * g.F * maxT);
   T* dU = scratch<T>(3, P36 * FC);
-  if (dx) {
-    filter_transform(w, g, U);
-    std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
-  }
+  if (dx) filter_transform(w, g, U);
   for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
     const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
     // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge.
-    for_tile_groups(g.F, Tn, [&](int64_t f, int64_t t0, int64_t nl) {
-      Lanes<T> y[16], m[36];
-      for (int64_t l = 0; l < L; ++l) {
-        if (l >= nl) {
-          for (auto& e : y) e.v[l] = T(0);
-          continue;
-        }
-        const Tile& tt = tile[t0 + l];
-        const T* plane = dout + ((n0 + tt.b) * g.F + f) * g.HO * g.WO + tt.oy * g.WO + tt.ox;
-        const int64_t rows = std::min<int64_t>(4, g.HO - tt.oy), cols = std::min<int64_t>(4, g.WO - tt.ox);
-        for (int64_t r = 0; r < 4; ++r)
-          for (int64_t q = 0; q < 4; ++q) y[r * 4 + q].v[l] = r < rows && q < cols ? plane[r * g.WO + q] : T(0);
-      }
-      both_axes<4, 6, Am>(y, m);
-      T* o = Mg + f * Tn + t0;
-      for (int p = 0; p < 36; ++p) store(m[p], nl, o + p * g.F * Tn);
+    const Staging sg{4 * tl.TH, 4 * tl.TW};
+    for_planes<T>(g.F, B * sg.plane(), [&](int64_t f, T* S) {
+      stage_in(dout + (n0 * g.F + f) * g.HO * g.WO, g.F * g.HO * g.WO, g.HO, g.WO, B, 0, 0, sg, S);
+      for_groups(tl, Tn, sg, [&](int64_t t0, int64_t n, const int32_t* off) {
+        Lanes<T> y[16], m[36];
+        gather<4, 4>(S, sg.cols, off, y);
+        both_axes<4, 6, Am>(y, m);
+        for (int p = 0; p < 36; ++p) store(m[p], n, Mg + (p * g.F + f) * Tn + t0);
+      });
     });
     if (dw) {
-      input_transform(x, g, tl, tile.data(), n0, B, V);
+      input_transform(x, g, tl, n0, B, V);
       batched_gemm<T>(false, true, g.F, g.C, Tn, Mg, Tn, g.F * Tn, V, Tn, g.C * Tn, n0 > 0, dU, g.C, FC);
     }
     if (dx) {
       batched_gemm<T>(true, false, g.C, Tn, g.F, U, g.C, FC, Mg, Tn, g.F * Tn, false, V, Tn, g.C * Tn);
-      // dd = B dV B^T, overlap-added into dx; one thread per input channel, so no two write one value.
-      for_tile_groups(g.C, Tn, [&](int64_t c, int64_t t0, int64_t nl) {
-        Lanes<T> v[36], d[36];
-        const T* src = V + c * Tn + t0;
-        for (int p = 0; p < 36; ++p) load(src + p * g.C * Tn, nl, v[p]);
-        both_axes<6, 6, Bm>(v, d);
-        for (int64_t l = 0; l < nl; ++l) {
-          const Tile& tt = tile[t0 + l];
-          T* plane = dx + ((n0 + tt.b) * g.C + c) * g.H * g.W;
-          const int64_t y0 = tt.y0, x0 = tt.x0;
-          for (int64_t r = 0; r < 6; ++r) {
-            const int64_t yy = y0 + r;
-            if (yy < 0 || yy >= g.H) continue;
-            for (int64_t q = 0; q < 6; ++q) {
-              const int64_t xx = x0 + q;
-              if (xx >= 0 && xx < g.W) plane[yy * g.W + xx] += d[r * 6 + q].v[l];
-            }
-          }
-        }
+      // dd = B dV B^T, overlap-added into a staged plane per input channel, then copied into dx.
+      const Staging sx{4 * tl.TH + 2, 4 * tl.TW + 2};
+      for_planes<T>(g.C, B * sx.plane(), [&](int64_t c, T* S) {
+        std::fill(S, S + B * sx.plane(), T(0));
+        for_groups(tl, Tn, sx, [&](int64_t t0, int64_t n, const int32_t* off) {
+          Lanes<T> v[36], d[36];
+          for (int p = 0; p < 36; ++p) load(V + (p * g.C + c) * Tn + t0, n, v[p]);
+          both_axes<6, 6, Bm>(v, d);
+          for (int64_t l = 0; l < n; ++l)
+            for (int r = 0; r < 6; ++r)
+              for (int q = 0; q < 6; ++q) S[off[l] + r * sx.cols + q] += d[r * 6 + q].v[l];
+        });
+        stage_out(S, sx, B, g.PH, g.PW, g.H, g.W, T(0), dx + (n0 * g.C + c) * g.H * g.W, g.C * g.H * g.W);
       });
     }
   }

@@ -22,20 +22,29 @@ double fwd_bwd(const std::function<Tensor(const std::vector<Tensor>&)>& f, const
   }, reps);
 }
 
-// GFLOP/s of one GEMM shape, through xgrad's GEMM (as the fused conv calls it) or OpenBLAS's own
-// multi-threaded sgemm.
-double gemm_gflops(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool openblas, int reps) {
-  std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+// GFLOP/s of `images` GEMMs of one shape: through xgrad as the fused conv runs them (the images
+// shared out over the threads, each GEMM single-threaded), or one after another through OpenBLAS's
+// own multi-threaded sgemm.
+double gemm_gflops(int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t images, bool openblas, int reps) {
+  const std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f);
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   double t = bench::median_seconds([&] {
     if (openblas) {
       bench::OpenblasThreads all(get_num_threads());
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
-                  a.data(), ta ? M : K, b.data(), tb ? K : N, 0.f, c.data(), N);
+      std::vector<float> c(M * N);
+      for (int64_t i = 0; i < images; ++i)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
+                    a.data(), lda, b.data(), ldb, 0.f, c.data(), N);
     } else {
-      detail::gemm<float>(ta, tb, M, N, K, 1.f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.f, c.data(), N);
+      detail::blas_single_threaded();
+      parallel_for(0, images, 1, [&](int64_t lo, int64_t hi) {
+        std::vector<float> c(M * N);
+        for (int64_t i = lo; i < hi; ++i)
+          detail::gemm_serial<float>(ta, tb, M, N, K, 1.f, a.data(), lda, b.data(), ldb, 0.f, c.data(), N);
+      });
     }
   }, reps);
-  return 2.0 * M * N * K / t / 1e9;
+  return 2.0 * M * N * K * images / t / 1e9;
 }
 
 void leafify(std::vector<Tensor>& v) {
@@ -48,7 +57,7 @@ void leafify(std::vector<Tensor>& v) {
 int main() {
   manual_seed(0);
   const int64_t N = 128;
-  const double peak = gemm_gflops(2048, 2048, 2048, false, false, true, 3);
+  const double peak = gemm_gflops(2048, 2048, 2048, false, false, 1, true, 3);
   bench::settle();
   fmt::print("OpenBLAS sgemm 2048^3: {:.1f} GFLOP/s\n\n", peak);
   fmt::print("{:<40} {:>10} {:>10} {:>9}\n", "op (batch 128, forward + backward)", "fused ms", "ref ms", "speed-up");
@@ -100,21 +109,20 @@ int main() {
                tw * 1e3, ti / tw);
   }
 
-  // The GEMMs the fused conv issues for one chunk of images (ops/fused/conv2d.cpp: 8 MB of im2col).
-  fmt::print("\n{:<48} {:>10} {:>10} {:>14}\n", "conv GEMM shapes (one chunk)", "xgrad GF/s", "of peak",
+  // The GEMMs the fused conv's im2col path issues per image (ops/fused/conv2d.cpp), over a batch.
+  fmt::print("\n{:<48} {:>10} {:>10} {:>14}\n", "conv GEMMs, per image, batch 128", "xgrad GF/s", "of peak",
              "OpenBLAS GF/s");
   for (Conv c : {Conv{3, 32, 32}, Conv{64, 64, 16}, Conv{32, 32, 32}}) {
     const int64_t CKK = c.C * 9, P = c.HW * c.HW;
-    const int64_t chunk = std::clamp<int64_t>((8 << 20) / (CKK * P * 4), 1, N), BP = chunk * P;
     struct G {
       const char* what;
       int64_t M, Nn, K;
       bool ta, tb;
     };
-    for (G g : {G{"forward", c.F, BP, CKK, false, false}, G{"dweight", c.F, CKK, BP, false, true},
-                G{"dinput", CKK, BP, c.F, true, false}}) {
-      double gf = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, false, 7);
-      double ob = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, true, 7);
+    for (G g : {G{"forward", c.F, P, CKK, false, false}, G{"dweight", c.F, CKK, P, false, true},
+                G{"dinput", CKK, P, c.F, true, false}}) {
+      double gf = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, N, false, 7);
+      double ob = gemm_gflops(g.M, g.Nn, g.K, g.ta, g.tb, N, true, 7);
       bench::settle();
       fmt::print("{:<48} {:>10.1f} {:>9.0f}% {:>14.1f}\n",
                  fmt::format("{}->{} {}: [{}x{}]x[{}x{}]", c.C, c.F, g.what, g.M, g.K, g.K, g.Nn), gf,

@@ -1,7 +1,9 @@
-// Fused conv2d: im2col + one BLAS GEMM per chunk of images; backward with GEMMs and col2im. 3x3
+// Fused conv2d: im2col + a BLAS GEMM per image; backward with GEMMs and col2im. 3x3
 // stride-1 convolutions with enough channels go through Winograd instead (ops/fused/winograd.cpp).
 // Registered through the public custom-op API (xg::Function), like any user op.
 #include <cstring>
+#include <functional>
+#include <vector>
 
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
@@ -15,8 +17,6 @@ namespace {
 
 using detail::ConvGeometry;
 
-constexpr int64_t chunk_bytes = 8 << 20;  // im2col buffer per chunk: large GEMMs, still cache-friendly
-
 // The range of output columns wo whose input column wo*SW - PW + kw falls inside [0, W).
 inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
   lo = 0;
@@ -25,77 +25,84 @@ inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out
   while (hi > lo && (hi - 1) * S - P + k >= in) --hi;
 }
 
-// cols[(c*KH + kh)*KW + kw][b*P + ho*WO + wo] = x[n0+b, c, ho*SH-PH+kh, wo*SW-PW+kw] (0 in the padding),
-// with P = HO*WO, for images n0 .. n0+B-1. col2im (scatter = true) is the adjoint: x += cols.
+// For one image x (C x H x W): cols[(c*KH + kh)*KW + kw][ho*WO + wo] = x[c, ho*SH-PH+kh, wo*SW-PW+kw]
+// (0 in the padding). col2im (scatter = true) is the adjoint: x += cols.
 template <class T, bool scatter>
-void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, int64_t n0, int64_t B, T* cols) {
-  const int64_t P = g.HO * g.WO, ld = B * P;
-  parallel_for(0, B * g.C, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t bc = lo; bc < hi; ++bc) {
-      const int64_t b = bc / g.C, c = bc % g.C;
-      auto* plane = x + ((n0 + b) * g.C + c) * g.H * g.W;
-      for (int64_t kh = 0; kh < g.KH; ++kh) {
-        int64_t h_lo, h_hi;
-        valid_range(kh, g.SH, g.PH, g.H, g.HO, h_lo, h_hi);
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          int64_t w_lo, w_hi;
-          valid_range(kw, g.SW, g.PW, g.W, g.WO, w_lo, w_hi);
-          T* col = cols + ((c * g.KH + kh) * g.KW + kw) * ld + b * P;
-          for (int64_t ho = 0; ho < g.HO; ++ho) {
-            T* dst = col + ho * g.WO;
-            if (ho < h_lo || ho >= h_hi) {
-              if constexpr (!scatter) std::fill(dst, dst + g.WO, T(0));
-              continue;
-            }
-            auto* src = plane + (ho * g.SH - g.PH + kh) * g.W - g.PW + kw;
-            if constexpr (scatter) {
-              for (int64_t wo = w_lo; wo < w_hi; ++wo) src[wo * g.SW] += dst[wo];
-            } else {
-              std::fill(dst, dst + w_lo, T(0));
-              if (g.SW == 1) std::memcpy(dst + w_lo, src + w_lo, (w_hi - w_lo) * sizeof(T));
-              else for (int64_t wo = w_lo; wo < w_hi; ++wo) dst[wo] = src[wo * g.SW];
-              std::fill(dst + w_hi, dst + g.WO, T(0));
-            }
+void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, T* cols) {
+  const int64_t P = g.HO * g.WO;
+  for (int64_t c = 0; c < g.C; ++c) {
+    auto* plane = x + c * g.H * g.W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      int64_t h_lo, h_hi;
+      valid_range(kh, g.SH, g.PH, g.H, g.HO, h_lo, h_hi);
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        int64_t w_lo, w_hi;
+        valid_range(kw, g.SW, g.PW, g.W, g.WO, w_lo, w_hi);
+        T* col = cols + ((c * g.KH + kh) * g.KW + kw) * P;
+        for (int64_t ho = 0; ho < g.HO; ++ho) {
+          T* dst = col + ho * g.WO;
+          if (ho < h_lo || ho >= h_hi) {
+            if constexpr (!scatter) std::fill(dst, dst + g.WO, T(0));
+            continue;
+          }
+          auto* src = plane + (ho * g.SH - g.PH + kh) * g.W - g.PW + kw;
+          if constexpr (scatter) {
+            for (int64_t wo = w_lo; wo < w_hi; ++wo) src[wo * g.SW] += dst[wo];
+          } else {
+            std::fill(dst, dst + w_lo, T(0));
+            if (g.SW == 1) std::memcpy(dst + w_lo, src + w_lo, (w_hi - w_lo) * sizeof(T));
+            else for (int64_t wo = w_lo; wo < w_hi; ++wo) dst[wo] = src[wo * g.SW];
+            std::fill(dst + w_hi, dst + g.WO, T(0));
           }
         }
       }
     }
-  });
-}
-
-int64_t chunk_images(const ConvGeometry& g, int64_t elem) {
-  const int64_t per_image = g.C * g.KH * g.KW * g.HO * g.WO * elem;
-  return std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(g.N, 1));
-}
-
-template <class T>
-void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
-  if (detail::use_winograd(g)) return detail::winograd_forward(x, w, bias, g, out);
-  const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, chunk = chunk_images(g, sizeof(T));
-  T* cols = detail::scratch<T>(0, CKK * chunk * P);
-  T* tmp = detail::scratch<T>(1, g.F * chunk * P);
-  for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
-    const int64_t B = std::min(chunk, g.N - n0), BP = B * P;
-    im2col<T, false>(x, g, n0, B, cols);
-    detail::gemm<T>(false, false, g.F, BP, CKK, T(1), w, CKK, cols, BP, T(0), tmp, BP);
-    parallel_for(0, B * g.F, 8, [&](int64_t lo, int64_t hi) {
-      for (int64_t bf = lo; bf < hi; ++bf) {
-        const int64_t b = bf / g.F, f = bf % g.F;
-        const T add = bias ? bias[f] : T(0);
-        const T* src = tmp + f * BP + b * P;
-        T* dst = out + ((n0 + b) * g.F + f) * P;
-        for (int64_t p = 0; p < P; ++p) dst[p] = src[p] + add;
-      }
-    });
   }
 }
 
-// dx, dw, db may each be null when not needed.
+// Images are shared out over the threads; each thread unfolds one image at a time into its own
+// buffer (cache-resident) and runs single-threaded GEMMs on it, reading and writing the image's
+// planes in place. With fewer images than threads, the images run in turn with threaded GEMMs.
+void for_images(int64_t blocks, const std::function<void(int64_t, int64_t, bool)>& f) {
+  if (blocks >= get_num_threads()) {
+    detail::blas_single_threaded();
+    parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) { f(lo, hi, false); });
+  } else {
+    f(0, blocks, true);
+  }
+}
+
+template <class T>
+void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+        int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (threaded) detail::gemm<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+  else detail::gemm_serial<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+}
+
+// out[n] (F x P) = w (F x CKK) cols[n] (CKK x P) + bias.
+template <class T>
+void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
+  if (detail::use_winograd(g)) return detail::winograd_forward(x, w, bias, g, out);
+  const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW;
+  for_images(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
+    T* cols = detail::scratch<T>(0, CKK * P);
+    for (int64_t n = lo; n < hi; ++n) {
+      im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
+      T* o = out + n * g.F * P;
+      mm<T>(threaded, false, false, g.F, P, CKK, w, CKK, cols, P, T(0), o, P);
+      if (bias)
+        for (int64_t f = 0; f < g.F; ++f)
+          for (int64_t p = 0; p < P; ++p) o[f * P + p] += bias[f];
+    }
+  });
+}
+
+// dx[n] = col2im(w^T dout[n]); dw = sum_n dout[n] cols[n]^T, summed per block of images into a
+// partial per block and the partials added in a fixed order, so the result does not depend on
+// which thread ran which block. dx, dw, db may each be null when not needed.
 template <class T>
 void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw, T* db) {
-  const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, chunk = chunk_images(g, sizeof(T));
-  T* cols = detail::scratch<T>(0, CKK * chunk * P);
-  T* dtmp = detail::scratch<T>(1, g.F * chunk * P);
+  const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW;
   if (db) {
     parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t f = lo; f < hi; ++f) {
@@ -113,24 +120,29 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
     detail::winograd_backward(x, w, dout, g, dx, dw);
     return;
   }
-  if (dw) std::fill(dw, dw + g.F * CKK, T(0));
-  if (dx) std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
-  for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
-    const int64_t B = std::min(chunk, g.N - n0), BP = B * P;
-    parallel_for(0, B * g.F, 8, [&](int64_t lo, int64_t hi) {
-      for (int64_t bf = lo; bf < hi; ++bf) {
-        const int64_t b = bf / g.F, f = bf % g.F;
-        std::memcpy(dtmp + f * BP + b * P, dout + ((n0 + b) * g.F + f) * P, P * sizeof(T));
+  const int64_t blocks = std::min<int64_t>(g.N, get_num_threads()), FK = g.F * CKK;
+  std::vector<T> partial(dw ? static_cast<size_t>(blocks * FK) : 0);
+  for_images(blocks, [&](int64_t lo, int64_t hi, bool threaded) {
+    T* cols = detail::scratch<T>(0, CKK * P);
+    for (int64_t k = lo; k < hi; ++k)
+      for (int64_t n = g.N * k / blocks; n < g.N * (k + 1) / blocks; ++n) {
+        const T* dy = dout + n * g.F * P;
+        if (dw) {
+          im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
+          mm<T>(threaded, false, true, g.F, CKK, P, dy, P, cols, P, T(1), partial.data() + k * FK, CKK);
+        }
+        if (dx) {
+          T* dxn = dx + n * g.C * g.H * g.W;
+          std::fill(dxn, dxn + g.C * g.H * g.W, T(0));
+          mm<T>(threaded, true, false, CKK, P, g.F, w, CKK, dy, P, T(0), cols, P);
+          im2col<T, true>(dxn, g, cols);
+        }
       }
-    });
-    if (dw) {
-      im2col<T, false>(x, g, n0, B, cols);
-      detail::gemm<T>(false, true, g.F, CKK, BP, T(1), dtmp, BP, cols, BP, T(1), dw, CKK);
-    }
-    if (dx) {
-      detail::gemm<T>(true, false, CKK, BP, g.F, T(1), w, CKK, dtmp, BP, T(0), cols, BP);
-      im2col<T, true>(dx, g, n0, B, cols);
-    }
+  });
+  if (dw) {
+    std::fill(dw, dw + FK, T(0));
+    for (int64_t k = 0; k < blocks; ++k)
+      for (int64_t i = 0; i < FK; ++i) dw[i] += partial[k * FK + i];
   }
 }
 

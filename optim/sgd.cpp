@@ -1,5 +1,6 @@
 // SGD, RMSprop and Adagrad: option checks and the per-element update loops.
 #include <cmath>
+#include <type_traits>
 
 #include "autograd/parallel.hpp"
 #include "optim/optimizers.hpp"
@@ -7,6 +8,13 @@
 namespace xg::optim {
 
 namespace {
+// Calls f(std::true_type) or f(std::false_type): a runtime flag made a compile-time one.
+template <class F>
+void with_flag(bool v, F&& f) {
+  if (v) f(std::true_type{});
+  else f(std::false_type{});
+}
+
 void check_common(const char* op, double lr, double weight_decay) {
   check(lr >= 0, "{}: lr must be non-negative, got {}", op, lr);
   check(weight_decay >= 0, "{}: weight_decay must be non-negative, got {}", op, weight_decay);
@@ -42,16 +50,33 @@ void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state) {
     T* b = buf.defined() ? buf.data<T>() : nullptr;
     const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum),
             keep = static_cast<T>(1 - o.dampening);
-    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T d = g[i];
-        if (o.weight_decay != 0) d += wd * w[i];
-        if (b) {
-          b[i] = first ? d : mom * b[i] + keep * d;
-          d = o.nesterov ? d + mom * b[i] : b[i];
+    // One loop per combination of the options, so that each runs as plain vector arithmetic.
+    auto kernel = [&](auto decay, auto use_buf, auto nesterov, auto init) {
+      parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+        T* __restrict pw = w;
+        const T* __restrict pg = g;
+        T* __restrict pb = b;
+        for (int64_t i = lo; i < hi; ++i) {
+          T d = pg[i];
+          if constexpr (decay) d += wd * pw[i];
+          if constexpr (use_buf) {
+            T bi;
+            if constexpr (init) bi = d;
+            else bi = mom * pb[i] + keep * d;
+            pb[i] = bi;
+            if constexpr (nesterov) d += mom * bi;
+            else d = bi;
+          }
+          pw[i] -= lr * d;
         }
-        w[i] -= lr * d;
-      }
+      });
+    };
+    with_flag(o.weight_decay != 0, [&](auto decay) {
+      with_flag(b != nullptr, [&](auto use_buf) {
+        with_flag(o.nesterov, [&](auto nesterov) {
+          with_flag(first, [&](auto init) { kernel(decay, use_buf, nesterov, init); });
+        });
+      });
     });
   });
 }

@@ -3,7 +3,9 @@
 //   dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),  M = N*H*W.
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
@@ -27,6 +29,9 @@ std::pair<double, double> lane_sums(int64_t n, F f, G g) {
   for (int l = 0; l < L; ++l) sa += a[l], sb += b[l];
   return {sa, sb};
 }
+
+// Channels per piece for [N, C] input, so that each piece has some 32K values to work on.
+int64_t columns_grain(int64_t N) { return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(N, 1)); }
 
 struct BatchNormFn : Function<BatchNormFn> {
   static constexpr const char* name = "batch_norm";
@@ -61,18 +66,11 @@ struct BatchNormFn : Function<BatchNormFn> {
       const T* pb = beta.defined() ? beta.data<T>() : nullptr;
       T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
       T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
-      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t c = lo; c < hi; ++c) {
+      // Channel c's statistics from the sums of (x - k) and (x - k)^2 over its M values (training), or
+      // the running ones (eval); updates the running statistics and returns the affine map x*scale+shift.
+      auto finish = [&](int64_t c, double k, double sum, double sq) {
         double mu, var;
         if (s.training) {
-          // Shifted by the channel's first value, so that sum of squares minus squared sum stays exact.
-          const T k = s.N * s.HW > 0 ? px[c * s.HW] : T(0);
-          double sum = 0, sq = 0;
-          runs(px, s, c, [&](const T* r) {
-            auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return r[i] - k; },
-                                       [&](int64_t i) { return (r[i] - k) * (r[i] - k); });
-            sum += a, sq += b;
-          });
           mu = k + sum / M;
           var = std::max(0.0, sq / M - (sum / M) * (sum / M));  // biased: used to normalise
           if (training && rm) {
@@ -84,14 +82,51 @@ struct BatchNormFn : Function<BatchNormFn> {
         }
         const double invstd = 1.0 / std::sqrt(var + eps);
         s.mean[c] = mu, s.invstd[c] = invstd;
-        const double scale = (pg ? pg[c] : 1.0) * invstd, shift = (pb ? pb[c] : 0.0) - mu * scale;
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* r = px + (n * s.C + c) * s.HW;
-          T* y = py + (n * s.C + c) * s.HW;
-          const T tscale = static_cast<T>(scale), tshift = static_cast<T>(shift);
-          for (int64_t i = 0; i < s.HW; ++i) y[i] = r[i] * tscale + tshift;
-        }
+        const double scale = (pg ? pg[c] : 1.0) * invstd;
+        return std::pair<T, T>(static_cast<T>(scale), static_cast<T>((pb ? pb[c] : 0.0) - mu * scale));
+      };
+      // The sums are shifted by each channel's first value, so that sum of squares minus squared sum
+      // stays exact.
+      if (s.HW == 1) {  // [N, C]: rows of C values; the loops run along the channels
+        parallel_for(0, s.C, columns_grain(s.N), [&](int64_t lo, int64_t hi) {
+          const int64_t w = hi - lo;
+          std::vector<double> k(w, 0.0), sum(w, 0.0), sq(w, 0.0);
+          std::vector<T> scale(w), shift(w);
+          if (s.training && s.N > 0) std::copy(px + lo, px + hi, k.begin());
+          if (s.training)
+            for (int64_t n = 0; n < s.N; ++n) {
+              const T* r = px + n * s.C + lo;
+              for (int64_t j = 0; j < w; ++j) {
+                const double v = r[j] - k[j];
+                sum[j] += v, sq[j] += v * v;
+              }
+            }
+          for (int64_t j = 0; j < w; ++j) std::tie(scale[j], shift[j]) = finish(lo + j, k[j], sum[j], sq[j]);
+          for (int64_t n = 0; n < s.N; ++n) {
+            const T* r = px + n * s.C + lo;
+            T* y = py + n * s.C + lo;
+            for (int64_t j = 0; j < w; ++j) y[j] = r[j] * scale[j] + shift[j];
+          }
+        });
+        return;
       }
+      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t c = lo; c < hi; ++c) {
+          const T k = s.training && s.N * s.HW > 0 ? px[c * s.HW] : T(0);
+          double sum = 0, sq = 0;
+          if (s.training)
+            runs(px, s, c, [&](const T* r) {
+              auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return r[i] - k; },
+                                         [&](int64_t i) { return (r[i] - k) * (r[i] - k); });
+              sum += a, sq += b;
+            });
+          const auto [scale, shift] = finish(c, k, sum, sq);
+          for (int64_t n = 0; n < s.N; ++n) {
+            const T* r = px + (n * s.C + c) * s.HW;
+            T* y = py + (n * s.C + c) * s.HW;
+            for (int64_t i = 0; i < s.HW; ++i) y[i] = r[i] * scale + shift;
+          }
+        }
       });
     });
     ctx.save_for_backward({x, gamma});
@@ -112,33 +147,64 @@ struct BatchNormFn : Function<BatchNormFn> {
       const T* px = x.data<T>();
       const T* pdy = dy.data<T>();
       const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
-      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t c = lo; c < hi; ++c) {
-        const double mu = s.mean[c], invstd = s.invstd[c];
-        double sum_dy = 0, sum_dy_xhat = 0;
-        const T tmu = static_cast<T>(mu), tinv = static_cast<T>(invstd);
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* r = px + (n * s.C + c) * s.HW;
-          const T* d = pdy + (n * s.C + c) * s.HW;
-          auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
-                                     [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
-          sum_dy += a, sum_dy_xhat += b;
-        }
+      T* out = want_x ? dx.data<T>() : nullptr;
+      // Channel c's sums of dy and dy * xhat give dgamma and dbeta; dx = k * (dy - a - (x - mu) * b). In
+      // training the statistics depend on x, giving the two correction terms a and b; in eval mode
+      // the map is a fixed affine one.
+      struct Coef {
+        T mu, k, a, b;
+      };
+      auto finish = [&](int64_t c, double sum_dy, double sum_dy_xhat) {
         if (dgamma.defined()) dgamma.data<T>()[c] = static_cast<T>(sum_dy_xhat);
         if (dbeta.defined()) dbeta.data<T>()[c] = static_cast<T>(sum_dy);
-        if (!want_x) continue;
-        const double k = (pg ? pg[c] : 1.0) * invstd;
-        // Training: the statistics depend on x, giving the two correction terms. Eval: a fixed affine map.
-        const double a = s.training ? sum_dy / M : 0.0, b = s.training ? sum_dy_xhat / M : 0.0;
-        T* out = dx.data<T>();
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* r = px + (n * s.C + c) * s.HW;
-          const T* d = pdy + (n * s.C + c) * s.HW;
-          T* o = out + (n * s.C + c) * s.HW;
-          const T tk = static_cast<T>(k), ta = static_cast<T>(a), tb = static_cast<T>(b * invstd), tmu2 = static_cast<T>(mu);
-          for (int64_t i = 0; i < s.HW; ++i) o[i] = tk * (d[i] - ta - (r[i] - tmu2) * tb);
-        }
+        const double invstd = s.invstd[c], a = s.training ? sum_dy / M : 0.0,
+                     b = s.training ? sum_dy_xhat / M : 0.0;
+        return Coef{static_cast<T>(s.mean[c]), static_cast<T>((pg ? pg[c] : 1.0) * invstd), static_cast<T>(a),
+                    static_cast<T>(b * invstd)};
+      };
+      if (s.HW == 1) {  // [N, C]: rows of C values; the loops run along the channels
+        parallel_for(0, s.C, columns_grain(s.N), [&](int64_t lo, int64_t hi) {
+          const int64_t w = hi - lo;
+          std::vector<double> sum_dy(w, 0.0), sum_dy_xhat(w, 0.0);
+          std::vector<Coef> co(w);
+          for (int64_t n = 0; n < s.N; ++n) {
+            const T* r = px + n * s.C + lo;
+            const T* d = pdy + n * s.C + lo;
+            for (int64_t j = 0; j < w; ++j) {
+              sum_dy[j] += d[j];
+              sum_dy_xhat[j] += d[j] * ((r[j] - s.mean[lo + j]) * s.invstd[lo + j]);
+            }
+          }
+          for (int64_t j = 0; j < w; ++j) co[j] = finish(lo + j, sum_dy[j], sum_dy_xhat[j]);
+          if (!want_x) return;
+          for (int64_t n = 0; n < s.N; ++n) {
+            const T* r = px + n * s.C + lo;
+            const T* d = pdy + n * s.C + lo;
+            T* o = out + n * s.C + lo;
+            for (int64_t j = 0; j < w; ++j) o[j] = co[j].k * (d[j] - co[j].a - (r[j] - co[j].mu) * co[j].b);
+          }
+        });
+        return;
       }
+      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t c = lo; c < hi; ++c) {
+          const T tmu = static_cast<T>(s.mean[c]), tinv = static_cast<T>(s.invstd[c]);
+          double sum_dy = 0, sum_dy_xhat = 0;
+          runs(px, s, c, [&](const T* r) {
+            const T* d = pdy + (r - px);
+            auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
+                                       [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
+            sum_dy += a, sum_dy_xhat += b;
+          });
+          const Coef co = finish(c, sum_dy, sum_dy_xhat);
+          if (!want_x) continue;
+          for (int64_t n = 0; n < s.N; ++n) {
+            const int64_t at = (n * s.C + c) * s.HW;
+            const T *r = px + at, *d = pdy + at;
+            T* o = out + at;
+            for (int64_t i = 0; i < s.HW; ++i) o[i] = co.k * (d[i] - co.a - (r[i] - co.mu) * co.b);
+          }
+        }
       });
     });
     return {dx, dgamma, dbeta, Tensor(), Tensor()};

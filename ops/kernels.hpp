@@ -61,14 +61,18 @@ Tensor binary_kernel(const Tensor& a, const Tensor& b, const Shape& shape, Dtype
   O* po = out.data<O>();
   if (a.shape() == shape && b.shape() == shape) {
     parallel_for(0, out.numel(), elementwise_grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) po[i] = op(pa[i], pb[i]);
+      const T *__restrict x = pa, *__restrict y = pb;  // local copies: the loop vectorises
+      O* __restrict z = po;
+      for (int64_t i = lo; i < hi; ++i) z[i] = op(x[i], y[i]);
     });
     return out;
   }
   if (b.numel() == 1 && a.shape() == shape) {  // tensor-scalar, the other common case
     const T y = pb[0];
     parallel_for(0, out.numel(), elementwise_grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) po[i] = op(pa[i], y);
+      const T* __restrict x = pa;
+      O* __restrict z = po;
+      for (int64_t i = lo; i < hi; ++i) z[i] = op(x[i], y);
     });
     return out;
   }
@@ -92,7 +96,9 @@ Tensor unary_kernel(const Tensor& x, Op op) {
   const T* p = x.data<T>();
   T* q = out.data<T>();
   parallel_for(0, x.numel(), elementwise_grain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) q[i] = op(p[i]);
+    const T* __restrict a = p;
+    T* __restrict b = q;
+    for (int64_t i = lo; i < hi; ++i) b[i] = op(a[i]);
   });
   return out;
 }

@@ -16,7 +16,7 @@ namespace xg::train {
 
 struct TrainerOptions {
   std::string model = "vgg";        // recorded in the checkpoint; resume refuses another model
-  int64_t epochs = 13;              // the default recipe: about 16.5 minutes on 2 cores
+  int64_t epochs = 13;              // the default recipe: about 14 minutes on 2 cores
   int64_t batch_size = 128;
   std::string optimizer = "sgd";    // sgd, adam, adamw, rmsprop, adagrad
   double lr = 0.05;

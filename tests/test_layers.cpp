@@ -171,6 +171,7 @@ TEST_CASE("batch_norm: fused equals reference in training and eval, with running
   const std::vector<BnCase> cases = {
       {{8, 3}, true, true},   {{8, 3}, false, true},   {{4, 3, 5, 5}, true, true}, {{4, 3, 5, 5}, false, true},
       {{2, 4, 3, 7}, true, false}, {{16, 1}, true, false}, {{3, 2, 1, 1}, true, true}, {{3, 5, 2, 2}, false, false},
+      {{4, 9000}, true, true},  // [N, C] wide enough to be split over threads
   };
   for (Dtype d : {Dtype::f32, Dtype::f64})
     for (size_t i = 0; i < cases.size(); ++i) {

@@ -22,7 +22,7 @@ namespace {
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::automatic};
 
 constexpr int64_t P36 = 36;               // positions in a transformed 6x6 tile
-constexpr int64_t chunk_bytes = 6 << 20;  // V and M of one chunk of images  // V and M of one chunk of images
+constexpr int64_t chunk_bytes = 6 << 20;  // V and M of one chunk of images
 
 // L tiles side by side, so that every transform below runs as vector arithmetic across tiles.
 constexpr int L = 16;
@@ -241,6 +241,19 @@ inline void gather(const T* S, int64_t cols, const int32_t* off, Lanes<T>* d) {
     }
 }
 
+// The adjoint of gather for the first n lanes: S at the lanes' offsets = (or += when accumulating)
+// their R x Q tiles. Lanes are written in order, so overlapping tiles accumulate correctly.
+template <int R, int Q, bool accumulate, class T>
+inline void scatter(const Lanes<T>* d, int64_t n, const int32_t* off, int64_t cols, T* S) {
+  for (int64_t l = 0; l < n; ++l)
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < Q; ++q) {
+        T& s = S[off[l] + r * cols + q];
+        if constexpr (accumulate) s += d[r * Q + q].v[l];
+        else s = d[r * Q + q].v[l];
+      }
+}
+
 // V[p][c][t] = (B^T d B)[p] for the 6x6 input tile d of channel c and tile t = (b*TH + i)*TW + j of
 // images n0 .. n0+B-1; tile (i, j) starts at input row 4i - PH, column 4j - PW (zeros outside).
 template <class T>
@@ -309,6 +322,7 @@ ConvAlgorithm conv_algorithm() { return algorithm; }
 
 bool use_winograd(const ConvGeometry& g) {
   if (g.KH != 3 || g.KW != 3 || g.SH != 1 || g.SW != 1 || g.HO <= 0 || g.WO <= 0) return false;
+  if ((g.HO + 6) * (g.WO + 6) > (int64_t{1} << 30)) return false;  // lane offsets into staged planes are 32-bit
   switch (conv_algorithm()) {
     case ConvAlgorithm::im2col:
       return false;
@@ -338,9 +352,7 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
         Lanes<T> m[36], y[16];
         for (int p = 0; p < 36; ++p) load(M + (p * g.F + f) * Tn + t0, n, m[p]);
         both_axes<6, 4, AT>(m, y);
-        for (int64_t l = 0; l < n; ++l)
-          for (int r = 0; r < 4; ++r)
-            for (int q = 0; q < 4; ++q) S[off[l] + r * st.cols + q] = y[r * 4 + q].v[l];
+        scatter<4, 4, false>(y, n, off, st.cols, S);
       });
       stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), out + (n0 * g.F + f) * g.HO * g.WO,
                 g.F * g.HO * g.WO);
@@ -385,9 +397,7 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
           Lanes<T> v[36], d[36];
           for (int p = 0; p < 36; ++p) load(V + (p * g.C + c) * Tn + t0, n, v[p]);
           both_axes<6, 6, Bm>(v, d);
-          for (int64_t l = 0; l < n; ++l)
-            for (int r = 0; r < 6; ++r)
-              for (int q = 0; q < 6; ++q) S[off[l] + r * sx.cols + q] += d[r * 6 + q].v[l];
+          scatter<6, 6, true>(d, n, off, sx.cols, S);
         });
         stage_out(S, sx, B, g.PH, g.PW, g.H, g.W, T(0), dx + (n0 * g.C + c) * g.H * g.W, g.C * g.H * g.W);
       });

@@ -3,9 +3,12 @@
 #include <cmath>
 
 #include "autograd/parallel.hpp"
+#include "optim/flags.hpp"
 #include "optim/optimizers.hpp"
 
 namespace xg::optim {
+
+using detail::with_flag;
 
 namespace {
 void check_adam(const AdamOptions& o, const char* op) {
@@ -51,17 +54,29 @@ void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
     const T wd = static_cast<T>(o.weight_decay), decay = static_cast<T>(1 - lr_ * o.weight_decay),
             beta1 = static_cast<T>(b1), beta2 = static_cast<T>(b2), eps = static_cast<T>(o.eps),
             ss = static_cast<T>(step_size), bc = static_cast<T>(bc2_sqrt);
-    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T d = g[i];
-        if (decoupled_) w[i] *= decay;
-        else if (o.weight_decay != 0) d += wd * w[i];
-        pm[i] += (1 - beta1) * (d - pm[i]);  // lerp towards g
-        pv[i] = beta2 * pv[i] + (1 - beta2) * d * d;
-        T second = pv[i];
-        if (pmax) second = pmax[i] = std::max(pmax[i], pv[i]);
-        w[i] -= ss * (pm[i] / (std::sqrt(second) / bc + eps));
-      }
+    auto kernel = [&](auto decoupled, auto l2, auto ams) {
+      parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+        T* __restrict pw = w;
+        const T* __restrict pg = g;
+        T *__restrict m1 = pm, *__restrict v2 = pv, *__restrict vm = pmax;
+        for (int64_t i = lo; i < hi; ++i) {
+          T d = pg[i];
+          if constexpr (decoupled) pw[i] *= decay;
+          else if constexpr (l2) d += wd * pw[i];
+          const T mi = m1[i] + (1 - beta1) * (d - m1[i]);  // lerp towards g
+          m1[i] = mi;
+          const T vi = beta2 * v2[i] + (1 - beta2) * d * d;
+          v2[i] = vi;
+          T second = vi;
+          if constexpr (ams) second = vm[i] = std::max(vm[i], vi);
+          pw[i] -= ss * (mi / (std::sqrt(second) / bc + eps));
+        }
+      });
+    };
+    with_flag(decoupled_, [&](auto decoupled) {
+      with_flag(o.weight_decay != 0, [&](auto l2) {
+        with_flag(pmax != nullptr, [&](auto ams) { kernel(decoupled, l2, ams); });
+      });
     });
   });
 }

@@ -1,20 +1,15 @@
 // SGD, RMSprop and Adagrad: option checks and the per-element update loops.
 #include <cmath>
-#include <type_traits>
 
 #include "autograd/parallel.hpp"
+#include "optim/flags.hpp"
 #include "optim/optimizers.hpp"
 
 namespace xg::optim {
 
-namespace {
-// Calls f(std::true_type) or f(std::false_type): a runtime flag made a compile-time one.
-template <class F>
-void with_flag(bool v, F&& f) {
-  if (v) f(std::true_type{});
-  else f(std::false_type{});
-}
+using detail::with_flag;
 
+namespace {
 void check_common(const char* op, double lr, double weight_decay) {
   check(lr >= 0, "{}: lr must be non-negative, got {}", op, lr);
   check(weight_decay >= 0, "{}: weight_decay must be non-negative, got {}", op, weight_decay);
@@ -107,25 +102,38 @@ void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state)
     T* a = ga.defined() ? ga.data<T>() : nullptr;
     const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), alpha = static_cast<T>(o.alpha),
             eps = static_cast<T>(o.eps), mom = static_cast<T>(o.momentum);
-    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T d = g[i];
-        if (o.weight_decay != 0) d += wd * w[i];
-        s[i] = alpha * s[i] + (1 - alpha) * d * d;
-        T avg;
-        if (a) {
-          a[i] += (1 - alpha) * (d - a[i]);
-          avg = std::sqrt(s[i] - a[i] * a[i]) + eps;
-        } else {
-          avg = std::sqrt(s[i]) + eps;
+    auto kernel = [&](auto l2, auto centered, auto use_mom) {
+      parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+        T* __restrict pw = w;
+        const T* __restrict pg = g;
+        T *__restrict ps = s, *__restrict pa = a, *__restrict pb = b;
+        for (int64_t i = lo; i < hi; ++i) {
+          T d = pg[i];
+          if constexpr (l2) d += wd * pw[i];
+          const T si = alpha * ps[i] + (1 - alpha) * d * d;
+          ps[i] = si;
+          T avg;
+          if constexpr (centered) {
+            const T ai = pa[i] + (1 - alpha) * (d - pa[i]);
+            pa[i] = ai;
+            avg = std::sqrt(si - ai * ai) + eps;
+          } else {
+            avg = std::sqrt(si) + eps;
+          }
+          if constexpr (use_mom) {
+            const T bi = mom * pb[i] + d / avg;
+            pb[i] = bi;
+            pw[i] -= lr * bi;
+          } else {
+            pw[i] -= lr * (d / avg);
+          }
         }
-        if (b) {
-          b[i] = mom * b[i] + d / avg;
-          w[i] -= lr * b[i];
-        } else {
-          w[i] -= lr * (d / avg);
-        }
-      }
+      });
+    };
+    with_flag(o.weight_decay != 0, [&](auto l2) {
+      with_flag(a != nullptr, [&](auto centered) {
+        with_flag(b != nullptr, [&](auto use_mom) { kernel(l2, centered, use_mom); });
+      });
     });
   });
 }
@@ -148,13 +156,19 @@ void Adagrad::update(const Tensor& param, const Tensor& grad, ParamState& state)
     const T* g = grad.data<T>();
     T* s = sum.data<T>();
     const T lr = static_cast<T>(clr), wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps);
-    parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T d = g[i];
-        if (o.weight_decay != 0) d += wd * w[i];
-        s[i] += d * d;
-        w[i] -= lr * (d / (std::sqrt(s[i]) + eps));
-      }
+    with_flag(o.weight_decay != 0, [&](auto l2) {
+      parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
+        T* __restrict pw = w;
+        const T* __restrict pg = g;
+        T* __restrict ps = s;
+        for (int64_t i = lo; i < hi; ++i) {
+          T d = pg[i];
+          if constexpr (l2) d += wd * pw[i];
+          const T si = ps[i] + d * d;
+          ps[i] = si;
+          pw[i] -= lr * (d / (std::sqrt(si) + eps));
+        }
+      });
     });
   });
 }

@@ -28,19 +28,19 @@ double fwd_bwd(const std::function<Tensor(const std::vector<Tensor>&)>& f, const
 double gemm_gflops(int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t images, bool openblas, int reps) {
   const std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f);
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  std::vector<float> c(M * N);
   double t = bench::median_seconds([&] {
     if (openblas) {
       bench::OpenblasThreads all(get_num_threads());
-      std::vector<float> c(M * N);
       for (int64_t i = 0; i < images; ++i)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
                     a.data(), lda, b.data(), ldb, 0.f, c.data(), N);
     } else {
       detail::blas_single_threaded();
       parallel_for(0, images, 1, [&](int64_t lo, int64_t hi) {
-        std::vector<float> c(M * N);
+        float* out = detail::scratch<float>(0, M * N);  // per thread and reused, as in the conv
         for (int64_t i = lo; i < hi; ++i)
-          detail::gemm_serial<float>(ta, tb, M, N, K, 1.f, a.data(), lda, b.data(), ldb, 0.f, c.data(), N);
+          detail::gemm_serial<float>(ta, tb, M, N, K, 1.f, a.data(), lda, b.data(), ldb, 0.f, out, N);
       });
     }
   }, reps);

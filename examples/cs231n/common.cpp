@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "train/models.hpp"
 #include "train/plot.hpp"
 
 namespace cs231n {
@@ -138,6 +139,11 @@ SolverResult solve(nn::Module& model, const data::Subset& train, const data::Sub
   model.load_state_dict(best);
   r.seconds = timer.seconds();
   return r;
+}
+
+void first_layer_picture(nn::Module& model, const std::string& path) {
+  if (Tensor w = models::first_layer_images(model); w.defined())
+    plot::image_grid(path, w, w.shape()[2] >= 16 ? 2 : 6, 1);
 }
 
 void plot_runs(const std::string& dir, const std::string& title, const Runs& runs, int64_t smooth) {

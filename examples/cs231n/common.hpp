@@ -85,6 +85,8 @@ Tensor regularized_loss(xg::nn::Module& model, const Tensor& scores, const Tenso
 // dir/accuracy.svg (train and validation accuracy per epoch) for one or more labelled runs.
 using Runs = std::vector<std::pair<std::string, SolverResult>>;
 void plot_runs(const std::string& dir, const std::string& title, const Runs& runs, int64_t smooth = 1);
+// The model's first-layer weights as an image grid (CS231n's visualize_grid), when it has any.
+void first_layer_picture(xg::nn::Module& model, const std::string& path);
 
 // Wall-clock seconds since construction.
 struct Timer {

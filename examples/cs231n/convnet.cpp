@@ -33,7 +33,7 @@ int run_convnet(const Common& c, const NetOptions& o) {
     summary[name + "_test_acc"] = test;
     summary[name + "_seconds"] = r.seconds;
     summary[name + "_val_acc_per_epoch"] = r.val_acc;
-    plot::image_grid(dir + "/" + name + "_filters.png", models::first_layer_images(model), 6, 1);
+    first_layer_picture(model, dir + "/" + name + "_filters.png");
     runs.push_back({name, r});
   }
   plot_runs(dir, "ThreeLayerConvNet", runs, 50);

@@ -1,7 +1,6 @@
 // cs231n two-layer | fc | overfit | update-rules: the fully connected networks of assignments 1 and 2.
 #include "common.hpp"
 #include "train/models.hpp"
-#include "train/plot.hpp"
 
 namespace cs231n {
 
@@ -12,11 +11,6 @@ using models::Norm;
 namespace {
 
 int64_t or_default(int64_t v, int64_t fallback) { return v > 0 ? v : fallback; }
-
-void first_layer_picture(nn::Module& model, const std::string& path) {
-  if (Tensor w = models::first_layer_images(model); w.defined())
-    plot::image_grid(path, w, w.shape()[2] >= 16 ? 2 : 6, 1);
-}
 
 }  // namespace
 

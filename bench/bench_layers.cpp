@@ -59,7 +59,7 @@ int main() {
   const int64_t N = 128;
   const double peak = gemm_gflops(2048, 2048, 2048, false, false, 1, true, 3);
   bench::settle();
-  fmt::print("OpenBLAS sgemm 2048^3: {:.1f} GFLOP/s\n\n", peak);
+  fmt::print("OpenBLAS sgemm 2048^3 ({} kernels): {:.1f} GFLOP/s\n\n", openblas_get_corename(), peak);
   fmt::print("{:<40} {:>10} {:>10} {:>9}\n", "op (batch 128, forward + backward)", "fused ms", "ref ms", "speed-up");
 
   struct Conv {

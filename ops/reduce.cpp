@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/kernels.hpp"
+#include "ops/lanes.hpp"
 
 namespace xg {
 
@@ -47,9 +48,7 @@ Tensor sum_kernel(const Tensor& x, const ReducePlan& p) {
       const T* row = px + i0;
       Acc* a = acc.data() + off[0];
       if (st[0] == 0) {
-        Acc s = 0;
-        for (int64_t i = 0; i < n; ++i) s += row[i];
-        *a += s;
+        *a += detail::lane_sum<Acc>(n, [&](int64_t i) { return static_cast<Acc>(row[i]); });
       } else {
         for (int64_t i = 0; i < n; ++i) a[i] += row[i];
       }

@@ -27,6 +27,14 @@ TEST_CASE("reductions: values") {
   CHECK(sum(x, {0, 2, 3}).to_vector<double>() == std::vector<double>{60, 92, 124});
   // f32 sums accumulate in double: 1e6 ones sum exactly.
   CHECK(sum(ones({1000000})).item<float>() == 1e6f);
+  // Rows are summed in lanes (ops/lanes.hpp): lengths below, at and past the lane count, with tails.
+  for (int64_t n : {1, 15, 16, 17, 33, 1000003}) {
+    const double expect = static_cast<double>(n) * (n - 1) / 2;
+    CHECK(sum(arange(n, Dtype::i64)).item<int64_t>() == n * (n - 1) / 2);
+    CHECK(sum(arange(n, Dtype::f64)).item<double>() == expect);
+    Tensor rows = sum(reshape(arange(2 * n, Dtype::f32), {2, n}), {1});
+    CHECK(rows.to_vector<float>()[1] == doctest::Approx(expect + static_cast<double>(n) * n).epsilon(1e-6));
+  }
 }
 
 TEST_CASE("gradcheck: reductions") {

@@ -10,25 +10,11 @@
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/geometry.hpp"
+#include "ops/lanes.hpp"
 
 namespace xg {
 
 namespace {
-
-// Sums of f(i) and g(i) over i in [0, n), kept in L independent lanes so that the loop vectorises (a
-// single running sum must follow the source order, which the compiler may not vectorise).
-template <class T, class F, class G>
-std::pair<double, double> lane_sums(int64_t n, F f, G g) {
-  constexpr int L = 16;
-  T a[L] = {}, b[L] = {};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int l = 0; l < L; ++l) a[l] += f(i + l), b[l] += g(i + l);
-  double sa = 0, sb = 0;
-  for (; i < n; ++i) sa += f(i), sb += g(i);
-  for (int l = 0; l < L; ++l) sa += a[l], sb += b[l];
-  return {sa, sb};
-}
 
 // Channels per piece for [N, C] input, so that each piece has some 32K values to work on.
 int64_t columns_grain(int64_t N) { return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(N, 1)); }
@@ -116,7 +102,7 @@ struct BatchNormFn : Function<BatchNormFn> {
           double sum = 0, sq = 0;
           if (s.training)
             runs(px, s, c, [&](const T* r) {
-              auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return r[i] - k; },
+              auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return r[i] - k; },
                                          [&](int64_t i) { return (r[i] - k) * (r[i] - k); });
               sum += a, sq += b;
             });
@@ -192,7 +178,7 @@ struct BatchNormFn : Function<BatchNormFn> {
           double sum_dy = 0, sum_dy_xhat = 0;
           runs(px, s, c, [&](const T* r) {
             const T* d = pdy + (r - px);
-            auto [a, b] = lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
+            auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
                                        [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
             sum_dy += a, sum_dy_xhat += b;
           });

@@ -10,6 +10,7 @@
 #include "ops/blas.hpp"
 #include "ops/fused/winograd.hpp"
 #include "ops/geometry.hpp"
+#include "ops/lanes.hpp"
 
 namespace xg {
 
@@ -106,12 +107,12 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   if (db) {
     parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t f = lo; f < hi; ++f) {
-        T s = 0;
+        double s = 0;
         for (int64_t n = 0; n < g.N; ++n) {
           const T* src = dout + (n * g.F + f) * P;
-          for (int64_t p = 0; p < P; ++p) s += src[p];
+          s += detail::lane_sum<T>(P, [&](int64_t p) { return src[p]; });
         }
-        db[f] = s;
+        db[f] = static_cast<T>(s);
       }
     });
   }

@@ -59,17 +59,18 @@ void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
         T* __restrict pw = w;
         const T* __restrict pg = g;
         T *__restrict m1 = pm, *__restrict v2 = pv, *__restrict vm = pmax;
+        const T k_decay = decay, k_wd = wd, k_b1 = beta1, k_b2 = beta2, k_ss = ss, k_bc = bc, k_eps = eps;
         for (int64_t i = lo; i < hi; ++i) {
           T d = pg[i];
-          if constexpr (decoupled) pw[i] *= decay;
-          else if constexpr (l2) d += wd * pw[i];
-          const T mi = m1[i] + (1 - beta1) * (d - m1[i]);  // lerp towards g
+          if constexpr (decoupled) pw[i] *= k_decay;
+          else if constexpr (l2) d += k_wd * pw[i];
+          const T mi = m1[i] + (1 - k_b1) * (d - m1[i]);  // lerp towards g
           m1[i] = mi;
-          const T vi = beta2 * v2[i] + (1 - beta2) * d * d;
+          const T vi = k_b2 * v2[i] + (1 - k_b2) * d * d;
           v2[i] = vi;
           T second = vi;
           if constexpr (ams) second = vm[i] = std::max(vm[i], vi);
-          pw[i] -= ss * (mi / (std::sqrt(second) / bc + eps));
+          pw[i] -= k_ss * (mi / (std::sqrt(second) / k_bc + k_eps));
         }
       });
     };

@@ -32,9 +32,10 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& b, co
         dtype_name(x.dtype()));
   check(w.shape()[1] == x.shape()[1], "{}: input has {} channels (shape {}) but weight expects {} (shape {})", op,
         x.shape()[1], x.shape(), w.shape()[1], w.shape());
-  check(o.stride.h > 0 && o.stride.w > 0, "{}: stride must be positive, got ({}, {})", op, o.stride.h, o.stride.w);
-  check(o.padding.h >= 0 && o.padding.w >= 0, "{}: padding must be non-negative, got ({}, {})", op, o.padding.h,
-        o.padding.w);
+  check(o.stride.h > 0 && o.stride.w > 0, "{}: stride must be positive, got ({}, {}) for input shape {}", op,
+        o.stride.h, o.stride.w, x.shape());
+  check(o.padding.h >= 0 && o.padding.w >= 0, "{}: padding must be non-negative, got ({}, {}) for input shape {}", op,
+        o.padding.h, o.padding.w, x.shape());
   check(w.shape()[2] > 0 && w.shape()[3] > 0, "{}: empty kernel in weight shape {}", op, w.shape());
   if (b.defined()) {
     check(b.dim() == 1 && b.shape()[0] == w.shape()[0], "{}: bias shape {} does not match {} filters", op, b.shape(),
@@ -52,9 +53,10 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& b, co
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op) {
   check_float_input(x, op);
   check(x.dim() == 4, "{}: input must be 4-D (N,C,H,W), got shape {}", op, x.shape());
-  check(o.kernel.h > 0 && o.kernel.w > 0, "{}: kernel must be positive, got ({}, {})", op, o.kernel.h, o.kernel.w);
+  check(o.kernel.h > 0 && o.kernel.w > 0, "{}: kernel must be positive, got ({}, {}) for input shape {}", op, o.kernel.h,
+        o.kernel.w, x.shape());
   Pair2 s = o.stride == Pair2(0) ? o.kernel : o.stride;
-  check(s.h > 0 && s.w > 0, "{}: stride must be positive, got ({}, {})", op, s.h, s.w);
+  check(s.h > 0 && s.w > 0, "{}: stride must be positive, got ({}, {}) for input shape {}", op, s.h, s.w, x.shape());
   check(o.padding.h >= 0 && o.padding.w >= 0 && 2 * o.padding.h <= o.kernel.h && 2 * o.padding.w <= o.kernel.w,
         "{}: padding ({}, {}) must be non-negative and at most half the kernel ({}, {})", op, o.padding.h,
         o.padding.w, o.kernel.h, o.kernel.w);

@@ -124,6 +124,8 @@ struct Pool2dOptions {
 };
 // x [N,C,H,W], weight [F,C,KH,KW], bias [F] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});
+// When several positions of a window tie for the maximum, the whole gradient goes to the first of
+// them in row-major window order (one position, as in PyTorch), in both the fused and the ref op.
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 // x [N,C] or [N,C,H,W]; gamma/beta [C] or undefined. In training, normalises with the biased batch

@@ -44,10 +44,23 @@ struct RawTwice : Function<RawTwice> {
 };
 }  // namespace
 
-TEST_CASE("custom op: the API.md example") {
+TEST_CASE("custom op: a Function joins the tape as one node") {
   Tensor x = leaf({3}, 61);
   Tensor y = Square::apply(x);
-  CHECK(y.grad_fn() != nullptr);
+  // One node, whose one edge leads straight to the leaf: the x * x inside forward was not recorded.
+  REQUIRE(y.grad_fn() != nullptr);
+  REQUIRE(y.grad_fn()->next.size() == 1);
+  CHECK(y.grad_fn()->next[0].node == nullptr);
+  CHECK(y.grad_fn()->next[0].leaf.lock().get() == &x.impl());
+  // The fused ops register the same way: conv2d is one node with one edge per input.
+  Tensor cx = leaf({1, 2, 4, 4}, 65), cw = leaf({3, 2, 3, 3}, 66);
+  Tensor h = cx * 2.0;
+  Tensor out = conv2d(h, cw);
+  CHECK(std::string(out.grad_fn()->name) == "conv2d");
+  REQUIRE(out.grad_fn()->next.size() == 3);
+  CHECK(out.grad_fn()->next[0].node == h.grad_fn());
+  CHECK(out.grad_fn()->next[1].leaf.lock().get() == &cw.impl());
+  CHECK_FALSE(out.grad_fn()->next[2].needed());  // no bias
   CHECK(allclose(y, x.detach() * x.detach()));
   CHECK_GRADCHECK([](auto& v) { return Square::apply(v[0]); }, {x});
   // It composes with second order, since its backward is written with xgrad ops.

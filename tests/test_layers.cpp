@@ -55,6 +55,7 @@ TEST_CASE("conv2d: fused equals reference, values and gradients") {
       {{2, 3, 4, 4}, 2, 4, 4, 1, 0, true},           // kernel covers the whole input
       {{1, 3, 10, 7}, 5, 3, 3, 2, 1, false},         // odd sizes, no bias
       {{2, 2, 3, 3}, 2, 3, 3, 1, 2, true},           // padding wider than half the kernel
+      {{3, 3, 6, 9}, 4, 2, 3, {1, 2}, {1, 1}, true}, // even kernel height, stride per axis
       {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},           // an empty batch
   };
   check_conv_cases(cases, 10);
@@ -76,6 +77,7 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) equals the reference, values and gradient
       {{2, 3, 10, 6}, 5, 3, 3, 1, {0, 1}, true},  // different padding per axis
       {{3, 24, 9, 9}, 20, 3, 3, 1, 1, true},   // more channels: the automatic choice's range
       {{40, 16, 12, 12}, 16, 3, 3, 1, 1, true},  // several chunks of images
+      {{2, 3, 4, 13}, 2, 3, 3, 1, 1, false},   // a wide row of tiles, partial at the end
       {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},     // an empty batch
   };
   check_conv_cases(cases, 40);
@@ -132,6 +134,8 @@ TEST_CASE("pooling: fused equals reference, values and gradients") {
       {{1, 2, 5, 5}, {.kernel = 5}},                                    // global
       {{3, 2, 4, 6}, {.kernel = {2, 4}, .stride = {2, 2}, .padding = {1, 2}}},
       {{1, 1, 11, 3}, {.kernel = {4, 1}, .stride = {3, 1}}},
+      {{2, 3, 5, 8}, {.kernel = 3, .stride = 3, .padding = 1}},       // padding, windows side by side
+      {{1, 2, 6, 4}, {.kernel = {1, 3}, .stride = {1, 2}, .padding = {0, 1}}},  // a 1-row kernel
   };
   for (Dtype d : {Dtype::f32, Dtype::f64})
     for (size_t i = 0; i < cases.size(); ++i) {
@@ -219,8 +223,10 @@ TEST_CASE("batch_norm, layer_norm, group_norm: gradcheck") {
   CHECK_GRADCHECK([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, true); }, {x, g, b});
   CHECK_GRADCHECK([&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm, rv, true); }, {x, g, b});
   CHECK_GRADCHECK([&](auto& v) { return batch_norm(v[0], v[1], v[2], rm, rv, false); }, {x, g, b});
+  CHECK_GRADCHECK([&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm, rv, false); }, {x, g, b});
   Tensor x2 = input({5, 3}, Dtype::f64, 103), g2 = input({3}, Dtype::f64, 104);
   CHECK_GRADCHECK([&](auto& v) { return batch_norm(v[0], v[1], Tensor(), Tensor(), Tensor(), true); }, {x2, g2});
+  CHECK_GRADCHECK([&](auto& v) { return ref::batch_norm(v[0], v[1], Tensor(), Tensor(), Tensor(), true); }, {x2, g2});
   Tensor lg = input({2, 2}, Dtype::f64, 105), lb = input({2, 2}, Dtype::f64, 106);
   CHECK_GRADCHECK([](auto& v) { return layer_norm(v[0], {2, 2}, v[1], v[2]); }, {x, lg, lb});
   CHECK_GRADCHECK([](auto& v) { return group_norm(v[0], 2, v[1], v[2]); }, {x, g, b});
@@ -244,18 +250,28 @@ TEST_CASE("layers: bad input") {
   CHECK_ERROR(conv2d(zeros({3, 8, 8}), w), "conv2d: input must be 4-D (N,C,H,W), got shape [3,8,8]");
   CHECK_ERROR(conv2d(x, zeros({4, 2, 3, 3})), "conv2d: input has 3 channels (shape [2,3,8,8]) but weight expects 2");
   CHECK_ERROR(conv2d(x, zeros({4, 3, 11, 3})), "conv2d: kernel height 11 is larger than the padded input 8");
-  CHECK_ERROR(conv2d(x, w, Tensor(), {.stride = 0}), "conv2d: stride must be positive, got (0, 0)");
+  CHECK_ERROR(conv2d(x, zeros({4, 3, 3})), "conv2d: weight must be 4-D (F,C,KH,KW), got shape [4,3,3]");
+  CHECK_ERROR(conv2d(x, w, Tensor(), {.stride = 0}),
+              "conv2d: stride must be positive, got (0, 0) for input shape [2,3,8,8]");
   CHECK_ERROR(conv2d(x, w, Tensor(), {.stride = {1, -1}}), "conv2d: stride must be positive, got (1, -1)");
+  CHECK_ERROR(conv2d(x, w, Tensor(), {.padding = {0, -1}}),
+              "conv2d: padding must be non-negative, got (0, -1) for input shape [2,3,8,8]");
   CHECK_ERROR(conv2d(x, w, zeros({5})), "conv2d: bias shape [5] does not match 4 filters");
   CHECK_ERROR(conv2d(x, zeros({4, 3, 3, 3}, Dtype::f64)), "conv2d: weight dtype f64 does not match input dtype f32");
   CHECK_ERROR(ref::conv2d(x, zeros({4, 2, 3, 3})), "conv2d: input has 3 channels");
   CHECK_ERROR(max_pool2d(zeros({8, 8})), "max_pool2d: input must be 4-D (N,C,H,W), got shape [8,8]");
   CHECK_ERROR(max_pool2d(x, {.kernel = 9}), "max_pool2d: kernel height 9 is larger than the padded input 8");
   CHECK_ERROR(avg_pool2d(x, {.kernel = 2, .stride = -1}), "avg_pool2d: stride must be positive");
+  CHECK_ERROR(max_pool2d(x, {.kernel = 2, .stride = {1, 0}}),
+              "max_pool2d: stride must be positive, got (1, 0) for input shape [2,3,8,8]");
+  CHECK_ERROR(ref::max_pool2d(x, {.kernel = 2, .stride = {-2, 1}}), "max_pool2d: stride must be positive, got (-2, 1)");
   CHECK_ERROR(max_pool2d(x, {.kernel = 2, .padding = 2}), "max_pool2d: padding (2, 2) must be non-negative and at most half the kernel");
   CHECK_ERROR(avg_pool2d(zeros({1, 1, 4, 4}, Dtype::i64)), "avg_pool2d: input must be f32 or f64, got i64");
   CHECK_ERROR(batch_norm(x, zeros({4}), Tensor(), Tensor(), Tensor(), true), "batch_norm: weight has shape [4], expected [3]");
   CHECK_ERROR(batch_norm(x, Tensor(), Tensor(), zeros({2}), ones({2}), true), "batch_norm: running_mean has shape [2], expected [3]");
+  CHECK_ERROR(batch_norm(x, Tensor(), Tensor(), zeros({3}), ones({4}), false),
+              "batch_norm: running_var has shape [4], expected [3] for input shape [2,3,8,8]");
+  CHECK_ERROR(ref::batch_norm(x, Tensor(), Tensor(), zeros({3}), ones({4}), true), "batch_norm: running_var has shape [4]");
   CHECK_ERROR(batch_norm(zeros({2, 3, 4}), Tensor(), Tensor(), Tensor(), Tensor(), true), "batch_norm: input must be [N,C] or [N,C,H,W]");
   CHECK_ERROR(batch_norm(zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true), "batch_norm: expected more than 1 value per channel when training");
   CHECK_ERROR(group_norm(x, 2), "group_norm: 2 groups do not divide 3 channels");

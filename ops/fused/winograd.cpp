@@ -169,7 +169,9 @@ Tiling tiling(const ConvGeometry& g, int64_t elem) {
 // needs an edge check, and lanes of tiles are gathered with one offset per lane.
 struct Staging {
   int64_t rows, cols;
+  int64_t image = 0;  // from one image's plane to the next's; 0: planes back to back
   int64_t plane() const { return rows * cols; }
+  int64_t image_stride() const { return image ? image : plane(); }
 };
 
 // Copies B planes of h x w (image b at src + b * src_stride) into S at row py, column px of each
@@ -225,7 +227,7 @@ void for_groups(const Tiling& tl, int64_t Tn, const Staging& st, F f) {
     const int64_t n = std::min<int64_t>(L, Tn - t0);
     for (int l = 0; l < L; ++l) {
       const int64_t t = t0 + (l < n ? l : 0), b = t / tl.per_image, i = t % tl.per_image / tl.TW, j = t % tl.TW;
-      off[l] = static_cast<int32_t>(b * st.plane() + 4 * i * st.cols + 4 * j);
+      off[l] = static_cast<int32_t>(b * st.image_stride() + 4 * i * st.cols + 4 * j);
     }
     f(t0, n, off);
   }
@@ -345,17 +347,23 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
     const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
     input_transform(x, g, tl, n0, B, V);
     batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
-    // Y = A^T m A for each filter and tile, staged, then copied to the output with the bias.
-    const Staging st{4 * tl.TH, 4 * tl.TW};
-    for_planes<T>(g.F, B * st.plane(), [&](int64_t f, T* S) {
+    // Y = A^T m A (+ bias) for each filter and tile. When the tiles cover the output exactly, they
+    // go straight into it; otherwise into a staged plane, whose part inside the output is copied.
+    const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
+    const Staging st{4 * tl.TH, 4 * tl.TW, whole_tiles ? g.F * g.HO * g.WO : 0};
+    for_planes<T>(g.F, whole_tiles ? 0 : B * st.plane(), [&](int64_t f, T* S) {
+      T* plane = out + (n0 * g.F + f) * g.HO * g.WO;
+      const T add = whole_tiles && bias ? bias[f] : T(0);
       for_groups(tl, Tn, st, [&](int64_t t0, int64_t n, const int32_t* off) {
         Lanes<T> m[36], y[16];
         for (int p = 0; p < 36; ++p) load(M + (p * g.F + f) * Tn + t0, n, m[p]);
         both_axes<6, 4, AT>(m, y);
-        scatter<4, 4, false>(y, n, off, st.cols, S);
+        if (add != T(0))
+          for (Lanes<T>& v : y)
+            for (T& e : v.v) e += add;
+        scatter<4, 4, false>(y, n, off, st.cols, whole_tiles ? plane : S);
       });
-      stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), out + (n0 * g.F + f) * g.HO * g.WO,
-                g.F * g.HO * g.WO);
+      if (!whole_tiles) stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), plane, g.F * g.HO * g.WO);
     });
   }
 }

@@ -380,13 +380,16 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   if (dx) filter_transform(w, g, U);
   for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
     const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
-    // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge.
-    const Staging sg{4 * tl.TH, 4 * tl.TW};
-    for_planes<T>(g.F, B * sg.plane(), [&](int64_t f, T* S) {
-      stage_in(dout + (n0 * g.F + f) * g.HO * g.WO, g.F * g.HO * g.WO, g.HO, g.WO, B, 0, 0, sg, S);
+    // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge. When the tiles cover
+    // the output exactly, they are read straight from dY; otherwise from a zero-padded staged copy.
+    const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
+    const Staging sg{4 * tl.TH, 4 * tl.TW, whole_tiles ? g.F * g.HO * g.WO : 0};
+    for_planes<T>(g.F, whole_tiles ? 0 : B * sg.plane(), [&](int64_t f, T* S) {
+      const T* plane = dout + (n0 * g.F + f) * g.HO * g.WO;
+      if (!whole_tiles) stage_in(plane, g.F * g.HO * g.WO, g.HO, g.WO, B, 0, 0, sg, S);
       for_groups(tl, Tn, sg, [&](int64_t t0, int64_t n, const int32_t* off) {
         Lanes<T> y[16], m[36];
-        gather<4, 4>(S, sg.cols, off, y);
+        gather<4, 4>(whole_tiles ? plane : S, sg.cols, off, y);
         both_axes<4, 6, Am>(y, m);
         for (int p = 0; p < 36; ++p) store(m[p], n, Mg + (p * g.F + f) * Tn + t0);
       });

@@ -78,6 +78,8 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) equals the reference, values and gradient
       {{3, 24, 9, 9}, 20, 3, 3, 1, 1, true},   // more channels: the automatic choice's range
       {{40, 16, 12, 12}, 16, 3, 3, 1, 1, true},  // several chunks of images
       {{2, 3, 4, 13}, 2, 3, 3, 1, 1, false},   // a wide row of tiles, partial at the end
+      {{20, 64, 16, 16}, 32, 3, 3, 1, 1, true},  // chunks of images run per thread, several per thread
+      {{20, 64, 15, 13}, 32, 3, 3, 1, 1, false}, // the same with partial tiles
       {{0, 3, 5, 5}, 2, 3, 3, 1, 1, true},     // an empty batch
   };
   check_conv_cases(cases, 40);

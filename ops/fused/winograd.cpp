@@ -4,8 +4,10 @@
 //   dweight   dw = G^T [ sum_tiles (A dY A^T) . (B^T d B) ] G
 // The sums over channels, filters or tiles are, for each of the 36 tile positions p, one GEMM:
 //   M[p] (F x T) = U[p] (F x C) V[p] (C x T),  dV[p] = U[p]^T M'[p],  dU[p] = M'[p] V[p]^T.
-// Tiles are processed in chunks of images so that V and M stay in cache; the 36 GEMMs of a chunk are
-// shared out over the threads.
+// Tiles are processed in chunks of images so that V and M stay in cache. With enough images, each
+// thread takes whole chunks, small enough to stay in its own core's cache, and runs them through
+// every step alone; with few images, the chunks run one after another, each step shared out over
+// the threads.
 #include "ops/fused/winograd.hpp"
 
 #include <algorithm>
@@ -22,7 +24,8 @@ namespace {
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::automatic};
 
 constexpr int64_t P36 = 36;               // positions in a transformed 6x6 tile
-constexpr int64_t chunk_bytes = 6 << 20;  // V and M of one chunk of images
+constexpr int64_t shared_chunk_bytes = 6 << 20;  // V and M of a chunk whose steps are shared out
+constexpr int64_t thread_chunk_bytes = 2 << 20;  // V and M of a chunk that one thread runs alone
 
 // L tiles side by side, so that every transform below runs as vector arithmetic across tiles.
 constexpr int L = 16;
@@ -153,7 +156,7 @@ struct Tiling {
   int64_t TH, TW, per_image, chunk;  // tile rows and columns per image, tiles per image, images per chunk
 };
 
-Tiling tiling(const ConvGeometry& g, int64_t elem) {
+Tiling tiling(const ConvGeometry& g, int64_t elem, int64_t chunk_bytes) {
   Tiling t;
   t.TH = (g.HO + 3) / 4;
   t.TW = (g.WO + 3) / 4;
@@ -161,6 +164,47 @@ Tiling tiling(const ConvGeometry& g, int64_t elem) {
   const int64_t per_image_bytes = P36 * (g.C + g.F) * t.per_image * elem;
   t.chunk = std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(per_image_bytes, 1), 1, std::max<int64_t>(g.N, 1));
   return t;
+}
+
+// How a batch is cut into chunks, and who runs them: `blocks` runs of consecutive chunks, one per
+// thread (blocks > 1), or a single run whose steps are shared out over the threads (blocks = 1).
+struct Plan {
+  Tiling tl;
+  int64_t chunks, blocks;
+};
+
+Plan plan(const ConvGeometry& g, int64_t elem) {
+  Plan p{tiling(g, elem, thread_chunk_bytes), 0, 0};
+  p.chunks = (g.N + p.tl.chunk - 1) / p.tl.chunk;
+  if (p.chunks >= get_num_threads() && get_num_threads() > 1) {
+    p.blocks = get_num_threads();
+    return p;
+  }
+  p.tl = tiling(g, elem, shared_chunk_bytes);
+  p.chunks = (g.N + p.tl.chunk - 1) / p.tl.chunk;
+  p.blocks = p.chunks > 0 ? 1 : 0;
+  return p;
+}
+
+// Calls f(block, n0, B, first) for every chunk of B images from image n0, `first` telling the first
+// chunk of its block. Blocks run on the threads (their steps then run inline, as parallel_for does
+// inside a parallel region), each with its own scratch buffers.
+template <class F>
+void for_chunks(const ConvGeometry& g, const Plan& p, F f) {
+  auto run = [&](int64_t b) {
+    const int64_t k0 = p.chunks * b / p.blocks, k1 = p.chunks * (b + 1) / p.blocks;
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t n0 = k * p.tl.chunk;
+      f(b, n0, std::min(p.tl.chunk, g.N - n0), k == k0);
+    }
+  };
+  if (p.blocks > 1) {
+    parallel_for(0, p.blocks, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; ++b) run(b);
+    });
+  } else if (p.blocks == 1) {
+    run(0);
+  }
 }
 
 // The transforms read and write a chunk's tiles through a per-thread staged copy of one plane (channel
@@ -337,19 +381,20 @@ bool use_winograd(const ConvGeometry& g) {
 
 template <class T>
 void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
-  const Tiling tl = tiling(g, sizeof(T));
+  const Plan pl = plan(g, sizeof(T));
+  const Tiling& tl = pl.tl;
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
-  T* U = scratch<T>(2, P36 * FC);
-  T* V = scratch<T>(0, P36 * g.C * maxT);
-  T* M = scratch<T>(1, P36 * g.F * maxT);
+  T* U = scratch<T>(2, P36 * FC);  // shared, read-only once transformed
   filter_transform(w, g, U);
-  for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
-    const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
+  const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
+  for_chunks(g, pl, [&](int64_t, int64_t n0, int64_t B, bool) {
+    const int64_t Tn = B * tl.per_image;
+    T* V = scratch<T>(0, P36 * g.C * maxT);
+    T* M = scratch<T>(1, P36 * g.F * maxT);
     input_transform(x, g, tl, n0, B, V);
     batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
     // Y = A^T m A (+ bias) for each filter and tile. When the tiles cover the output exactly, they
     // go straight into it; otherwise into a staged plane, whose part inside the output is copied.
-    const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
     const Staging st{4 * tl.TH, 4 * tl.TW, whole_tiles ? g.F * g.HO * g.WO : 0};
     for_planes<T>(g.F, whole_tiles ? 0 : B * st.plane(), [&](int64_t f, T* S) {
       T* plane = out + (n0 * g.F + f) * g.HO * g.WO;
@@ -365,24 +410,27 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
       });
       if (!whole_tiles) stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), plane, g.F * g.HO * g.WO);
     });
-  }
+  });
 }
 
 template <class T>
 void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw) {
   if (!dx && !dw) return;
-  const Tiling tl = tiling(g, sizeof(T));
+  const Plan pl = plan(g, sizeof(T));
+  const Tiling& tl = pl.tl;
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);
-  T* V = scratch<T>(0, P36 * g.C * maxT);
-  T* Mg = scratch<T>(1, P36 * g.F * maxT);
-  T* dU = scratch<T>(3, P36 * FC);
+  // dU summed per block into its own partial, the partials then added in block order: the result
+  // does not depend on which thread ran which block.
+  T* dU = scratch<T>(3, P36 * FC * std::max<int64_t>(pl.blocks, 1));
   if (dx) filter_transform(w, g, U);
-  for (int64_t n0 = 0; n0 < g.N; n0 += tl.chunk) {
-    const int64_t B = std::min(tl.chunk, g.N - n0), Tn = B * tl.per_image;
+  const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
+  for_chunks(g, pl, [&](int64_t block, int64_t n0, int64_t B, bool first) {
+    const int64_t Tn = B * tl.per_image;
+    T* V = scratch<T>(0, P36 * g.C * maxT);
+    T* Mg = scratch<T>(1, P36 * g.F * maxT);
     // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge. When the tiles cover
     // the output exactly, they are read straight from dY; otherwise from a zero-padded staged copy.
-    const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
     const Staging sg{4 * tl.TH, 4 * tl.TW, whole_tiles ? g.F * g.HO * g.WO : 0};
     for_planes<T>(g.F, whole_tiles ? 0 : B * sg.plane(), [&](int64_t f, T* S) {
       const T* plane = dout + (n0 * g.F + f) * g.HO * g.WO;
@@ -396,7 +444,8 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
     });
     if (dw) {
       input_transform(x, g, tl, n0, B, V);
-      batched_gemm<T>(false, true, g.F, g.C, Tn, Mg, Tn, g.F * Tn, V, Tn, g.C * Tn, n0 > 0, dU, g.C, FC);
+      batched_gemm<T>(false, true, g.F, g.C, Tn, Mg, Tn, g.F * Tn, V, Tn, g.C * Tn, !first, dU + block * P36 * FC,
+                      g.C, FC);
     }
     if (dx) {
       batched_gemm<T>(true, false, g.C, Tn, g.F, U, g.C, FC, Mg, Tn, g.F * Tn, false, V, Tn, g.C * Tn);
@@ -413,9 +462,12 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
         stage_out(S, sx, B, g.PH, g.PW, g.H, g.W, T(0), dx + (n0 * g.C + c) * g.H * g.W, g.C * g.H * g.W);
       });
     }
-  }
+  });
   if (dw) {
-    if (g.N == 0) std::fill(dU, dU + P36 * FC, T(0));
+    const int64_t size = P36 * FC;
+    if (pl.blocks == 0) std::fill(dU, dU + size, T(0));
+    for (int64_t b = 1; b < pl.blocks; ++b)
+      for (int64_t i = 0; i < size; ++i) dU[i] += dU[b * size + i];
     filter_transform_adjoint(dU, g, dw);
   }
 }

@@ -166,24 +166,19 @@ Tiling tiling(const ConvGeometry& g, int64_t elem, int64_t chunk_bytes) {
   return t;
 }
 
-// How a batch is cut into chunks, and who runs them: `blocks` runs of consecutive chunks, one per
-// thread (blocks > 1), or a single run whose steps are shared out over the threads (blocks = 1).
+// How a batch is cut: `blocks` equal shares of the images, one per thread (blocks > 1), or a single
+// share whose steps are shared out over the threads (blocks = 1); each share runs in chunks of at
+// most tl.chunk images.
 struct Plan {
   Tiling tl;
-  int64_t chunks, blocks;
+  int64_t blocks;
 };
 
 Plan plan(const ConvGeometry& g, int64_t elem) {
-  Plan p{tiling(g, elem, thread_chunk_bytes), 0, 0};
-  p.chunks = (g.N + p.tl.chunk - 1) / p.tl.chunk;
-  if (p.chunks >= get_num_threads() && get_num_threads() > 1) {
-    p.blocks = get_num_threads();
-    return p;
-  }
-  p.tl = tiling(g, elem, shared_chunk_bytes);
-  p.chunks = (g.N + p.tl.chunk - 1) / p.tl.chunk;
-  p.blocks = p.chunks > 0 ? 1 : 0;
-  return p;
+  const int threads = get_num_threads();
+  Plan p{tiling(g, elem, thread_chunk_bytes), threads};
+  if (threads > 1 && g.N >= threads * p.tl.chunk) return p;
+  return {tiling(g, elem, shared_chunk_bytes), g.N > 0 ? 1 : 0};
 }
 
 // Calls f(block, n0, B, first) for every chunk of B images from image n0, `first` telling the first
@@ -192,11 +187,8 @@ Plan plan(const ConvGeometry& g, int64_t elem) {
 template <class F>
 void for_chunks(const ConvGeometry& g, const Plan& p, F f) {
   auto run = [&](int64_t b) {
-    const int64_t k0 = p.chunks * b / p.blocks, k1 = p.chunks * (b + 1) / p.blocks;
-    for (int64_t k = k0; k < k1; ++k) {
-      const int64_t n0 = k * p.tl.chunk;
-      f(b, n0, std::min(p.tl.chunk, g.N - n0), k == k0);
-    }
+    const int64_t lo = g.N * b / p.blocks, hi = g.N * (b + 1) / p.blocks;
+    for (int64_t n0 = lo; n0 < hi; n0 += p.tl.chunk) f(b, n0, std::min(p.tl.chunk, hi - n0), n0 == lo);
   };
   if (p.blocks > 1) {
     parallel_for(0, p.blocks, 1, [&](int64_t lo, int64_t hi) {

@@ -109,6 +109,31 @@ int main() {
                tw * 1e3, ti / tw);
   }
 
+  // The GEMMs the fused conv's Winograd path issues (ops/fused/winograd.cpp): 36 per chunk of images,
+  // [F x C] x [C x tiles] and the two transposed products, the chunks shared over the threads.
+  fmt::print("\n{:<48} {:>10} {:>10} {:>14}\n", "Winograd GEMMs, 36 per chunk, batch 128", "xgrad GF/s", "of peak",
+             "OpenBLAS GF/s");
+  for (Conv c : {Conv{64, 64, 16}, Conv{32, 32, 32}}) {
+    const detail::ConvGeometry g = detail::conv_geometry(zeros({N, c.C, c.HW, c.HW}), zeros({c.F, c.C, 3, 3}),
+                                                         Tensor(), {.padding = 1}, "conv2d");
+    const detail::WinogradChunks ch = detail::winograd_chunks(g, sizeof(float));
+    const int64_t T = ch.tiles, calls = 36 * (N * (c.HW / 4) * (c.HW / 4) + T - 1) / T;
+    struct G {
+      const char* what;
+      int64_t M, Nn, K;
+      bool ta, tb;
+    };
+    for (G w : {G{"forward", c.F, T, c.C, false, false}, G{"dweight", c.F, c.C, T, false, true},
+                G{"dinput", c.C, T, c.F, true, false}}) {
+      double gf = gemm_gflops(w.M, w.Nn, w.K, w.ta, w.tb, calls, false, 7);
+      double ob = gemm_gflops(w.M, w.Nn, w.K, w.ta, w.tb, calls, true, 7);
+      bench::settle();
+      fmt::print("{:<48} {:>10.1f} {:>9.0f}% {:>14.1f}\n",
+                 fmt::format("{}->{} {}: [{}x{}]x[{}x{}]", c.C, c.F, w.what, w.M, w.K, w.K, w.Nn), gf, 100 * gf / peak,
+                 ob);
+    }
+  }
+
   // The GEMMs the fused conv's im2col path issues per image (ops/fused/conv2d.cpp), over a batch.
   fmt::print("\n{:<48} {:>10} {:>10} {:>14}\n", "conv GEMMs, per image, batch 128", "xgrad GF/s", "of peak",
              "OpenBLAS GF/s");

@@ -358,6 +358,11 @@ void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
 
+WinogradChunks winograd_chunks(const ConvGeometry& g, int64_t elem_bytes) {
+  const Plan p = plan(g, elem_bytes);
+  return {p.tl.chunk * p.tl.per_image, p.blocks > 1};
+}
+
 bool use_winograd(const ConvGeometry& g) {
   if (g.KH != 3 || g.KW != 3 || g.SH != 1 || g.SW != 1 || g.HO <= 0 || g.WO <= 0) return false;
   if ((g.HO + 6) * (g.WO + 6) > (int64_t{1} << 30)) return false;  // lane offsets into staged planes are 32-bit

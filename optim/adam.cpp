@@ -59,6 +59,8 @@ void Adam::update(const Tensor& param, const Tensor& grad, ParamState& state) {
         T* __restrict pw = w;
         const T* __restrict pg = g;
         T *__restrict m1 = pm, *__restrict v2 = pv, *__restrict vm = pmax;
+        // Local copies: read through the lambda's references, GCC reloads them after every store and
+        // leaves the loop scalar.
         const T k_decay = decay, k_wd = wd, k_b1 = beta1, k_b2 = beta2, k_ss = ss, k_bc = bc, k_eps = eps;
         for (int64_t i = lo; i < hi; ++i) {
           T d = pg[i];

@@ -50,6 +50,27 @@ TEST_CASE("kernels give identical results on 1 and 2 threads, and from two user 
   set_num_threads(2);
   std::vector<float> two = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>();
   CHECK(one == two);
+  // The conv's output and input gradient, on both paths: im2col (3 channels) and Winograd with
+  // enough images that two threads each run chunks of their own. (Weight gradients are summed per
+  // thread, in a fixed order: identical run to run on the same thread count.)
+  for (int64_t C : {3, 32}) {
+    CAPTURE(C);
+    Tensor xs = randn({40, C, 16, 16}), ws = randn({16, C, 3, 3}), up = randn({40, 16, 16, 16});
+    auto run = [&](int threads) {
+      set_num_threads(threads);
+      Tensor xl = xs.detach(), wl = ws.detach();
+      xl.requires_grad_();
+      wl.requires_grad_();
+      Tensor y = conv2d(xl, wl, Tensor(), {.padding = 1});
+      y.backward(up);
+      return std::pair(y.to_vector<float>(), xl.grad().to_vector<float>());
+    };
+    auto [y1, dx1] = run(1);
+    auto [y2, dx2] = run(2);
+    CHECK(y1 == y2);
+    CHECK(dx1 == dx2);
+  }
+  set_num_threads(2);
   std::vector<float> a, b;
   std::thread t([&] { a = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>(); });
   b = conv2d(x, w, Tensor(), {.padding = 1}).to_vector<float>();

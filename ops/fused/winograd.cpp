@@ -4,10 +4,10 @@
 //   dweight   dw = G^T [ sum_tiles (A dY A^T) . (B^T d B) ] G
 // The sums over channels, filters or tiles are, for each of the 36 tile positions p, one GEMM:
 //   M[p] (F x T) = U[p] (F x C) V[p] (C x T),  dV[p] = U[p]^T M'[p],  dU[p] = M'[p] V[p]^T.
-// Tiles are processed in chunks of images so that V and M stay in cache. With enough images, each
-// thread takes whole chunks, small enough to stay in its own core's cache, and runs them through
-// every step alone; with few images, the chunks run one after another, each step shared out over
-// the threads.
+// Tiles are processed in chunks of images so that V and M stay in cache. With at least one chunk per
+// thread, each thread takes whole chunks and runs them through every step alone; otherwise the
+// chunks run one after another, each step shared out over the threads. The chunks do not depend on
+// the thread count, so neither do the output and the input gradient, to the bit.
 #include "ops/fused/winograd.hpp"
 
 #include <algorithm>
@@ -24,8 +24,7 @@ namespace {
 std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::automatic};
 
 constexpr int64_t P36 = 36;               // positions in a transformed 6x6 tile
-constexpr int64_t shared_chunk_bytes = 6 << 20;  // V and M of a chunk whose steps are shared out
-constexpr int64_t thread_chunk_bytes = 2 << 20;  // V and M of a chunk that one thread runs alone
+constexpr int64_t chunk_bytes = 2 << 20;  // V and M of one chunk of images: about one core's L2
 
 // L tiles side by side, so that every transform below runs as vector arithmetic across tiles.
 constexpr int L = 16;
@@ -153,48 +152,51 @@ inline void both_axes(const T* in, T* out) {
 }
 
 struct Tiling {
-  int64_t TH, TW, per_image, chunk;  // tile rows and columns per image, tiles per image, images per chunk
+  int64_t TH, TW, per_image;  // tile rows and columns per image, tiles per image
+  int64_t chunks, chunk;      // chunks of images, and the most images in one
 };
 
-Tiling tiling(const ConvGeometry& g, int64_t elem, int64_t chunk_bytes) {
+Tiling tiling(const ConvGeometry& g, int64_t elem) {
   Tiling t;
   t.TH = (g.HO + 3) / 4;
   t.TW = (g.WO + 3) / 4;
   t.per_image = t.TH * t.TW;
   const int64_t per_image_bytes = P36 * (g.C + g.F) * t.per_image * elem;
-  t.chunk = std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(per_image_bytes, 1), 1, std::max<int64_t>(g.N, 1));
+  const int64_t most =
+      std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(per_image_bytes, 1), 1, std::max<int64_t>(g.N, 1));
+  // An even number of chunks (threads share them out evenly), the images spread evenly over them.
+  t.chunks = (g.N + most - 1) / most;
+  if (t.chunks % 2 == 1 && t.chunks < g.N) ++t.chunks;
+  t.chunk = t.chunks > 0 ? (g.N + t.chunks - 1) / t.chunks : 1;
   return t;
 }
 
-// How a batch is cut: `blocks` equal shares of the images, one per thread (blocks > 1), or a single
-// share whose steps are shared out over the threads (blocks = 1); each share runs in chunks of at
-// most tl.chunk images.
-struct Plan {
-  Tiling tl;
-  int64_t blocks;
-};
-
-Plan plan(const ConvGeometry& g, int64_t elem) {
-  const int threads = get_num_threads();
-  Plan p{tiling(g, elem, thread_chunk_bytes), threads};
-  if (threads > 1 && g.N >= threads * p.tl.chunk) return p;
-  return {tiling(g, elem, shared_chunk_bytes), g.N > 0 ? 1 : 0};
+// How many blocks for_chunks runs (callers keep partial sums per block).
+int64_t chunk_blocks(const Tiling& tl) {
+  const int64_t threads = get_num_threads();
+  return threads > 1 && tl.chunks >= threads ? threads : std::min<int64_t>(tl.chunks, 1);
 }
 
-// Calls f(block, n0, B, first) for every chunk of B images from image n0, `first` telling the first
-// chunk of its block. Blocks run on the threads (their steps then run inline, as parallel_for does
-// inside a parallel region), each with its own scratch buffers.
+// Calls f(block, n0, B, first) for every chunk of B images from image n0 (chunk k holds images
+// N*k/chunks up to N*(k+1)/chunks), `first` telling the first chunk of its block. With at least one
+// chunk per thread, each thread runs one block of consecutive chunks (their steps then run inline, as
+// parallel_for does inside a parallel region, with that thread's scratch buffers); otherwise one
+// block runs them all, each step shared out over the threads.
 template <class F>
-void for_chunks(const ConvGeometry& g, const Plan& p, F f) {
+void for_chunks(const ConvGeometry& g, const Tiling& tl, F f) {
+  const int64_t blocks = chunk_blocks(tl);
   auto run = [&](int64_t b) {
-    const int64_t lo = g.N * b / p.blocks, hi = g.N * (b + 1) / p.blocks;
-    for (int64_t n0 = lo; n0 < hi; n0 += p.tl.chunk) f(b, n0, std::min(p.tl.chunk, hi - n0), n0 == lo);
+    const int64_t k0 = tl.chunks * b / blocks, k1 = tl.chunks * (b + 1) / blocks;
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t n0 = g.N * k / tl.chunks, n1 = g.N * (k + 1) / tl.chunks;
+      f(b, n0, n1 - n0, k == k0);
+    }
   };
-  if (p.blocks > 1) {
-    parallel_for(0, p.blocks, 1, [&](int64_t lo, int64_t hi) {
+  if (blocks > 1) {
+    parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; ++b) run(b);
     });
-  } else if (p.blocks == 1) {
+  } else if (blocks == 1) {
     run(0);
   }
 }
@@ -359,8 +361,8 @@ void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
 
 WinogradChunks winograd_chunks(const ConvGeometry& g, int64_t elem_bytes) {
-  const Plan p = plan(g, elem_bytes);
-  return {p.tl.chunk * p.tl.per_image, p.blocks > 1};
+  const Tiling tl = tiling(g, elem_bytes);
+  return {tl.chunk * tl.per_image, chunk_blocks(tl) > 1};
 }
 
 bool use_winograd(const ConvGeometry& g) {
@@ -378,13 +380,12 @@ bool use_winograd(const ConvGeometry& g) {
 
 template <class T>
 void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
-  const Plan pl = plan(g, sizeof(T));
-  const Tiling& tl = pl.tl;
+  const Tiling tl = tiling(g, sizeof(T));
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);  // shared, read-only once transformed
   filter_transform(w, g, U);
   const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
-  for_chunks(g, pl, [&](int64_t, int64_t n0, int64_t B, bool) {
+  for_chunks(g, tl, [&](int64_t, int64_t n0, int64_t B, bool) {
     const int64_t Tn = B * tl.per_image;
     T* V = scratch<T>(0, P36 * g.C * maxT);
     T* M = scratch<T>(1, P36 * g.F * maxT);
@@ -413,16 +414,16 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
 template <class T>
 void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw) {
   if (!dx && !dw) return;
-  const Plan pl = plan(g, sizeof(T));
-  const Tiling& tl = pl.tl;
+  const Tiling tl = tiling(g, sizeof(T));
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);
   // dU summed per block into its own partial, the partials then added in block order: the result
   // does not depend on which thread ran which block.
-  T* dU = scratch<T>(3, P36 * FC * std::max<int64_t>(pl.blocks, 1));
+  const int64_t blocks = chunk_blocks(tl);
+  T* dU = scratch<T>(3, P36 * FC * std::max<int64_t>(blocks, 1));
   if (dx) filter_transform(w, g, U);
   const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
-  for_chunks(g, pl, [&](int64_t block, int64_t n0, int64_t B, bool first) {
+  for_chunks(g, tl, [&](int64_t block, int64_t n0, int64_t B, bool first) {
     const int64_t Tn = B * tl.per_image;
     T* V = scratch<T>(0, P36 * g.C * maxT);
     T* Mg = scratch<T>(1, P36 * g.F * maxT);
@@ -462,8 +463,8 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   });
   if (dw) {
     const int64_t size = P36 * FC;
-    if (pl.blocks == 0) std::fill(dU, dU + size, T(0));
-    for (int64_t b = 1; b < pl.blocks; ++b)
+    if (blocks == 0) std::fill(dU, dU + size, T(0));
+    for (int64_t b = 1; b < blocks; ++b)
       for (int64_t i = 0; i < size; ++i) dU[i] += dU[b * size + i];
     filter_transform_adjoint(dU, g, dw);
   }

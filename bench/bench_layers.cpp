@@ -116,8 +116,7 @@ int main() {
   for (Conv c : {Conv{64, 64, 16}, Conv{32, 32, 32}}) {
     const detail::ConvGeometry g = detail::conv_geometry(zeros({N, c.C, c.HW, c.HW}), zeros({c.F, c.C, 3, 3}),
                                                          Tensor(), {.padding = 1}, "conv2d");
-    const detail::WinogradChunks ch = detail::winograd_chunks(g, sizeof(float));
-    const int64_t T = ch.tiles, calls = 36 * ((N * (c.HW / 4) * (c.HW / 4) + T - 1) / T);
+    const int64_t T = detail::winograd_chunk_tiles(g, sizeof(float)), calls = 36 * ((N * (c.HW / 4) * (c.HW / 4) + T - 1) / T);
     struct G {
       const char* what;
       int64_t M, Nn, K;

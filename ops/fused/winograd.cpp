@@ -154,6 +154,7 @@ inline void both_axes(const T* in, T* out) {
 struct Tiling {
   int64_t TH, TW, per_image;  // tile rows and columns per image, tiles per image
   int64_t chunks, chunk;      // chunks of images, and the most images in one
+  bool whole;                 // the 4x4 output tiles cover the output exactly
 };
 
 Tiling tiling(const ConvGeometry& g, int64_t elem) {
@@ -161,6 +162,7 @@ Tiling tiling(const ConvGeometry& g, int64_t elem) {
   t.TH = (g.HO + 3) / 4;
   t.TW = (g.WO + 3) / 4;
   t.per_image = t.TH * t.TW;
+  t.whole = g.HO % 4 == 0 && g.WO % 4 == 0;
   const int64_t per_image_bytes = P36 * (g.C + g.F) * t.per_image * elem;
   const int64_t most =
       std::clamp<int64_t>(chunk_bytes / std::max<int64_t>(per_image_bytes, 1), 1, std::max<int64_t>(g.N, 1));
@@ -211,6 +213,12 @@ struct Staging {
   int64_t plane() const { return rows * cols; }
   int64_t image_stride() const { return image ? image : plane(); }
 };
+
+// The grid of output tiles (output and dY planes). With whole tiles it is the output planes
+// themselves, images F planes apart, and needs no staged copy.
+Staging output_grid(const ConvGeometry& g, const Tiling& tl) {
+  return {4 * tl.TH, 4 * tl.TW, tl.whole ? g.F * g.HO * g.WO : 0};
+}
 
 // Copies B planes of h x w (image b at src + b * src_stride) into S at row py, column px of each
 // staged plane, zeros elsewhere.
@@ -360,9 +368,9 @@ void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
 void set_conv_algorithm(ConvAlgorithm a) { algorithm = a; }
 ConvAlgorithm conv_algorithm() { return algorithm; }
 
-WinogradChunks winograd_chunks(const ConvGeometry& g, int64_t elem_bytes) {
+int64_t winograd_chunk_tiles(const ConvGeometry& g, int64_t elem_bytes) {
   const Tiling tl = tiling(g, elem_bytes);
-  return {tl.chunk * tl.per_image, chunk_blocks(tl) > 1};
+  return tl.chunk * tl.per_image;
 }
 
 bool use_winograd(const ConvGeometry& g) {
@@ -384,7 +392,6 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);  // shared, read-only once transformed
   filter_transform(w, g, U);
-  const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
   for_chunks(g, tl, [&](int64_t, int64_t n0, int64_t B, bool) {
     const int64_t Tn = B * tl.per_image;
     T* V = scratch<T>(0, P36 * g.C * maxT);
@@ -393,10 +400,10 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
     batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
     // Y = A^T m A (+ bias) for each filter and tile. When the tiles cover the output exactly, they
     // go straight into it; otherwise into a staged plane, whose part inside the output is copied.
-    const Staging st{4 * tl.TH, 4 * tl.TW, whole_tiles ? g.F * g.HO * g.WO : 0};
-    for_planes<T>(g.F, whole_tiles ? 0 : B * st.plane(), [&](int64_t f, T* S) {
+    const Staging st = output_grid(g, tl);
+    for_planes<T>(g.F, tl.whole ? 0 : B * st.plane(), [&](int64_t f, T* S) {
       T* plane = out + (n0 * g.F + f) * g.HO * g.WO;
-      const T add = whole_tiles && bias ? bias[f] : T(0);
+      const T add = tl.whole && bias ? bias[f] : T(0);
       for_groups(tl, Tn, st, [&](int64_t t0, int64_t n, const int32_t* off) {
         Lanes<T> m[36], y[16];
         for (int p = 0; p < 36; ++p) load(M + (p * g.F + f) * Tn + t0, n, m[p]);
@@ -404,9 +411,9 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
         if (add != T(0))
           for (Lanes<T>& v : y)
             for (T& e : v.v) e += add;
-        scatter<4, 4, false>(y, n, off, st.cols, whole_tiles ? plane : S);
+        scatter<4, 4, false>(y, n, off, st.cols, tl.whole ? plane : S);
       });
-      if (!whole_tiles) stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), plane, g.F * g.HO * g.WO);
+      if (!tl.whole) stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), plane, g.F * g.HO * g.WO);
     });
   });
 }
@@ -422,20 +429,19 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   const int64_t blocks = chunk_blocks(tl);
   T* dU = scratch<T>(3, P36 * FC * std::max<int64_t>(blocks, 1));
   if (dx) filter_transform(w, g, U);
-  const bool whole_tiles = g.HO % 4 == 0 && g.WO % 4 == 0;
   for_chunks(g, tl, [&](int64_t block, int64_t n0, int64_t B, bool first) {
     const int64_t Tn = B * tl.per_image;
     T* V = scratch<T>(0, P36 * g.C * maxT);
     T* Mg = scratch<T>(1, P36 * g.F * maxT);
     // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge. When the tiles cover
     // the output exactly, they are read straight from dY; otherwise from a zero-padded staged copy.
-    const Staging sg{4 * tl.TH, 4 * tl.TW, whole_tiles ? g.F * g.HO * g.WO : 0};
-    for_planes<T>(g.F, whole_tiles ? 0 : B * sg.plane(), [&](int64_t f, T* S) {
+    const Staging sg = output_grid(g, tl);
+    for_planes<T>(g.F, tl.whole ? 0 : B * sg.plane(), [&](int64_t f, T* S) {
       const T* plane = dout + (n0 * g.F + f) * g.HO * g.WO;
-      if (!whole_tiles) stage_in(plane, g.F * g.HO * g.WO, g.HO, g.WO, B, 0, 0, sg, S);
+      if (!tl.whole) stage_in(plane, g.F * g.HO * g.WO, g.HO, g.WO, B, 0, 0, sg, S);
       for_groups(tl, Tn, sg, [&](int64_t t0, int64_t n, const int32_t* off) {
         Lanes<T> y[16], m[36];
-        gather<4, 4>(whole_tiles ? plane : S, sg.cols, off, y);
+        gather<4, 4>(tl.whole ? plane : S, sg.cols, off, y);
         both_axes<4, 6, Am>(y, m);
         for (int p = 0; p < 36; ++p) store(m[p], n, Mg + (p * g.F + f) * Tn + t0);
       });

@@ -17,14 +17,9 @@ ConvAlgorithm conv_algorithm();
 // True when g is a 3x3 stride-1 convolution and Winograd is chosen for it.
 bool use_winograd(const ConvGeometry& g);
 
-// How winograd_forward and winograd_backward cut a batch for g: the tiles of one full chunk of
-// images (the N of each of the chunk's 36 GEMMs), and whether each thread runs chunks of its own.
-// For benchmarks.
-struct WinogradChunks {
-  int64_t tiles;
-  bool per_thread;
-};
-WinogradChunks winograd_chunks(const ConvGeometry& g, int64_t elem_bytes);
+// The tiles in one full chunk of images as winograd_forward and winograd_backward cut the batch for
+// g: the N of each of the chunk's 36 GEMMs. For benchmarks.
+int64_t winograd_chunk_tiles(const ConvGeometry& g, int64_t elem_bytes);
 
 template <class T>
 void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out);

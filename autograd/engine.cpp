@@ -35,7 +35,7 @@ Node::~Node() {
 }
 
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward,
-              bool keep_output) {
+              const Saved& saved) {
   if (!GradMode::is_enabled()) return out;
   bool any = false;
   for (const Tensor& in : inputs) any = any || (in.defined() && in.requires_grad());
@@ -50,9 +50,20 @@ Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, B
     if (in.grad_fn()) node->next[i].node = in.grad_fn();
     else node->next[i].leaf = in.impl_ptr();
   }
+  auto note = [&node](const Tensor& t) {
+    if (!t.defined()) return;
+    const TensorImpl& ti = t.impl();
+    node->saved.push_back({ti.storage, ti.storage->version(), ti.shape});
+  };
+  if (saved.inputs)
+    for (const Tensor& in : inputs) note(in);
+  for (const Tensor& t : saved.tensors) note(t);
   node->backward = std::move(backward);
   TensorImpl& o = out.impl();
-  if (keep_output) node->out_storage = o.storage;
+  if (saved.output) {
+    node->out_storage = o.storage;
+    node->out_version = o.storage->version();
+  }
   node->out_shape = o.shape;
   node->out_dtype = o.dtype;
 
@@ -96,6 +107,30 @@ std::vector<Node*> post_order(const std::vector<Node*>& roots) {
 
 Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
 
+// PyTorch's rule: a backward must not read a tensor that an in-place write changed after the op ran.
+void check_versions(const Node& n) {
+  auto stale = [&n](const char* what, const Shape& shape, uint32_t now, uint32_t then) {
+    fail("backward of '{}': {} of shape {} needed for its gradient was modified by an in-place "
+         "operation (version {}, saved at {})", n.name, what, shape, now, then);
+  };
+  if (n.out_storage && n.out_storage->version() != n.out_version)
+    stale("its output", n.out_shape, n.out_storage->version(), n.out_version);
+  for (const SavedVersion& s : n.saved)
+    if (auto st = s.storage.lock(); st && st->version() != s.version) stale("a tensor", s.shape, st->version(), s.version);
+}
+
+// A gradient from a backward closure or a hook, made to fit the tensor it is for: the shape must
+// match; another dtype is cast, as PyTorch's engine does.
+Tensor fit_gradient(Tensor g, const Shape& shape, Dtype dtype, const char* op, const char* what, size_t k) {
+  check(g.shape() == shape, "{} of '{}': gradient {} has shape {}, expected {}", what, op, k, g.shape(), shape);
+  if (g.dtype() != dtype) {
+    check(is_floating(g.dtype()), "{} of '{}': gradient {} has dtype {}, expected {}", what, op, k,
+          dtype_name(g.dtype()), dtype_name(dtype));
+    g = g.to(dtype);
+  }
+  return g;
+}
+
 struct Sweep {
   // Non-empty in functional mode (xg::grad): only these receive gradients, and .grad is untouched.
   std::unordered_map<const TensorImpl*, Tensor> leaf_targets;
@@ -124,19 +159,27 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
   }
 
   GradModeGuard mode(opts.create_graph);
-  auto deliver_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
+  // Stores a complete gradient into .grad (accumulating), or into the functional result.
+  auto store = [&](const std::shared_ptr<TensorImpl>& t, const Tensor& g) {
     if (sweep.functional) {
-      Tensor& slot = sweep.leaf_targets[leaf.get()];
-      slot = accumulate(slot, g);
+      if (auto slot = sweep.leaf_targets.find(t.get()); slot != sweep.leaf_targets.end()) slot->second = g;
       return;
     }
-    Tensor old = leaf->grad ? Tensor(leaf->grad) : Tensor();
+    Tensor old = t->grad ? Tensor(t->grad) : Tensor();
     Tensor next = old.defined() ? add(old, g) : g;
     // A gradient stored for the first time may share storage with a tensor the caller holds;
     // .grad gets its own so that in-place updates (clipping, zeroing) touch nothing else.
     if (!old.defined() && !opts.create_graph && next.impl().storage.use_count() > 1) next = next.detach().clone();
     if (!opts.create_graph) next = next.detach();
-    leaf->grad = next.impl_ptr();
+    t->grad = next.impl_ptr();
+  };
+  // A leaf's gradient is summed over all its uses first, so that its hooks see the whole of it.
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, Tensor>> leaf_grads;
+  std::unordered_map<const TensorImpl*, size_t> leaf_slot;
+  auto deliver_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
+    auto [it, fresh] = leaf_slot.try_emplace(leaf.get(), leaf_grads.size());
+    if (fresh) leaf_grads.emplace_back(leaf, g);
+    else leaf_grads[it->second].second = add(leaf_grads[it->second].second, g);
   };
 
   for (size_t i = 0; i < roots.size(); ++i) {
@@ -151,10 +194,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     auto found = acc.find(n);
     Tensor g = found == acc.end() ? Tensor() : std::move(found->second);
     if (found != acc.end()) acc.erase(found);
+    if (g.defined() && n->hooks) g = fit_gradient(n->hooks->run(g, n->name), n->out_shape, n->out_dtype, n->name, "hook", 0);
+    if (auto t = n->retained.lock(); t && g.defined() && !sweep.functional) store(t, g);
     if (auto t = sweep.node_targets.find(n); t != sweep.node_targets.end()) t->second = accumulate(t->second, g);
     bool any_need = false;
     for (const Edge& e : n->next) any_need = any_need || edge_needed(e);
     if (any_need && g.defined() && n->backward) {
+      check_versions(*n);
       GradArgs args;
       args.grad = g;
       if (n->out_storage) {
@@ -176,13 +222,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
         if (!args.needs[k] || !grads[k].defined()) continue;
         const Edge& e = n->next[k];
         if (e.node) {
-          check(grads[k].shape() == e.node->out_shape, "backward of '{}': gradient {} has shape {}, expected {}",
-                n->name, k, grads[k].shape(), e.node->out_shape);
-          acc[e.node.get()] = accumulate(acc[e.node.get()], grads[k]);
+          Tensor gk = fit_gradient(grads[k], e.node->out_shape, e.node->out_dtype, n->name, "backward", k);
+          acc[e.node.get()] = accumulate(acc[e.node.get()], gk);
         } else if (auto leaf = e.leaf.lock()) {
-          check(grads[k].shape() == leaf->shape, "backward of '{}': gradient {} has shape {}, expected {}",
-                n->name, k, grads[k].shape(), leaf->shape);
-          deliver_leaf(leaf, grads[k]);
+          deliver_leaf(leaf, fit_gradient(grads[k], leaf->shape, leaf->dtype, n->name, "backward", k));
         }
       }
     }
@@ -191,6 +234,11 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
       n->out_storage.reset();
       n->released = true;
     }
+  }
+
+  for (auto& [leaf, g] : leaf_grads) {
+    Tensor gl = leaf->hooks ? fit_gradient(leaf->hooks->run(g, "leaf"), leaf->shape, leaf->dtype, "leaf", "hook", 0) : g;
+    store(leaf, gl);
   }
 }
 

@@ -27,22 +27,43 @@ struct Edge {
   bool needed() const { return node != nullptr || !leaf.expired(); }
 };
 
+// A tensor a backward closure reads, as it was when the op ran: its storage's version then.
+struct SavedVersion {
+  std::weak_ptr<Storage> storage;  // weak: expired means nobody kept it, so nobody can read it
+  uint32_t version = 0;
+  Shape shape;
+};
+
 struct Node : std::enable_shared_from_this<Node> {
   const char* name = "";
   std::vector<Edge> next;  // one per input
   BackwardFn backward;
-  std::shared_ptr<Storage> out_storage;  // kept only with keep_output
+  std::shared_ptr<Storage> out_storage;  // kept only when the closure reads the output
+  uint32_t out_version = 0;
+  std::vector<SavedVersion> saved;       // checked before backward runs
   Shape out_shape;
   Dtype out_dtype = Dtype::f32;
   bool released = false;  // saved state freed by a backward without retain_graph
+  std::shared_ptr<HookList> hooks;        // the output tensor's gradient hooks
+  std::weak_ptr<TensorImpl> retained;     // the output tensor, when it called retain_grad()
 
   ~Node();  // iterative: a 100k-op chain must not recurse 100k frames deep
 };
 
+// What a backward closure reads besides the upstream gradient. The engine notes each such
+// tensor's version when the op runs, and refuses to run the closure after an in-place write to one
+// ("... was modified by an in-place operation").
+struct Saved {
+  std::vector<Tensor> tensors{};  // tensors the closure captured (inputs or others, such as an index)
+  bool inputs = false;          // every input, as well as `tensors`
+  bool output = false;          // the closure reads GradArgs::out: the node keeps the output
+};
+
 // The one way onto the tape. Returns `out`, made a non-leaf with a node whose inputs are `inputs`,
-// when recording is on and some input requires grad; otherwise returns `out` untouched.
+// when recording is on and some input requires grad; otherwise returns `out` untouched. Without a
+// `saved`, every input counts as read by the closure (safe: an op that captures less says so).
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward,
-              bool keep_output = false);
+              const Saved& saved = {.inputs = true});
 
 struct GradOptions {
   bool retain_graph = false;

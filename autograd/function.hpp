@@ -71,7 +71,7 @@ struct Function {
       std::vector<Tensor> grads = Derived::backward(*ctx, {g.grad});
       ctx->needs_.clear();
       return grads;
-    });
+    }, {.tensors = ctx->saved()});
   }
 
  private:

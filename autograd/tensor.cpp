@@ -78,13 +78,13 @@ Tensor Tensor::to(Dtype d) const {
   Dtype from = dtype();
   return record("to", convert(*this, d), {*this}, [from](const GradArgs& g) -> std::vector<Tensor> {
     return {g.grad.to(from)};
-  });
+  }, {});
 }
 
 Tensor Tensor::clone() const {
   return record("clone", convert(*this, dtype()), {*this}, [](const GradArgs& g) -> std::vector<Tensor> {
     return {g.grad};
-  });
+  }, {});
 }
 
 Tensor& Tensor::requires_grad_(bool on) {
@@ -115,7 +115,54 @@ Tensor Tensor::detach() const {
   return Tensor(std::move(impl));
 }
 
+HookHandle Tensor::register_hook(GradHook fn) const {
+  check(requires_grad(), "register_hook: the tensor (shape {}) does not require grad, so no gradient will reach "
+        "a hook", shape());
+  check(static_cast<bool>(fn), "register_hook: empty function");
+  std::shared_ptr<HookList>& list = is_leaf() ? impl().hooks : impl().grad_fn->hooks;
+  if (!list) list = std::make_shared<HookList>();
+  const uint64_t id = list->next_id++;
+  list->hooks.emplace_back(id, std::move(fn));
+  return HookHandle(list, id);
+}
+
+void HookHandle::remove() {
+  if (auto list = list_.lock())
+    std::erase_if(list->hooks, [this](const auto& h) { return h.first == id_; });
+}
+
+Tensor HookList::run(Tensor grad, const char* what) const {
+  for (const auto& [id, fn] : std::vector(hooks)) {  // a copy: a hook may remove itself
+    Tensor r = fn(grad);
+    if (r.defined()) {
+      check(r.shape() == grad.shape(), "hook on '{}': returned a gradient of shape {}, expected {}", what, r.shape(),
+            grad.shape());
+      grad = r;
+    }
+  }
+  return grad;
+}
+
+void Tensor::retain_grad() const {
+  check(requires_grad(), "retain_grad: the tensor (shape {}) does not require grad", shape());
+  if (!is_leaf()) impl().grad_fn->retained = impl_;
+}
+
+bool Tensor::retains_grad() const { return !is_leaf() && impl().grad_fn->retained.lock() == impl_; }
+
+void Tensor::begin_inplace(const char* op) const {
+  if (GradMode::is_enabled() && requires_grad()) {
+    if (is_leaf())
+      fail("{}: a leaf tensor that requires grad (shape {}) is being used in an in-place operation; wrap the "
+           "update in NoGradGuard", op, shape());
+    fail("{}: in-place operation on a tensor that requires grad (shape {}, output of '{}'): the tape does not "
+         "record in-place writes; use the out-of-place op", op, shape(), grad_fn()->name);
+  }
+  impl().storage->bump_version();
+}
+
 const Tensor& Tensor::fill_(double value) const {
+  begin_inplace("fill_");
   dispatch(dtype(), [&]<class T>() {
     T* p = data<T>();
     std::fill(p, p + numel(), static_cast<T>(value));
@@ -125,6 +172,7 @@ const Tensor& Tensor::fill_(double value) const {
 
 const Tensor& Tensor::copy_(const Tensor& src) const {
   check(src.shape() == shape(), "copy_: source shape {} does not match destination shape {}", src.shape(), shape());
+  begin_inplace("copy_");
   if (src.dtype() == dtype()) {
     std::memcpy(impl().storage->data(), src.impl().storage->data(), numel() * dtype_size(dtype()));
   } else {
@@ -137,6 +185,7 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
 const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
   check(other.shape() == shape(), "add_: shape {} does not match {}", other.shape(), shape());
   check(other.dtype() == dtype(), "add_: dtype {} does not match {}", dtype_name(other.dtype()), dtype_name(dtype()));
+  begin_inplace("add_");
   dispatch(dtype(), [&]<class T>() {
     T* p = data<T>();
     const T* q = other.data<T>();
@@ -147,6 +196,7 @@ const Tensor& Tensor::add_(const Tensor& other, double alpha) const {
 }
 
 const Tensor& Tensor::mul_(double factor) const {
+  begin_inplace("mul_");
   dispatch(dtype(), [&]<class T>() {
     T* p = data<T>();
     const T f = static_cast<T>(factor);
@@ -229,12 +279,17 @@ template Tensor from_vector(const std::vector<float>&, const Shape&);
 template Tensor from_vector(const std::vector<double>&, const Shape&);
 template Tensor from_vector(const std::vector<int64_t>&, const Shape&);
 
-bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
   if (a.shape() != b.shape()) return false;
   std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
   for (size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i]) != std::isnan(y[i])) return false;
-    if (!std::isnan(x[i]) && std::abs(x[i] - y[i]) > atol + rtol * std::abs(y[i])) return false;
+    if (std::isnan(x[i]) || std::isnan(y[i])) {
+      if (!(equal_nan && std::isnan(x[i]) && std::isnan(y[i]))) return false;
+    } else if (std::isinf(x[i]) || std::isinf(y[i])) {
+      if (x[i] != y[i]) return false;  // only the same infinity
+    } else if (std::abs(x[i] - y[i]) > atol + rtol * std::abs(y[i])) {
+      return false;
+    }
   }
   return true;
 }

@@ -1,8 +1,11 @@
 // xg::Tensor: a cheap-to-copy handle to n-d row-major storage, with the autograd state of the tape.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/dtype.hpp"
@@ -24,9 +27,37 @@ class Storage {
   // Uninitialised storage for n elements of dtype d.
   static std::shared_ptr<Storage> allocate(Dtype d, int64_t n);
 
+  // Bumped by every in-place write; the tape remembers it for the tensors a backward reads, and
+  // refuses to run that backward if it moved (PyTorch's saved-tensor version check).
+  uint32_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
  protected:
   void* data_ = nullptr;
   int64_t size_ = 0;
+
+ private:
+  std::atomic<uint32_t> version_{0};
+};
+
+// Gradient hooks: fn(grad) runs when the gradient with respect to a tensor is complete, and may
+// return a replacement (an undefined tensor keeps the gradient as it is).
+using GradHook = std::function<Tensor(const Tensor&)>;
+struct HookList {
+  std::vector<std::pair<uint64_t, GradHook>> hooks;  // in registration order
+  uint64_t next_id = 0;
+  Tensor run(Tensor grad, const char* what) const;   // each hook sees the previous one's result
+};
+// Returned by register_hook; remove() unregisters the hook (a no-op once the tensor is gone).
+class HookHandle {
+ public:
+  HookHandle() = default;
+  HookHandle(std::weak_ptr<HookList> list, uint64_t id) : list_(std::move(list)), id_(id) {}
+  void remove();
+
+ private:
+  std::weak_ptr<HookList> list_;
+  uint64_t id_ = 0;
 };
 
 struct TensorImpl {
@@ -37,6 +68,7 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;  // null for leaves and for tensors outside the tape
   std::shared_ptr<TensorImpl> grad;
+  std::shared_ptr<HookList> hooks;  // a leaf's gradient hooks (a non-leaf's live on its grad_fn)
 };
 
 struct BackwardOptions {
@@ -82,14 +114,32 @@ class Tensor {
   void backward(const BackwardOptions& opts = {}) const;  // scalar output
   void backward(const Tensor& grad_output, const BackwardOptions& opts = {}) const;
   Tensor detach() const;  // same storage, off the tape
+  // fn(grad) runs when this tensor's gradient is complete (summed over its uses), before it reaches
+  // .grad or the op that produced the tensor; hooks run in registration order, each may return a
+  // replacement gradient of the same shape. Like torch.Tensor.register_hook.
+  HookHandle register_hook(GradHook fn) const;
+  template <class F>
+    requires std::is_void_v<std::invoke_result_t<F, const Tensor&>>
+  HookHandle register_hook(F fn) const {  // a hook that only observes
+    return register_hook(GradHook([fn = std::move(fn)](const Tensor& g) { fn(g); return Tensor(); }));
+  }
+  // A non-leaf keeps its gradient in .grad after backward, as a leaf does (a no-op on leaves).
+  void retain_grad() const;
+  bool retains_grad() const;
 
   // In-place updates of the values, never recorded (optimizers, initialisers). Const like the
-  // handle: they change the shared storage, not which storage the handle points to.
+  // handle: they change the shared storage, not which storage the handle points to. Each bumps the
+  // storage's version, so a backward that saved this tensor before the write refuses to run. With
+  // recording on they refuse a tensor that requires grad (use NoGradGuard, or an out-of-place op).
   const Tensor& fill_(double value) const;
   const Tensor& zero_() const { return fill_(0.0); }
   const Tensor& copy_(const Tensor& src) const;                  // same shape; converts dtype
   const Tensor& add_(const Tensor& other, double alpha = 1.0) const;  // this += alpha * other
   const Tensor& mul_(double factor) const;
+  // The storage's in-place write count. Code that writes a tensor's buffer through data<T>() after
+  // the tensor may have been saved by the tape calls bump_version() (the methods above do).
+  uint32_t version() const { return impl().storage->version(); }
+  void bump_version() const { impl().storage->bump_version(); }
 
   bool same(const Tensor& o) const { return impl_ == o.impl_; }
   TensorImpl& impl() const {
@@ -101,6 +151,7 @@ class Tensor {
 
  private:
   void check_dtype(Dtype want) const;
+  void begin_inplace(const char* op) const;  // refuses a tensor on the tape, bumps the version
   std::shared_ptr<TensorImpl> impl_;
 };
 
@@ -127,6 +178,8 @@ Tensor from_vector(const std::vector<T>& data) {
 // Randomness: one global generator, seeded by manual_seed (default seed 0 is fixed, so runs repeat).
 void manual_seed(uint64_t seed);
 
-bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+// torch.allclose: |a - b| <= atol + rtol |b| elementwise; an infinity equals only the same infinity,
+// NaN equals nothing unless equal_nan. Tensors of different shapes are not close.
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8, bool equal_nan = false);
 
 }  // namespace xg

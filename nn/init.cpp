@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "autograd/grad_mode.hpp"
+
 namespace xg::nn::init {
 
 std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
@@ -14,6 +16,7 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
 
 void uniform_(const Tensor& t, double lo, double hi) {
   check(is_floating(t.dtype()), "uniform_: needs a floating tensor, got {}", dtype_name(t.dtype()));
+  NoGradGuard no_grad;  // initialising is not an op on the tape, as in PyTorch
   t.copy_(uniform(t.shape(), lo, hi, t.dtype()));
 }
 
@@ -21,12 +24,16 @@ void normal_(const Tensor& t, double mean, double std) {
   check(is_floating(t.dtype()), "normal_: needs a floating tensor, got {}", dtype_name(t.dtype()));
   check(std >= 0 && std::isfinite(std) && std::isfinite(mean), "normal_: needs a finite mean and std >= 0, got mean {} and std {}",
         mean, std);
+  NoGradGuard no_grad;
   t.copy_(add(mul(randn(t.shape(), t.dtype()), std), mean));
 }
 
-void constant_(const Tensor& t, double value) { t.fill_(value); }
-void zeros_(const Tensor& t) { t.fill_(0.0); }
-void ones_(const Tensor& t) { t.fill_(1.0); }
+void constant_(const Tensor& t, double value) {
+  NoGradGuard no_grad;
+  t.fill_(value);
+}
+void zeros_(const Tensor& t) { constant_(t, 0.0); }
+void ones_(const Tensor& t) { constant_(t, 1.0); }
 
 void kaiming_uniform_(const Tensor& t, double a) {
   const int64_t fan_in = calculate_fan_in_and_fan_out(t).first;

@@ -52,14 +52,14 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Promoted p = prepare(a, b, "add");
   return record("add", arith(p, std::plus<>()), {p.a, p.b}, [sa = p.a.shape(), sb = p.b.shape()](const GradArgs& g) {
     return Grads{g.needs[0] ? sum_to(g.grad, sa) : Tensor(), g.needs[1] ? sum_to(g.grad, sb) : Tensor()};
-  });
+  }, {});
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Promoted p = prepare(a, b, "sub");
   return record("sub", arith(p, std::minus<>()), {p.a, p.b}, [sa = p.a.shape(), sb = p.b.shape()](const GradArgs& g) {
     return Grads{g.needs[0] ? sum_to(g.grad, sa) : Tensor(), g.needs[1] ? sum_to(neg(g.grad), sb) : Tensor()};
-  });
+  }, {});
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
@@ -126,7 +126,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     Tensor zero = scalar_tensor(0.0, g.grad.dtype());
     return Grads{g.needs[0] ? sum_to(where(c, g.grad, zero), sa) : Tensor(),
                  g.needs[1] ? sum_to(where(c, zero, g.grad), sb) : Tensor()};
-  });
+  }, {.tensors = {c}});
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, double b) { return where(cond, a, scalar_like(a, b)); }

@@ -52,7 +52,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   });
   return record("gather", out, {x}, [d, index, shape = x.shape(), dt = x.dtype()](const GradArgs& g) {
     return Grads{scatter_add(zeros(shape, dt), d, index, g.grad)};
-  });
+  }, {.tensors = {index}});
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
@@ -68,7 +68,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   });
   return record("scatter_add", out, {x, s}, [d, index](const GradArgs& g) {
     return Grads{g.needs[0] ? g.grad : Tensor(), g.needs[1] ? gather(g.grad, d, index) : Tensor()};
-  });
+  }, {.tensors = {index}});
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {

@@ -64,7 +64,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
   return record("softmax", softmax_kernel(x, d, false), {x}, [d](const GradArgs& g) {
     const Tensor& y = g.out;
     return Grads{mul(y, sub(g.grad, sum(mul(g.grad, y), {d}, true)))};
-  }, true);
+  }, {.output = true});
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
@@ -72,7 +72,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   int64_t d = wrap_dim(dim, x.dim(), "log_softmax");
   return record("log_softmax", softmax_kernel(x, d, true), {x}, [d](const GradArgs& g) {
     return Grads{sub(g.grad, mul(exp(g.out), sum(g.grad, {d}, true)))};
-  }, true);
+  }, {.output = true});
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& labels) {

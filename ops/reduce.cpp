@@ -122,7 +122,7 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
   ReducePlan p = plan(x.shape(), dims, keepdim, "sum");
   return record("sum", sum_kernel(x, p), {x}, [kept = p.kept, shape = x.shape()](const GradArgs& g) {
     return Grads{expand(reshape(g.grad, kept), shape)};
-  });
+  }, {});
 }
 
 Tensor sum(const Tensor& x) { return sum(x, {}, false); }

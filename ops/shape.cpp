@@ -40,7 +40,7 @@ Tensor extract(const Tensor& x, const Dims& starts, const Dims& steps, const Sha
   });
   return record("extract", out, {x}, [shape = x.shape(), starts, steps](const GradArgs& g) {
     return Grads{embed(g.grad, shape, starts, steps, 0.0)};
-  });
+  }, {});
 }
 
 Tensor embed(const Tensor& g, const Shape& big, const Dims& starts, const Dims& steps, double fill) {
@@ -58,7 +58,7 @@ Tensor embed(const Tensor& g, const Shape& big, const Dims& starts, const Dims& 
   });
   return record("embed", out, {g}, [starts, steps, shape = g.shape()](const GradArgs& gg) {
     return Grads{extract(gg.grad, starts, steps, shape)};
-  });
+  }, {});
 }
 
 }  // namespace
@@ -86,7 +86,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   if (s == x.shape()) return x;
   return record("reshape", view_as(x, s), {x}, [in = x.shape()](const GradArgs& g) {
     return Grads{reshape(g.grad, in)};
-  });
+  }, {});
 }
 
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
@@ -127,7 +127,7 @@ Tensor permute(const Tensor& x, const Dims& dims) {
       for (int64_t i = 0; i < n; ++i) po[o + i] = px[off[0] + i * s[0]];
     });
   });
-  return record("permute", out, {x}, [inverse](const GradArgs& g) { return Grads{permute(g.grad, inverse)}; });
+  return record("permute", out, {x}, [inverse](const GradArgs& g) { return Grads{permute(g.grad, inverse)}; }, {});
 }
 
 Tensor flip(const Tensor& x, const Dims& dims) {
@@ -157,7 +157,7 @@ Tensor flip(const Tensor& x, const Dims& dims) {
       for (int64_t d = r - 2; d >= 0 && ++idx[d] == s[d]; --d) idx[d] = 0;
     }
   });
-  return record("flip", out, {x}, [dims](const GradArgs& g) { return Grads{flip(g.grad, dims)}; });
+  return record("flip", out, {x}, [dims](const GradArgs& g) { return Grads{flip(g.grad, dims)}; }, {});
 }
 
 Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
@@ -248,7 +248,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
       at += sizes[k];
     }
     return gs;
-  });
+  }, {});
 }
 
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
@@ -311,7 +311,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
       else std::memcpy(po + o, px + off[0], n * sizeof(T));
     });
   });
-  return record("expand", out, {x}, [in = x.shape()](const GradArgs& g) { return Grads{sum_to(g.grad, in)}; });
+  return record("expand", out, {x}, [in = x.shape()](const GradArgs& g) { return Grads{sum_to(g.grad, in)}; }, {});
 }
 
 }  // namespace xg

@@ -29,12 +29,12 @@ Tensor zero_of(const Tensor& g) { return scalar_tensor(0.0, g.dtype()); }
 
 Tensor neg(const Tensor& x) {
   return record("neg", map_any(x, "neg", [](auto v) { return -v; }), {x},
-                [](const GradArgs& g) { return Grads{neg(g.grad)}; });
+                [](const GradArgs& g) { return Grads{neg(g.grad)}; }, {});
 }
 
 Tensor exp(const Tensor& x) {
   return record("exp", map_floating(x, "exp", [](auto v) { return std::exp(v); }), {x},
-                [](const GradArgs& g) { return Grads{mul(g.grad, g.out)}; }, /*keep_output=*/true);
+                [](const GradArgs& g) { return Grads{mul(g.grad, g.out)}; }, {.output = true});
 }
 
 Tensor log(const Tensor& x) {
@@ -44,7 +44,7 @@ Tensor log(const Tensor& x) {
 
 Tensor sqrt(const Tensor& x) {
   return record("sqrt", map_floating(x, "sqrt", [](auto v) { return std::sqrt(v); }), {x},
-                [](const GradArgs& g) { return Grads{div(g.grad, mul(g.out, 2.0))}; }, true);
+                [](const GradArgs& g) { return Grads{div(g.grad, mul(g.out, 2.0))}; }, {.output = true});
 }
 
 Tensor pow(const Tensor& x, double p) {
@@ -79,13 +79,14 @@ Tensor relu_backward(const Tensor& g, const Tensor& out) {
       }
     });
   });
-  return record("relu_backward", dx, {g}, [out](const GradArgs& gg) { return Grads{relu_backward(gg.grad, out)}; });
+  return record("relu_backward", dx, {g}, [out](const GradArgs& gg) { return Grads{relu_backward(gg.grad, out)}; },
+                {.tensors = {out}});
 }
 }  // namespace
 
 Tensor relu(const Tensor& x) {
   return record("relu", map_any(x, "relu", [](auto v) { return v < 0 ? decltype(v)(0) : v; }), {x},
-                [](const GradArgs& g) { return Grads{relu_backward(g.grad, g.out.detach())}; }, true);
+                [](const GradArgs& g) { return Grads{relu_backward(g.grad, g.out.detach())}; }, {.output = true});
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
@@ -95,12 +96,12 @@ Tensor leaky_relu(const Tensor& x, double slope) {
 
 Tensor sigmoid(const Tensor& x) {
   return record("sigmoid", map_floating(x, "sigmoid", [](auto v) { return 1 / (1 + std::exp(-v)); }), {x},
-                [](const GradArgs& g) { return Grads{mul(g.grad, mul(g.out, 1.0 - g.out))}; }, true);
+                [](const GradArgs& g) { return Grads{mul(g.grad, mul(g.out, 1.0 - g.out))}; }, {.output = true});
 }
 
 Tensor tanh(const Tensor& x) {
   return record("tanh", map_floating(x, "tanh", [](auto v) { return std::tanh(v); }), {x},
-                [](const GradArgs& g) { return Grads{mul(g.grad, 1.0 - mul(g.out, g.out))}; }, true);
+                [](const GradArgs& g) { return Grads{mul(g.grad, 1.0 - mul(g.out, g.out))}; }, {.output = true});
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {

@@ -57,6 +57,7 @@ void Optimizer::step() {
     Tensor g = params_[i].grad();
     if (!g.defined()) continue;
     ++state_[i].step;
+    params_[i].bump_version();  // update() writes the parameter's buffer in place
     update(params_[i], g, state_[i]);
   }
 }
@@ -162,6 +163,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
   if (grads.empty()) return 0.0;
   const double total = inf ? acc : std::pow(acc, 1.0 / norm_type);
   const double coef = std::min(1.0, max_norm / (total + 1e-6));
+  NoGradGuard no_grad;  // a gradient kept with create_graph is itself on the tape
   for (const Tensor& g : grads) g.mul_(coef);
   return total;
 }

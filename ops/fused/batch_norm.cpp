@@ -115,6 +115,10 @@ struct BatchNormFn : Function<BatchNormFn> {
         }
       });
     });
+    if (training && running_mean.defined()) {  // written in place above
+      running_mean.bump_version();
+      running_var.bump_version();
+    }
     ctx.save_for_backward({x, gamma});
     ctx.save("stats", st);
     return out;

@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autograd/function.hpp"
 #include "ops/ops.hpp"
 
 namespace xg {
@@ -292,6 +293,30 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     check(g.defined() || opts.allow_unused, "grad: input {} is not used by the outputs", i);
     result.push_back(g);
   }
+  return result;
+}
+
+std::vector<Tensor> composite_backward(const std::function<Tensor(const std::vector<Tensor>&)>& composition,
+                                       const std::vector<Tensor>& inputs, const Tensor& grad,
+                                       const std::vector<bool>& needs) {
+  // The composition runs on identity aliases of the inputs, so the functional sweep below stops at
+  // them: nothing upstream of the fused op is visited, and no hook of an input runs twice.
+  std::vector<Tensor> alias, targets;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    if (!in.defined() || !in.requires_grad()) {
+      alias.push_back(in);
+      continue;
+    }
+    alias.push_back(record("alias", in.detach(), {in}, [](const GradArgs& g) { return std::vector<Tensor>{g.grad}; }, {}));
+    if (i < needs.size() && needs[i]) targets.push_back(alias.back()), at.push_back(i);
+  }
+  std::vector<Tensor> result(inputs.size());
+  Tensor y = composition(alias);
+  if (targets.empty() || !y.requires_grad()) return result;
+  std::vector<Tensor> gs = xg::grad({y}, targets, {grad}, {.create_graph = true});
+  for (size_t k = 0; k < at.size(); ++k) result[at[k]] = gs[k];
   return result;
 }
 

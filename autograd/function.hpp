@@ -3,6 +3,7 @@
 #pragma once
 
 #include <any>
+#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -41,6 +42,15 @@ class Context {
   std::unordered_map<std::string, std::any> data_;
   std::vector<bool> needs_;
 };
+
+// A differentiable backward for a fused op: the gradients of `composition` (the op written with
+// primitive ops, such as its xg::ref version) at `inputs`, for the upstream gradient `grad`, recorded
+// on the tape. A fused op returns these when create_graph is on (GradMode is enabled inside its
+// backward), so its gradients can be differentiated again, while first-order backward keeps the
+// hand-written kernel. needs[i]: input i wants a gradient (Context::needs_input_grad).
+std::vector<Tensor> composite_backward(const std::function<Tensor(const std::vector<Tensor>&)>& composition,
+                                       const std::vector<Tensor>& inputs, const Tensor& grad,
+                                       const std::vector<bool>& needs);
 
 // struct Square : xg::Function<Square> {
 //   static Tensor forward(Context& ctx, const Tensor& x);                      // recording off

@@ -73,9 +73,12 @@ GradcheckResult gradcheck(const TensorFn& fn, const std::vector<Tensor>& inputs,
         const double rel_err = abs_err / std::max({std::abs(ana), std::abs(num), 1e-12});
         r.max_abs_err = std::max(r.max_abs_err, abs_err);
         if (abs_err > 1e-12) r.max_rel_err = std::max(r.max_rel_err, rel_err);
-        const double excess = abs_err - (opts.atol + opts.rtol * std::abs(num));
-        if (excess > worst_excess || (!std::isfinite(ana) && r.ok)) {
-          worst_excess = std::isfinite(excess) ? excess : INFINITY;
+        // A non-finite value on either side is a failure (NaN compares false against any tolerance,
+        // so it must be caught before the comparison, not by it).
+        const bool finite = std::isfinite(ana) && std::isfinite(num);
+        const double excess = finite ? abs_err - (opts.atol + opts.rtol * std::abs(num)) : INFINITY;
+        if (excess > worst_excess || (!finite && r.ok)) {
+          worst_excess = excess;
           r.ok = false;
           r.input = static_cast<int64_t>(wrt[t]);
           r.element = e;
@@ -88,22 +91,90 @@ GradcheckResult gradcheck(const TensorFn& fn, const std::vector<Tensor>& inputs,
   }
   if (!r.ok)
     r.message = fmt::format("gradcheck failed: input {} element {} (upstream gradient {}): analytic {:.10g} vs "
-                            "numeric {:.10g}; max abs err {:.3g}, max rel err {:.3g}",
-                            r.input, r.element, r.projection, r.analytic, r.numeric, r.max_abs_err, r.max_rel_err);
+                            "numeric {:.10g}{}; max abs err {:.3g}, max rel err {:.3g}",
+                            r.input, r.element, r.projection, r.analytic, r.numeric,
+                            std::isfinite(r.analytic) && std::isfinite(r.numeric) ? "" : " (not finite)",
+                            r.max_abs_err, r.max_rel_err);
+  return r;
+}
+
+GradcheckResult gradgradcheck(const TensorFn& fn, const std::vector<Tensor>& inputs, const GradgradcheckOptions& opts) {
+  std::vector<size_t> wrt;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].requires_grad()) wrt.push_back(i);
+  check(!wrt.empty(), "gradgradcheck: no input requires grad");
+  Shape out_shape;
+  {
+    NoGradGuard no_grad;
+    std::vector<Tensor> probe;
+    for (const Tensor& in : inputs) probe.push_back(in.defined() && in.requires_grad() ? in.detach().to(Dtype::f64) : in);
+    Tensor y = fn(probe);
+    check(y.defined() && is_floating(y.dtype()), "gradgradcheck: the function must return a floating tensor");
+    out_shape = y.shape();
+  }
+  std::mt19937_64 saved = generator();
+  manual_seed(opts.seed);
+  Tensor v = randn(out_shape, Dtype::f64);
+  generator() = saved;
+  v.requires_grad_();
+
+  // The first derivatives, flattened into one vector; gradcheck differentiates them once more.
+  TensorFn first = [&fn, &wrt](const std::vector<Tensor>& xs) {
+    GradModeGuard record(true);  // gradcheck's central differences run with recording off
+    std::vector<Tensor> ins(xs.begin(), xs.end() - 1), targets;
+    for (size_t i : wrt) targets.push_back(ins[i]);
+    Tensor y = fn(ins);
+    std::vector<Tensor> gs = y.requires_grad() ? grad({y}, targets, {xs.back()}, {.create_graph = true})
+                                               : std::vector<Tensor>(targets.size());
+    std::vector<Tensor> flat;
+    for (size_t k = 0; k < gs.size(); ++k)
+      flat.push_back(reshape(gs[k].defined() ? gs[k] : zeros_like(targets[k]), {-1}));
+    return cat(flat, 0);
+  };
+  std::vector<Tensor> all = inputs;
+  all.push_back(v);
+  GradcheckResult r = gradcheck(first, all, opts);
+  if (!r.ok) r.message = "gradgradcheck: " + r.message + " (input " + std::to_string(inputs.size()) +
+                         " is the upstream gradient)";
   return r;
 }
 
 namespace {
-double relative_error(const Tensor& a, const Tensor& b) {
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+// Elementwise, with allclose's rules for non-finite values: an infinity matches only the same
+// infinity, NaN only NaN (the two implementations agree that the value is undefined). Finite
+// elements may differ by rtol * (|reference| + max |reference|): relative where values are large,
+// normwise where cancellation leaves them small. Returns the normwise error max |a-b| / max |ref|
+// over the finite elements, and the first element at fault.
+struct Comparison {
+  double err = 0;
+  int64_t bad = -1;
+  double a = 0, b = 0;
+};
+Comparison compare(const Tensor& ta, const Tensor& tb, double rtol) {
+  std::vector<double> x = ta.to_vector<double>(), y = tb.to_vector<double>();
   double diff = 0, scale = 0;
+  for (double v : y)
+    if (std::isfinite(v)) scale = std::max(scale, std::abs(v));
+  Comparison c;
   for (size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i]) != std::isnan(y[i])) return INFINITY;
-    if (std::isnan(x[i])) continue;
-    diff = std::max(diff, std::abs(x[i] - y[i]));
-    scale = std::max(scale, std::abs(y[i]));
+    bool ok;
+    if (std::isnan(x[i]) || std::isnan(y[i])) ok = std::isnan(x[i]) && std::isnan(y[i]);
+    else if (std::isinf(x[i]) || std::isinf(y[i])) ok = x[i] == y[i];
+    else {
+      const double d = std::abs(x[i] - y[i]);
+      diff = std::max(diff, d);
+      ok = d <= rtol * (std::abs(y[i]) + scale);
+    }
+    if (!ok && c.bad < 0) c.bad = static_cast<int64_t>(i), c.a = x[i], c.b = y[i];
   }
-  return diff == 0 ? 0 : diff / std::max(scale, 1e-300);
+  c.err = diff == 0 ? 0 : diff / std::max(scale, 1e-300);
+  if (c.bad >= 0 && c.err <= rtol) c.err = INFINITY;  // the fault is a non-finite mismatch
+  return c;
+}
+
+std::string describe(const Comparison& c, double rtol) {
+  return fmt::format("relative error {:.3g} > {:.3g}, first at element {} ({:.9g} vs reference {:.9g})", c.err, rtol,
+                     c.bad, c.a, c.b);
 }
 
 std::vector<Tensor> fresh_leaves(const std::vector<Tensor>& inputs) {
@@ -129,8 +200,9 @@ ReferenceCheckResult check_against_reference(const TensorFn& fused, const Tensor
         ya.shape(), yb.shape());
   ReferenceCheckResult r;
   const double rtol = opts.rtol > 0 ? opts.rtol : (yb.dtype() == Dtype::f64 ? 1e-12 : 1e-5);
-  r.output_err = relative_error(ya, yb);
-  if (r.output_err > rtol) r.message += fmt::format("output differs: relative error {:.3g} > {:.3g}; ", r.output_err, rtol);
+  Comparison out = compare(ya, yb, rtol);
+  r.output_err = out.err;
+  if (out.bad >= 0) r.message += fmt::format("output differs: {}; ", describe(out, rtol));
 
   std::mt19937_64 saved = generator();  // the upstream gradient must not disturb the caller's stream
   manual_seed(opts.seed);
@@ -145,9 +217,9 @@ ReferenceCheckResult check_against_reference(const TensorFn& fused, const Tensor
     for (size_t i = 0; i < ta.size(); ++i) {
       Tensor a = ga[i].defined() ? ga[i] : zeros_like(ta[i]);
       Tensor b = gb[i].defined() ? gb[i] : zeros_like(tb[i]);
-      double e = relative_error(a, b);
-      r.grad_errs.push_back(e);
-      if (e > rtol) r.message += fmt::format("gradient of input {} differs: relative error {:.3g} > {:.3g}; ", i, e, rtol);
+      Comparison e = compare(a, b, rtol);
+      r.grad_errs.push_back(e.err);
+      if (e.bad >= 0) r.message += fmt::format("gradient of input {} differs: {}; ", i, describe(e, rtol));
     }
   }
   r.ok = r.message.empty();

@@ -35,16 +35,28 @@ struct GradcheckResult {
 // to max_outputs elements, three random upstream gradients beyond.
 GradcheckResult gradcheck(const TensorFn& fn, const std::vector<Tensor>& inputs, const GradcheckOptions& opts = {});
 
+// Elements are compared as allclose does, with atol = rtol * max |reference|: |a - b| <= rtol (|ref| +
+// max |ref|), an infinity only equal to the same infinity, NaN only to NaN.
+// Second derivatives: gradcheck of the map (inputs, v) -> v^T J(inputs), the vector-Jacobian product
+// the tape computes with create_graph, for a random upstream gradient v (drawn from `seed`, without
+// disturbing the global generator). Checks the double backward of every op fn uses, as
+// torch.autograd.gradgradcheck does.
+struct GradgradcheckOptions : GradcheckOptions {
+  uint64_t seed = 4321;
+};
+GradcheckResult gradgradcheck(const TensorFn& fn, const std::vector<Tensor>& inputs,
+                              const GradgradcheckOptions& opts = {});
+
 struct ReferenceCheckOptions {
-  double rtol = 0;  // 0: 1e-5 for f32, 1e-12 for f64 (max |a-b| relative to max |reference|)
+  double rtol = 0;  // 0: 1e-5 for f32, 1e-12 for f64
   uint64_t seed = 1234;
 };
 
 struct ReferenceCheckResult {
   bool ok = true;
-  double output_err = 0;           // relative, as above
+  double output_err = 0;           // max |a-b| / max |reference| over finite elements; inf for a non-finite mismatch
   std::vector<double> grad_errs;   // per input that requires grad
-  std::string message;
+  std::string message;             // names the first element at fault
 };
 
 // Runs both implementations on the same inputs, compares outputs, then backpropagates one random

@@ -21,7 +21,6 @@ int64_t columns_grain(int64_t N) { return std::max<int64_t>(1, (int64_t{1} << 15
 
 struct BatchNormFn : Function<BatchNormFn> {
   static constexpr const char* name = "batch_norm";
-  static constexpr bool once_differentiable = true;
 
   struct Stats {
     int64_t N, C, HW;
@@ -121,13 +120,35 @@ struct BatchNormFn : Function<BatchNormFn> {
     }
     ctx.save_for_backward({x, gamma});
     ctx.save("stats", st);
+    ctx.save("eps", eps);
     return out;
+  }
+
+  // With create_graph on: gradients through the primitive composition (batch statistics in
+  // training, the frozen ones in eval), which the tape can differentiate again.
+  static std::vector<Tensor> differentiable_backward(Context& ctx, const Stats& s, const Tensor& dy) {
+    const Tensor& x = ctx.saved()[0];
+    const Dims dims = x.dim() == 2 ? Dims{0} : Dims{0, 2, 3};
+    Shape bshape(x.dim(), 1);
+    bshape[1] = s.C;
+    const double eps = ctx.get<double>("eps");
+    Tensor mu = from_vector(s.mean, bshape).to(x.dtype()), invstd = from_vector(s.invstd, bshape).to(x.dtype());
+    auto composition = [&](const std::vector<Tensor>& v) {
+      Tensor xhat = s.training ? ref::batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, eps)
+                               : (v[0] - mu) * invstd;
+      return v[1].defined() ? xhat * reshape(v[1], bshape) : xhat;
+    };
+    std::vector<Tensor> d = composite_backward(composition, ctx.saved(), dy,
+                                               {ctx.needs_input_grad(0), ctx.needs_input_grad(1)});
+    Tensor dbeta = ctx.needs_input_grad(2) ? sum(dy, dims) : Tensor();
+    return {d[0], d[1], dbeta, Tensor(), Tensor()};
   }
 
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
     const Tensor &x = ctx.saved()[0], &gamma = ctx.saved()[1];
     const Stats& s = *ctx.get<std::shared_ptr<Stats>>("stats");
     const Tensor& dy = grads[0];
+    if (GradMode::is_enabled()) return differentiable_backward(ctx, s, dy);
     const bool want_x = ctx.needs_input_grad(0);
     Tensor dx = want_x ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
     Tensor dgamma = ctx.needs_input_grad(1) && gamma.defined() ? Tensor::empty({s.C}, x.dtype()) : Tensor();

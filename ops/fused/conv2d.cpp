@@ -149,7 +149,6 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
 
 struct Conv2dFn : Function<Conv2dFn> {
   static constexpr const char* name = "conv2d";
-  static constexpr bool once_differentiable = true;
 
   static Tensor forward(Context& ctx, const Tensor& x, const Tensor& w, const Tensor& b, const ConvGeometry& g) {
     ctx.save_for_backward({x, w});
@@ -167,6 +166,13 @@ struct Conv2dFn : Function<Conv2dFn> {
     const Tensor &x = ctx.saved()[0], &w = ctx.saved()[1];
     const auto& g = ctx.get<ConvGeometry>("g");
     Tensor dout = grads[0], dx, dw, db;
+    if (GradMode::is_enabled()) {  // create_graph: gradients the tape can differentiate again
+      const Conv2dOptions o{.stride = {g.SH, g.SW}, .padding = {g.PH, g.PW}};
+      std::vector<Tensor> d = composite_backward([&o](const std::vector<Tensor>& v) { return ref::conv2d(v[0], v[1], Tensor(), o); },
+                                                 {x, w}, dout, {ctx.needs_input_grad(0), ctx.needs_input_grad(1)});
+      if (ctx.needs_input_grad(2) && ctx.get<bool>("has_bias")) db = sum(dout, {0, 2, 3});
+      return {d[0], d[1], db};
+    }
     if (ctx.needs_input_grad(0)) dx = Tensor::empty(x.shape(), x.dtype());
     if (ctx.needs_input_grad(1)) dw = Tensor::empty(w.shape(), w.dtype());
     if (ctx.needs_input_grad(2) && ctx.get<bool>("has_bias")) db = Tensor::empty({g.F}, x.dtype());

@@ -15,9 +15,17 @@ namespace {
 
 using detail::PoolGeometry;
 
+// With create_graph on, the gradient through the op's reference composition, which the tape can
+// differentiate again (the input is saved for this alone).
+std::vector<Tensor> differentiable_backward(Context& ctx, const Tensor& dy, Tensor (*ref_op)(const Tensor&, const Pool2dOptions&)) {
+  const auto& g = ctx.get<PoolGeometry>("g");
+  const Pool2dOptions o{.kernel = {g.KH, g.KW}, .stride = {g.SH, g.SW}, .padding = {g.PH, g.PW}};
+  return composite_backward([&](const std::vector<Tensor>& v) { return ref_op(v[0], o); }, ctx.saved(), dy,
+                            {ctx.needs_input_grad(0)});
+}
+
 struct MaxPool2dFn : Function<MaxPool2dFn> {
   static constexpr const char* name = "max_pool2d";
-  static constexpr bool once_differentiable = true;
   using Argmax = std::shared_ptr<std::vector<int32_t>>;  // per output: offset within its input plane
 
   static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
@@ -64,6 +72,7 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       }
       });
     });
+    ctx.save_for_backward({x});  // read only by the create_graph backward
     ctx.save("g", g);
     ctx.save("arg", arg);
     ctx.save("dtype", x.dtype());
@@ -72,6 +81,7 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
 
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
     const auto& g = ctx.get<PoolGeometry>("g");
+    if (GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], ref::max_pool2d);
     const int32_t* pa = ctx.get<Argmax>("arg")->data();
     Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
     dispatch_floating(dx.dtype(), [&]<class T>() {
@@ -91,7 +101,6 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
 
 struct AvgPool2dFn : Function<AvgPool2dFn> {
   static constexpr const char* name = "avg_pool2d";
-  static constexpr bool once_differentiable = true;
 
   // Visits each window's in-bounds positions: f(plane, output index, input offset in plane).
   template <class F>
@@ -116,6 +125,7 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
       for_windows(g, [&](int64_t plane, int64_t o, int64_t i) { po[o] += px[plane * g.H * g.W + i]; });
       for (int64_t o = 0; o < out.numel(); ++o) po[o] *= scale;
     });
+    ctx.save_for_backward({x});  // read only by the create_graph backward
     ctx.save("g", g);
     ctx.save("dtype", x.dtype());
     return out;
@@ -123,6 +133,7 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
 
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
     const auto& g = ctx.get<PoolGeometry>("g");
+    if (GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], ref::avg_pool2d);
     Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
     dispatch_floating(dx.dtype(), [&]<class T>() {
       const T* pg = grads[0].data<T>();

@@ -183,7 +183,7 @@ void Module::load_state_dict(const NamedTensors& state) {
   check(problems.empty(), "{}: load_state_dict: {}; the model is unchanged", name(), problems);
   std::unordered_map<std::string, Tensor> given(state.begin(), state.end());
   NoGradGuard no_grad;
-  for (const auto& [n, t] : state_dict()) t.copy_(given.at(n));
+  for (const auto& [n, t] : state_dict()) t.copy_(given.find(n)->second);  // mismatches() checked every name
 }
 
 void Module::save(const std::string& path, const Metadata& metadata) const {

@@ -62,6 +62,11 @@ void Optimizer::step() {
   }
 }
 
+const ParamState& Optimizer::state(size_t index) const {
+  check(index < state_.size(), "{}: state({}): there are {} parameters", name_, index, state_.size());
+  return state_[index];
+}
+
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
 }

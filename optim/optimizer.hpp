@@ -37,7 +37,7 @@ class Optimizer {
   virtual void set_momentum(double m);
 
   const std::vector<Tensor>& params() const { return params_; }
-  const ParamState& state(size_t index) const { return state_.at(index); }
+  const ParamState& state(size_t index) const;
   const std::string& name() const { return name_; }
 
   // "lr", "momentum" (when has_momentum), and per parameter index i "state.i.step" (i64 0-d) and

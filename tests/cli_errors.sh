@@ -35,5 +35,18 @@ expect_error "data_batch_2.bin" --data "$tmp/trunc"
 printf '\x0a' | dd of="$tmp/label/data_batch_3.bin" bs=1 count=1 conv=notrunc 2>/dev/null
 expect_error "label 10" --data "$tmp/label"
 
+# Good data, but a run directory under a regular file: one error line, exit 1, no abort.
+mkdir -p "$tmp/good"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+  head -c 6146 /dev/zero > "$tmp/good/$f.bin"
+done
+touch "$tmp/afile"
+out=$("$bin" --data "$tmp/good" --num-val 1 --epochs 1 --max-steps 1 --batch-size 4 --model twolayer --run-dir "$tmp/afile/run" 2>&1)
+rc=$?
+if [ "$rc" -ne 1 ] || [[ "$out" != *"error: Trainer: cannot create the directory '$tmp/afile/run'"* ]]; then
+  echo "FAIL: --run-dir under a file (exit $rc): $out"
+  failures=$((failures + 1))
+fi
+
 [ "$failures" -eq 0 ] && echo "cli_errors: all bad inputs rejected"
 exit "$failures"

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "data_fixtures.hpp"
+#include "train/files.hpp"
 #include "train/models.hpp"
 #include "train/trainer.hpp"
 
@@ -171,6 +172,78 @@ TEST_CASE("faults: a NaN loss stops the run naming the step, and the last good c
   o.resume = true;
   train::Trainer again(model, split.train, split.val, data::Subset(), o);
   CHECK(again.fit().losses.size() == 12);
+}
+
+namespace {
+// The checkpoint at `ck` rewritten with `edit` applied to its tensors and metadata.
+void rewrite(const std::string& ck, const std::function<void(nn::Safetensors&)>& edit) {
+  nn::Safetensors s = nn::load_safetensors(ck);
+  edit(s);
+  nn::save_safetensors(ck, s.tensors, s.metadata);
+}
+}  // namespace
+
+TEST_CASE("faults: --resume validates the whole checkpoint before anything changes") {
+  TempDir dir;
+  auto data = easy_data(96, 4);
+  data::Split split = data::train_val_split(data, 32);
+  auto model = models::make_model("twolayer");
+  train::Trainer(model, split.train, split.val, data::Subset(), small(dir.str(), 1)).fit();
+  const std::string ck = (dir.path / "checkpoint.safetensors").string();
+  const nn::Safetensors good = nn::load_safetensors(ck);
+  train::TrainerOptions o = small(dir.str(), 2);
+  o.resume = true;
+  auto weights = [&] {
+    std::vector<float> w;
+    for (const auto& [n, t] : model->state_dict()) {
+      std::vector<float> v = t.to_vector<float>();
+      w.insert(w.end(), v.begin(), v.end());
+    }
+    return w;
+  };
+  for (const char* key : {"epoch", "best_val_acc", "best_epoch"}) {
+    CAPTURE(key);
+    nn::save_safetensors(ck, good.tensors, good.metadata);
+    rewrite(ck, [&](nn::Safetensors& s) { s.metadata[key] = "12abc"; });
+    train::Trainer t(model, split.train, split.val, data::Subset(), o);
+    CHECK_ERROR(t.fit(), fmt::format("has '{}' = '12abc' in its metadata, which is not a number", key));
+  }
+  nn::save_safetensors(ck, good.tensors, good.metadata);
+  rewrite(ck, [](nn::Safetensors& s) { s.metadata["rng"] = "not a generator"; });
+  CHECK_ERROR(train::Trainer(model, split.train, split.val, data::Subset(), o).fit(), "random generator state is corrupt");
+
+  // A bad optimizer state, after a good model state: the model must not have moved.
+  nn::save_safetensors(ck, good.tensors, good.metadata);
+  rewrite(ck, [](nn::Safetensors& s) {
+    for (auto& [name, t] : s.tensors)
+      if (name == "optim.lr") t = scalar_tensor(-1.0, Dtype::f64);
+    for (auto& [name, t] : s.tensors)
+      if (name.rfind("model.", 0) == 0) t = zeros_like(t);
+  });
+  manual_seed(77);
+  auto fresh = models::make_model("twolayer");
+  model->load_state_dict(fresh->state_dict());
+  const std::vector<float> before = weights();
+  train::Trainer t(model, split.train, split.val, data::Subset(), o);
+  CHECK_ERROR(t.fit(), "SGD: load_state_dict: 'lr' is negative (-1); the optimizer is unchanged");
+  CHECK(weights() == before);
+}
+
+TEST_CASE("faults: a run directory that cannot be made, or a summary that cannot be written, is an xg::Error") {
+  TempDir dir;
+  auto data = easy_data(64, 5);
+  data::Split split = data::train_val_split(data, 16);
+  auto model = models::make_model("twolayer");
+  test::data_fixtures::write_bytes(dir.path / "file", {1, 2, 3});
+  const std::string under_file = (dir.path / "file" / "run").string();
+  CHECK_ERROR(train::Trainer(model, split.train, split.val, data::Subset(), small(under_file, 1)).fit(),
+              "Trainer: cannot create the directory '" + under_file + "'");
+  CHECK_ERROR(train::create_directories((dir.path / "file").string(), "test"), "test: cannot create the directory '" + (dir.path / "file").string() + "'");
+  fs::create_directories(dir.path / "run" / "summary.json");  // a directory where the file goes
+  CHECK_ERROR(train::Trainer(model, split.train, split.val, data::Subset(), small((dir.path / "run").string(), 1)).fit(),
+              "Trainer: cannot open '" + (dir.path / "run" / "summary.json").string() + "' for writing");
+  optim::SGD opt(model->parameters(), {.lr = 0.1});
+  CHECK_ERROR(opt.state(99), "SGD: state(99): there are");
 }
 
 TEST_CASE("determinism: a whole short training run repeats bit for bit (same seed, same threads)") {

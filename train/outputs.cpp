@@ -7,6 +7,7 @@
 #include "autograd/parallel.hpp"
 #include "train/models.hpp"
 #include "train/plot.hpp"
+#include "train/files.hpp"
 #include "train/trainer.hpp"
 
 namespace xg::train {
@@ -52,7 +53,7 @@ void Trainer::write_outputs(const TrainResult& r) const {
                  {"label_smoothing", opts_.label_smoothing}, {"flip_tta", opts_.flip_tta},
                  {"seed", opts_.seed},             {"max_steps_per_epoch", opts_.max_steps_per_epoch},
                  {"train_images", train_.size()},  {"val_images", val_.size()},      {"test_images", test_.size()}};
-  std::ofstream(dir / "summary.json") << j.dump(2) << "\n";
+  write_text_file((dir / "summary.json").string(), j.dump(2) + "\n", "Trainer");
 }
 
 }  // namespace xg::train

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/random.hpp"
+#include "train/files.hpp"
 #include "train/models.hpp"
 
 namespace xg::train {
@@ -43,6 +45,17 @@ const std::string& meta(const nn::Metadata& m, const std::string& key, const std
   auto it = m.find(key);
   check(it != m.end(), "Trainer: checkpoint {} lacks '{}' in its metadata", path, key);
   return it->second;
+}
+
+// A number in the metadata, whole and nothing else ("12", "0.8421"), or an error naming the key.
+template <class T>
+T meta_number(const nn::Metadata& m, const std::string& key, const std::string& path) {
+  const std::string& text = meta(m, key, path);
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  check(ec == std::errc() && end == text.data() + text.size() && !text.empty(),
+        "Trainer: checkpoint {} has '{}' = '{}' in its metadata, which is not a number", path, key, text);
+  return value;
 }
 
 // What a checkpoint records of the run's configuration, and what --resume insists matches.
@@ -128,11 +141,12 @@ void Trainer::make_optimizer() {
 }
 
 TrainResult Trainer::fit() {
-  fs::create_directories(opts_.run_dir);
+  create_directories(opts_.run_dir, "Trainer");
   const std::string ckpt = (fs::path(opts_.run_dir) / "checkpoint.safetensors").string();
   int64_t first_epoch = 0;
   if (opts_.resume) {
-    check(fs::exists(ckpt), "Trainer: --resume asked for, but {} does not exist", ckpt);
+    std::error_code ec;
+    check(fs::exists(ckpt, ec), "Trainer: --resume asked for, but {} does not exist", ckpt);
     first_epoch = load_checkpoint(ckpt);
     fmt::print("resumed from {} at epoch {}\n", ckpt, first_epoch + 1);
   } else {
@@ -238,8 +252,13 @@ int64_t Trainer::load_checkpoint(const std::string& path) {
   for (const auto& [key, want] : run_identity(opts_))
     check(meta(ck.metadata, key, path) == want, "Trainer: checkpoint {} was written with {} = {}, this run has {}",
           path, key, meta(ck.metadata, key, path), want);
-  const int64_t epoch = std::stoll(meta(ck.metadata, "epoch", path));
-  // Everything is validated and staged before the model or the optimizer changes.
+  // Everything that can be checked on its own is, before the model or the optimizer changes.
+  const auto epoch = meta_number<int64_t>(ck.metadata, "epoch", path);
+  const auto best_val_acc = meta_number<double>(ck.metadata, "best_val_acc", path);
+  const auto best_epoch = meta_number<int64_t>(ck.metadata, "best_epoch", path);
+  const std::mt19937_64 generator_before = generator();
+  set_generator_state(meta(ck.metadata, "rng", path));
+  generator() = generator_before;
   nn::NamedTensors model_state = ck.with_prefix("model."), best = ck.with_prefix("best.");
   Tensor losses, epochs;
   for (auto& [name, t] : ck.tensors) {
@@ -249,9 +268,22 @@ int64_t Trainer::load_checkpoint(const std::string& path) {
   check(losses.defined() && epochs.defined() && epochs.dim() == 2 && epochs.shape()[1] == 7 &&
             epochs.shape()[0] == epoch,
         "Trainer: checkpoint {} has no consistent training history", path);
-  model_->load_state_dict(model_state);
-  optimizer_->load_state_dict(ck.with_prefix("optim."));
-  if (scheduler_) scheduler_->load_state_dict(ck.with_prefix("sched."));
+  // The model, optimizer and schedule each validate their part before changing; if a later part
+  // fails, the earlier ones go back to what they were.
+  nn::NamedTensors model_before;
+  for (const auto& [n, t] : model_->state_dict()) model_before.emplace_back(n, t.detach().clone());
+  const nn::NamedTensors optim_before = optimizer_->state_dict();
+  const nn::NamedTensors sched_before = scheduler_ ? scheduler_->state_dict() : nn::NamedTensors{};
+  try {
+    model_->load_state_dict(model_state);
+    optimizer_->load_state_dict(ck.with_prefix("optim."));
+    if (scheduler_) scheduler_->load_state_dict(ck.with_prefix("sched."));
+  } catch (const Error&) {
+    model_->load_state_dict(model_before);
+    optimizer_->load_state_dict(optim_before);
+    if (scheduler_) scheduler_->load_state_dict(sched_before);
+    throw;
+  }
   best_state_ = best;
   result_ = TrainResult();
   result_.losses = losses.to_vector<double>();
@@ -259,8 +291,8 @@ int64_t Trainer::load_checkpoint(const std::string& path) {
   for (size_t i = 0; i + 7 <= rows.size(); i += 7)
     result_.epochs.push_back({static_cast<int64_t>(rows[i]), rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4],
                               rows[i + 5], rows[i + 6]});
-  result_.best_val_acc = std::stod(meta(ck.metadata, "best_val_acc", path));
-  result_.best_epoch = std::stoll(meta(ck.metadata, "best_epoch", path));
+  result_.best_val_acc = best_val_acc;
+  result_.best_epoch = best_epoch;
   set_generator_state(meta(ck.metadata, "rng", path));
   return epoch;
 }

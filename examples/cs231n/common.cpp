@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "train/files.hpp"
 #include "train/models.hpp"
 #include "train/plot.hpp"
 
@@ -169,15 +170,13 @@ void plot_runs(const std::string& dir, const std::string& title, const Runs& run
 
 std::string out_dir(const Common& c, const std::string& name) {
   const std::string dir = c.out.empty() ? "runs/cs231n/" + name : c.out;
-  std::filesystem::create_directories(dir);
+  xg::train::create_directories(dir, "cs231n");
   return dir;
 }
 
 void write_summary(const std::string& dir, const nlohmann::json& j) {
   const std::string path = dir + "/summary.json";
-  std::ofstream f(path);
-  f << j.dump(2) << "\n";
-  check(static_cast<bool>(f), "cs231n: cannot write {}", path);
+  xg::train::write_text_file(path, j.dump(2) + "\n", "cs231n");
   nlohmann::json scalars;  // the headline numbers; lists stay in the file
   for (auto& [key, value] : j.items())
     if (!value.is_array() && !value.is_object()) scalars[key] = value;

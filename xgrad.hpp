@@ -8,6 +8,7 @@
 #include "autograd/gradcheck.hpp"
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
+#include "autograd/process.hpp"
 #include "autograd/tensor.hpp"
 #include "nn/nn.hpp"
 #include "ops/ops.hpp"

@@ -1,7 +1,6 @@
 // A size-class cache of large host blocks; small blocks go straight to malloc.
 #include "autograd/allocator.hpp"
 
-#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -29,16 +28,6 @@ struct Cache {
   std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
   CacheStats stats;
 };
-
-// glibc's malloc gives the top of its heap back to the system as soon as 128 KiB or so lie free
-// there: a training step that frees and reallocates the same blocks every iteration then pays for
-// brk calls, TLB flushes and page faults each step. Keep up to 256 MiB of free top instead, and
-// serve blocks up to 32 MiB from the heap rather than from fresh mappings.
-const bool malloc_tuned = [] {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  return true;
-}();
 
 Cache& cache() {
   static Cache* c = new Cache();  // never destroyed: storages may be freed during static teardown

@@ -36,7 +36,6 @@ double gemm_gflops(int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t im
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
                     a.data(), lda, b.data(), ldb, 0.f, c.data(), N);
     } else {
-      detail::blas_single_threaded();
       parallel_for(0, images, 1, [&](int64_t lo, int64_t hi) {
         float* out = detail::scratch<float>(0, M * N);  // per thread and reused, as in the conv
         for (int64_t i = lo; i < hi; ++i)
@@ -55,6 +54,7 @@ void leafify(std::vector<Tensor>& v) {
 }  // namespace
 
 int main() {
+  configure_process();
   manual_seed(0);
   const int64_t N = 128;
   const double peak = gemm_gflops(2048, 2048, 2048, false, false, 1, true, 3);

@@ -81,6 +81,7 @@ Overlap measure_overlap(DataLoader& loader, Step& step, int64_t steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  xg::configure_process();
   std::string data_flag;
   int64_t epochs = 2;
   for (int i = 1; i < argc; ++i) {

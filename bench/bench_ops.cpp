@@ -11,6 +11,7 @@
 
 int main() {
   using namespace xg;
+  configure_process();
   manual_seed(0);
   {  // wake the worker pool and the allocator cache before anything is timed
     Tensor w = randn({512, 512});

@@ -97,6 +97,7 @@ void bench_ops(double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) try {
+  configure_process();
   if (argc < 2) fail("usage: vs_torch model NAME | ops  [--threads T] [--seconds S]");
   std::string what = argv[1], name;
   int threads = 2;

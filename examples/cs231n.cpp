@@ -8,6 +8,7 @@
 
 int main(int argc, char** argv) {
   using namespace cs231n;
+  xg::configure_process();  // malloc and OpenBLAS settings for speed (autograd/process.hpp)
   Common c;
   int threads = 0;
   CLI::App app{"CS231n assignments 1-2 reproduced with xgrad"};

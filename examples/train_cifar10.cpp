@@ -8,6 +8,7 @@
 
 int main(int argc, char** argv) {
   using namespace xg;
+  configure_process();  // malloc and OpenBLAS settings for training speed (autograd/process.hpp)
   train::TrainerOptions o;
   std::string data_dir;
   int64_t num_val = 1000, train_images = 0;

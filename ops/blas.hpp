@@ -1,6 +1,6 @@
 // Internal BLAS layer: a typed row-major GEMM that splits large products over xgrad's worker pool
-// (OpenBLAS itself runs single-threaded, so its own thread pool never fights ours for the cores),
-// and per-thread scratch buffers for hot paths.
+// (when configure_process has made OpenBLAS single-threaded, so that its own thread pool never
+// fights ours for the cores), and per-thread scratch buffers for hot paths.
 #pragma once
 
 #include <cblas.h>
@@ -12,14 +12,9 @@
 
 namespace xg::detail {
 
-// OpenBLAS is told once to use one thread: parallelism comes from the split below.
-inline void blas_single_threaded() {
-  static const bool done = [] {
-    openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)done;
-}
+// Whether OpenBLAS runs single-threaded (configure_process), so that xgrad may run several GEMMs at
+// once on its own workers; otherwise OpenBLAS's threads do the splitting.
+inline bool blas_single_threaded() { return openblas_get_num_threads() == 1; }
 
 template <class T>
 inline void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
@@ -36,8 +31,9 @@ inline void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alp
 template <class T>
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                  int64_t ldb, T beta, T* C, int64_t ldc) {
-  blas_single_threaded();
-  if (M * N * K < (int64_t{1} << 24)) {
+  // Small products, and every product when the process left OpenBLAS its own threads (see
+  // configure_process), go to OpenBLAS whole.
+  if (M * N * K < (int64_t{1} << 24) || !blas_single_threaded()) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

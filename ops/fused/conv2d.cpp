@@ -65,8 +65,7 @@ void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, 
 // buffer (cache-resident) and runs single-threaded GEMMs on it, reading and writing the image's
 // planes in place. With fewer images than threads, the images run in turn with threaded GEMMs.
 void for_images(int64_t blocks, const std::function<void(int64_t, int64_t, bool)>& f) {
-  if (blocks >= get_num_threads()) {
-    detail::blas_single_threaded();
+  if (blocks >= get_num_threads() && detail::blas_single_threaded()) {
     parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) { f(lo, hi, false); });
   } else {
     f(0, blocks, true);

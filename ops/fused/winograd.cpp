@@ -355,12 +355,13 @@ void filter_transform_adjoint(const T* dU, const ConvGeometry& g, T* dw) {
 template <class T>
 void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, int64_t sa, const T* B,
                   int64_t ldb, int64_t sb, bool accumulate, T* C, int64_t ldc, int64_t sc) {
-  blas_single_threaded();
-  parallel_for(0, P36, 1, [&](int64_t lo, int64_t hi) {
+  auto run = [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p)
       gemm_serial<T>(ta, tb, M, N, K, T(1), A + p * sa, lda, B + p * sb, ldb, accumulate ? T(1) : T(0), C + p * sc,
                      ldc);
-  });
+  };
+  if (blas_single_threaded()) parallel_for(0, P36, 1, run);
+  else run(0, P36);  // OpenBLAS's own threads split each GEMM
 }
 
 }  // namespace

@@ -128,6 +128,13 @@ int run_overfit(const Common& c, const NetOptions& o);
 int run_update_rules(const Common& c, const NetOptions& o);
 int run_convnet(const Common& c, const NetOptions& o);
 int run_bn_scale(const Common& c, const NetOptions& o);
+struct FeaturesOptions {
+  int64_t num_train = 49000, num_val = 1000, num_test = 1000;
+  int64_t iterations = 1500;  // SGD steps per setting, for the SVM and the net
+  int64_t nbin = 10;          // hue histogram bins
+  bool sweep = true;          // the grids; without, one setting each
+};
+int run_features(const Common& c, const FeaturesOptions& o);
 struct GradcheckDemoOptions { int64_t checks = 10; };
 int run_gradcheck(const Common& c, const GradcheckDemoOptions& o);
 

@@ -62,7 +62,15 @@ void hog_image(const T* img, T* out, const Geometry& g, const HogOptions& o, con
   // angle is at least boundary k * 180 / B exactly when cos(b_k) gy - sin(b_k) gx >= 0.
   int32_t* bin = s.bin.data();
   const int64_t Q = Hc * Wc;
-  for (int64_t q = 0; q < Q; ++q) {
+  if (o.course_half_plane) {
+    const double width = 180.0 / static_cast<double>(B);
+    for (int64_t q = 0; q < Q; ++q) {
+      const double a = std::atan2(gy[q], gx[q] + 1e-15) * (180 / std::numbers::pi) + 90;
+      mag[q] = std::sqrt(gx[q] * gx[q] + gy[q] * gy[q]);
+      bin[q] = a > 0 && a < 180 ? static_cast<int32_t>(std::min<int64_t>(static_cast<int64_t>(a / width), B - 1)) : -1;
+    }
+  }
+  for (int64_t q = 0; q < Q && !o.course_half_plane; ++q) {
     const bool flip = gy[q] < 0 || (gy[q] == 0 && gx[q] < 0);
     const double ux = flip ? -gx[q] : gx[q], uy = flip ? -gy[q] : gy[q];
     mag[q] = std::sqrt(ux * ux + uy * uy);
@@ -79,7 +87,7 @@ void hog_image(const T* img, T* out, const Geometry& g, const HogOptions& o, con
       double* c = acc + ((y / cell) * cells_x + x / cell) * B;
       if (std::isnan(mag[q]))
         for (int64_t j = 0; j < B; ++j) c[j] = nan;
-      else
+      else if (bin[q] >= 0)
         c[bin[q]] += mag[q];
     }
   const double inv_area = 1.0 / static_cast<double>(cell * cell);

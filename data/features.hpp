@@ -10,6 +10,10 @@ namespace xg::data {
 struct HogOptions {
   int64_t orientations = 9;  // unsigned orientation bins over [0, 180) degrees
   int64_t cell = 8;          // pixels per side of a square cell
+  // CS231n's hog_feature code as distributed: orientation atan2(gy, gx + 1e-15) + 90 degrees, binned
+  // over [0, 180) with the orientation 0 itself left out, so a gradient with gx < 0 (orientation
+  // outside [0, 180)) is dropped rather than folded in: only half the gradients count.
+  bool course_half_plane = false;
 };
 
 // Histogram of oriented gradients as CS231n's hog_feature defines it, for a batch of RGB images

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   feat_cmd->add_option("--num-test", feat.num_test, "first N test images")->capture_default_str()->check(CLI::PositiveNumber);
   feat_cmd->add_option("--iterations", feat.iterations, "SGD steps per setting")->capture_default_str()->check(CLI::PositiveNumber);
   feat_cmd->add_option("--nbin", feat.nbin, "hue histogram bins")->capture_default_str()->check(CLI::PositiveNumber);
+  feat_cmd->add_flag("--course-hog", feat.course_hog, "HOG as the course's code computes it: only gradients with gx > 0");
   feat_cmd->add_flag("!--no-sweep", feat.sweep, "train one setting of each model, no grid search");
 
   NetOptions net;

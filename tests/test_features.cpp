@@ -108,6 +108,23 @@ TEST_CASE("hog: options, batches over threads, dtypes") {
   CHECK(allclose(f32.to(Dtype::f64), hog_features(batch32.to(Dtype::f64)), 1e-6, 1e-6));
 }
 
+TEST_CASE("hog: the course's code keeps only gradients with gx >= 0, at atan2 + 90 degrees") {
+  const HogOptions course{.course_half_plane = true};
+  const double ramp = 10 * kGrey * 56 / 64;
+  // Rising to the right: atan2 = 0, + 90: bin 4. Falling to the right (gx < 0): dropped.
+  check_values(hog_features(image(8, 8, [](auto, auto, int64_t x) { return 10.0 * x; }), course),
+               {0, 0, 0, 0, ramp, 0, 0, 0, 0});
+  check_values(hog_features(image(8, 8, [](auto, auto, int64_t x) { return 10.0 * (7 - x); }), course),
+               std::vector<double>(9, 0.0));
+  // Vertical gradients (gx = 0) are dropped too: atan2(gy, 1e-15) rounds to +-90 degrees, so the
+  // orientation is exactly 180 or 0, both outside the bins. The diagonal 10 (x + y) at 45 + 90 = 135
+  // degrees: bin 6; its last row (gx only) bin 4; its last column (gy only) nowhere.
+  check_values(hog_features(image(8, 8, [](auto, int64_t y, auto) { return 10.0 * y; }), course),
+               std::vector<double>(9, 0.0));
+  check_values(hog_features(image(8, 8, [](auto, int64_t y, int64_t x) { return 10.0 * (x + y); }), course),
+               {0, 0, 0, 0, 7 * 10 * kGrey / 64, 0, 49 * 10 * kGrey * std::sqrt(2.0) / 64, 0, 0});
+}
+
 TEST_CASE("hog: bad input names the op and the shape") {
   CHECK_ERROR(hog_features(zeros({3, 32, 32})), "hog_features: images must be RGB [N, 3, H, W], got shape [3,32,32]");
   CHECK_ERROR(hog_features(zeros({2, 1, 32, 32})), "got shape [2,1,32,32]");

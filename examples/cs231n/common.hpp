@@ -132,6 +132,7 @@ struct FeaturesOptions {
   int64_t num_train = 49000, num_val = 1000, num_test = 1000;
   int64_t iterations = 1500;  // SGD steps per setting, for the SVM and the net
   int64_t nbin = 10;          // hue histogram bins
+  bool course_hog = false;    // HOG as the course's code computes it (gradients with gx > 0 only)
   bool sweep = true;          // the grids; without, one setting each
 };
 int run_features(const Common& c, const FeaturesOptions& o);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   lin_cmd->add_option("--num-test", lin.num_test)->capture_default_str()->check(CLI::PositiveNumber);
   lin_cmd->add_option("--iterations", lin.iterations, "SGD steps per run")->capture_default_str()->check(CLI::PositiveNumber);
   lin_cmd->add_flag("!--no-sweep", lin.sweep, "train only the course's first setting, no grid search");
+  lin_cmd->add_flag("--wide-grid", lin.wide_grid, "search lr 1e-7..3e-6 x reg 1e3..5e4 instead of the course's grid");
 
   FeaturesOptions feat;
   CLI::App* feat_cmd = app.add_subcommand("features", "HOG + hue histogram features: linear SVM and two-layer net grids");

@@ -114,7 +114,11 @@ void write_summary(const std::string& dir, const nlohmann::json& j);
 // The subcommands.
 struct KnnOptions { int64_t num_train = 5000, num_test = 500, folds = 5; };
 int run_knn(const Common& c, const KnnOptions& o);
-struct LinearOptions { int64_t num_train = 49000, num_val = 1000, num_test = 1000, iterations = 1500; bool sweep = true; };
+struct LinearOptions {
+  int64_t num_train = 49000, num_val = 1000, num_test = 1000, iterations = 1500;
+  bool sweep = true;       // the course's 2x2 grid; without, its first setting only
+  bool wide_grid = false;  // a 4x4 grid of larger learning rates and smaller regularisation
+};
 int run_linear(const Common& c, const LinearOptions& o);
 struct NetOptions {
   int64_t num_train = 49000, num_val = 1000, num_test = 0;  // num_test 0: all 10,000

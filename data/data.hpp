@@ -1,7 +1,9 @@
-// xg::data: CIFAR-10 reading, subset views and splits, transforms, and the prefetching DataLoader.
+// xg::data: CIFAR-10 reading, subset views and splits, transforms, image features (HOG, hue
+// histogram), and the prefetching DataLoader.
 #pragma once
 
 #include "data/cifar10.hpp"
+#include "data/features.hpp"
 #include "data/loader.hpp"
 #include "data/subset.hpp"
 #include "data/transforms.hpp"

@@ -1,5 +1,5 @@
 // cs231n: Stanford CS231n's assignments 1 and 2 reproduced with xgrad, one subcommand per result.
-//   cs231n knn | linear | two-layer | fc | overfit | update-rules | convnet | bn-scale | gradcheck
+//   cs231n knn | linear | features | two-layer | fc | overfit | update-rules | convnet | bn-scale | gradcheck
 // Each prints its figures, writes its pictures and a summary.json into --out (default
 // runs/cs231n/<subcommand>), and takes flags that shrink it to a seconds-long smoke run.
 #include <CLI/CLI.hpp>
@@ -31,6 +31,17 @@ int main(int argc, char** argv) {
   lin_cmd->add_option("--num-test", lin.num_test)->capture_default_str()->check(CLI::PositiveNumber);
   lin_cmd->add_option("--iterations", lin.iterations, "SGD steps per run")->capture_default_str()->check(CLI::PositiveNumber);
   lin_cmd->add_flag("!--no-sweep", lin.sweep, "train only the course's first setting, no grid search");
+  lin_cmd->add_flag("--wide-grid", lin.wide_grid, "search lr 1e-7..3e-6 x reg 1e3..5e4 instead of the course's grid");
+
+  FeaturesOptions feat;
+  CLI::App* feat_cmd = app.add_subcommand("features", "HOG + hue histogram features: linear SVM and two-layer net grids");
+  feat_cmd->add_option("--num-train", feat.num_train, "first N training images")->capture_default_str()->check(CLI::PositiveNumber);
+  feat_cmd->add_option("--num-val", feat.num_val)->capture_default_str()->check(CLI::PositiveNumber);
+  feat_cmd->add_option("--num-test", feat.num_test, "first N test images")->capture_default_str()->check(CLI::PositiveNumber);
+  feat_cmd->add_option("--iterations", feat.iterations, "SGD steps per setting")->capture_default_str()->check(CLI::PositiveNumber);
+  feat_cmd->add_option("--nbin", feat.nbin, "hue histogram bins")->capture_default_str()->check(CLI::PositiveNumber);
+  feat_cmd->add_flag("--course-hog", feat.course_hog, "HOG as the course's code computes it: only gradients with gx > 0");
+  feat_cmd->add_flag("!--no-sweep", feat.sweep, "train one setting of each model, no grid search");
 
   NetOptions net;
   auto net_cmd = [&](const char* name, const char* help) {
@@ -59,6 +70,7 @@ int main(int argc, char** argv) {
     if (threads > 0) xg::set_num_threads(threads);
     if (*knn_cmd) return run_knn(c, knn);
     if (*lin_cmd) return run_linear(c, lin);
+    if (*feat_cmd) return run_features(c, feat);
     if (*two_cmd) return run_two_layer(c, net);
     if (*fc_cmd) return run_fc(c, net);
     if (*overfit_cmd) return run_overfit(c, net);

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 if [ "${SKIP_BUILD:-0}" != 1 ]; then scripts/build.sh "$build"; fi
-all=(gradcheck knn linear two-layer fc overfit update-rules bn-scale convnet)
+all=(gradcheck knn linear features two-layer fc overfit update-rules bn-scale convnet)
 cmds=("$@")
 [ ${#cmds[@]} -eq 0 ] && cmds=("${all[@]}")
 mkdir -p runs/cs231n

@@ -23,13 +23,17 @@ run() {  # run <subcommand> [flags...]: must succeed and leave its summary.json
 run gradcheck --checks 3
 run knn --num-train 200 --num-test 20
 run linear --num-train 500 --num-val 100 --num-test 100 --iterations 10 --no-sweep
+run features --num-train 500 --num-val 100 --num-test 100 --iterations 20 --no-sweep
+for k in svm_val_accuracy svm_test_accuracy net_val_accuracy net_test_accuracy; do
+  grep -q "\"$k\"" "$out/features/summary.json" || { echo "FAIL: features summary lacks $k"; exit 1; }
+done
 run two-layer --num-train 400 --num-val 100 --num-test 100 --epochs 1 --no-sweep
 run fc --num-train 400 --num-val 100 --num-test 100 --epochs 1
 run overfit --num-val 50 --epochs 2
 run update-rules --num-train 200 --num-val 50 --epochs 1
 run convnet --num-train 100 --num-val 50 --num-test 50 --epochs 1
 run bn-scale --num-train 100 --num-val 50 --epochs 1 --no-sweep
-for f in knn/cross_validation.svg linear/softmax_templates.png two-layer/first_layer.png convnet/plain_filters.png \
+for f in knn/cross_validation.svg linear/softmax_templates.png features/svm_misclassified.png two-layer/first_layer.png convnet/plain_filters.png \
          convnet/loss.svg update-rules/loss.svg bn-scale/val_acc.svg; do
   test -s "$out/$f" || { echo "FAIL: missing picture $f"; exit 1; }
 done

@@ -41,6 +41,13 @@ TEST_CASE("plot: line chart and image grid") {
   };
   CHECK(be32(16) == 46);
   CHECK(be32(20) == 31);
+  // 5 images in 5 columns, shown as they are: 76 x 16 pixels.
+  plot::image_grid(png, mul(rand({5, 3, 7, 7}), 255.0), 2, 1, 5, false);
+  bytes = slurp(png);
+  CHECK(be32(16) == 76);
+  CHECK(be32(20) == 16);
+  CHECK_ERROR(plot::image_grid(png, randn({5, 3, 7, 7}), 2, 1, -1),
+              "image_grid: scale (2) must be positive, padding (1) and cols (-1) non-negative");
   CHECK_ERROR(plot::image_grid(png, randn({5, 2, 7, 7})), "image_grid: images must be [N, 1 or 3, H, W], got shape [5,2,7,7]");
   CHECK_ERROR(plot::line_chart((dir / "no" / "x.svg").string(), "t", "x", "y", {}), "plot: cannot open");
   std::filesystem::remove_all(dir);

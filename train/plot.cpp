@@ -91,12 +91,13 @@ void line_chart(const std::string& path, const std::string& title, const std::st
   write_file(path, svg + "</svg>\n");
 }
 
-void image_grid(const std::string& path, const Tensor& images, int scale, int padding) {
+void image_grid(const std::string& path, const Tensor& images, int scale, int padding, int64_t cols, bool rescale) {
   check(images.dim() == 4 && (images.shape()[1] == 1 || images.shape()[1] == 3),
         "image_grid: images must be [N, 1 or 3, H, W], got shape {}", images.shape());
-  check(scale > 0 && padding >= 0, "image_grid: scale must be positive and padding non-negative");
+  check(scale > 0 && padding >= 0 && cols >= 0,
+        "image_grid: scale ({}) must be positive, padding ({}) and cols ({}) non-negative", scale, padding, cols);
   const int64_t N = images.shape()[0], C = images.shape()[1], h = images.shape()[2], w = images.shape()[3];
-  const int64_t cols = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(N)))));
+  if (cols == 0) cols = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(N)))));
   const int64_t rows = std::max<int64_t>(1, (N + cols - 1) / cols);
   const int64_t cell_h = h * scale + padding, cell_w = w * scale + padding;
   const int64_t H_img = rows * cell_h + padding, W_img = cols * cell_w + padding;
@@ -104,14 +105,14 @@ void image_grid(const std::string& path, const Tensor& images, int scale, int pa
   std::vector<double> v = images.to_vector<double>();
   for (int64_t n = 0; n < N; ++n) {
     const double* img = v.data() + n * C * h * w;
-    const auto [lo, hi] = std::minmax_element(img, img + C * h * w);
-    const double range = *hi - *lo > 0 ? *hi - *lo : 1;
+    const auto [lo_it, hi_it] = std::minmax_element(img, img + C * h * w);
+    const double lo = rescale ? *lo_it : 0.0, range = !rescale ? 255.0 : *hi_it - *lo_it > 0 ? *hi_it - *lo_it : 1;
     const int64_t oy = padding + (n / cols) * cell_h, ox = padding + (n % cols) * cell_w;
     for (int64_t y = 0; y < h * scale; ++y)
       for (int64_t x = 0; x < w * scale; ++x)
         for (int64_t ch = 0; ch < 3; ++ch) {
           const double val = img[(C == 3 ? ch : 0) * h * w + (y / scale) * w + x / scale];
-          rgb[((oy + y) * W_img + ox + x) * 3 + ch] = static_cast<unsigned char>(std::lround(255 * (val - *lo) / range));
+          rgb[((oy + y) * W_img + ox + x) * 3 + ch] = static_cast<unsigned char>(std::lround(std::clamp(255 * (val - lo) / range, 0.0, 255.0)));
         }
   }
   check(stbi_write_png(path.c_str(), static_cast<int>(W_img), static_cast<int>(H_img), 3, rgb.data(),

@@ -18,8 +18,10 @@ struct Series {
 void line_chart(const std::string& path, const std::string& title, const std::string& xlabel,
                 const std::string& ylabel, const std::vector<Series>& series, bool log_x = false);
 
-// Tiles a batch of images [N, C, H, W] (C = 1 or 3) into a near-square grid, each image rescaled
-// to 0..255 on its own (visualize_grid), `scale` pixels per value, and writes it as PNG.
-void image_grid(const std::string& path, const Tensor& images, int scale = 4, int padding = 1);
+// Tiles a batch of images [N, C, H, W] (C = 1 or 3) into a grid of `cols` columns (0: near-square),
+// row by row, `scale` pixels per value, and writes it as PNG. Each image is rescaled to 0..255 on its
+// own (visualize_grid), or with rescale = false shown as it is (values clamped to 0..255: pictures).
+void image_grid(const std::string& path, const Tensor& images, int scale = 4, int padding = 1, int64_t cols = 0,
+                bool rescale = true);
 
 }  // namespace xg::plot

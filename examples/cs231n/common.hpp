@@ -114,7 +114,11 @@ void write_summary(const std::string& dir, const nlohmann::json& j);
 // The subcommands.
 struct KnnOptions { int64_t num_train = 5000, num_test = 500, folds = 5; };
 int run_knn(const Common& c, const KnnOptions& o);
-struct LinearOptions { int64_t num_train = 49000, num_val = 1000, num_test = 1000, iterations = 1500; bool sweep = true; };
+struct LinearOptions {
+  int64_t num_train = 49000, num_val = 1000, num_test = 1000, iterations = 1500;
+  bool sweep = true;       // the course's 2x2 grid; without, its first setting only
+  bool wide_grid = false;  // a 4x4 grid of larger learning rates and smaller regularisation
+};
 int run_linear(const Common& c, const LinearOptions& o);
 struct NetOptions {
   int64_t num_train = 49000, num_val = 1000, num_test = 0;  // num_test 0: all 10,000
@@ -128,6 +132,14 @@ int run_overfit(const Common& c, const NetOptions& o);
 int run_update_rules(const Common& c, const NetOptions& o);
 int run_convnet(const Common& c, const NetOptions& o);
 int run_bn_scale(const Common& c, const NetOptions& o);
+struct FeaturesOptions {
+  int64_t num_train = 49000, num_val = 1000, num_test = 1000;
+  int64_t iterations = 1500;  // SGD steps per setting, for the SVM and the net
+  int64_t nbin = 10;          // hue histogram bins
+  bool course_hog = false;    // HOG as the course's code computes it (gradients with gx > 0 only)
+  bool sweep = true;          // the grids; without, one setting each
+};
+int run_features(const Common& c, const FeaturesOptions& o);
 struct GradcheckDemoOptions { int64_t checks = 10; };
 int run_gradcheck(const Common& c, const GradcheckDemoOptions& o);
 

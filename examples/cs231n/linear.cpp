@@ -48,9 +48,11 @@ int run_linear(const Common& c, const LinearOptions& o) {
              "about C - 1 = 9)\n", loss0_softmax, -std::log(0.1), loss0_svm);
 
   // The course's grid: learning rates x regularisation strengths, loss = data + reg * sum(W^2).
-  const std::vector<double> lrs = o.sweep ? std::vector<double>{1e-7, 5e-7} : std::vector<double>{1e-7};
-  const std::vector<double> regs = o.sweep ? std::vector<double>{2.5e4, 5e4} : std::vector<double>{2.5e4};
-  nlohmann::json summary{{"command", "linear"}, {"initial_loss_softmax", loss0_softmax}, {"initial_loss_svm", loss0_svm}};
+  // --wide-grid: learning rates up to 30x the course's and regularisation down to 1/25 of it.
+  std::vector<double> lrs = o.sweep ? std::vector<double>{1e-7, 5e-7} : std::vector<double>{1e-7};
+  std::vector<double> regs = o.sweep ? std::vector<double>{2.5e4, 5e4} : std::vector<double>{2.5e4};
+  if (o.wide_grid) lrs = {1e-7, 3e-7, 1e-6, 3e-6}, regs = {1e3, 5e3, 2.5e4, 5e4};
+  nlohmann::json summary{{"command", "linear"}, {"iterations", o.iterations}, {"wide_grid", o.wide_grid}, {"initial_loss_softmax", loss0_softmax}, {"initial_loss_svm", loss0_svm}};
   std::vector<plot::Series> curves;
   for (const std::string loss : {"softmax", "svm"}) {
     double best_val = -1, best_lr = 0, best_reg = 0;

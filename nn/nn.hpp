@@ -1,6 +1,7 @@
 // xg::nn: modules, layers, initialisers and .safetensors checkpoints.
 #pragma once
 
+#include "nn/activation.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/init.hpp"
 #include "nn/layers.hpp"

@@ -2,6 +2,7 @@
 // Dims may be negative (counted from the end). Families live in ops/<family>.cpp.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "autograd/tensor.hpp"
@@ -50,6 +51,17 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double lo, double hi);  // gradient passes where lo <= x <= hi
 Tensor clamp_min(const Tensor& x, double lo);
+
+// activation.cpp: compositions of primitives, with PyTorch's definitions and gradients.
+Tensor erf(const Tensor& x);  // the one custom op here; its backward differentiates again
+// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); "tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+Tensor silu(const Tensor& x);                          // x sigmoid(x)
+Tensor elu(const Tensor& x, double alpha = 1.0);       // x > 0 ? x : alpha (exp(x) - 1)
+// beta x > threshold ? x : log(1 + exp(beta x)) / beta, stable for any x.
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+Tensor hardswish(const Tensor& x);                     // x relu6(x + 3) / 6
+Tensor mish(const Tensor& x);                          // x tanh(softplus(x))
 
 // reduce.cpp
 Tensor sum(const Tensor& x);

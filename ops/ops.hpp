@@ -108,9 +108,53 @@ Tensor cdist(const Tensor& x1, const Tensor& x2);
 // loss.cpp
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
-Tensor nll_loss(const Tensor& log_probs, const Tensor& labels);  // [N,C] and i64 [N]; mean
-// label_smoothing e in [0, 1] (PyTorch's): the target puts 1 - e on the label and e / C on every class.
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing = 0.0);
+// Losses take PyTorch's options. reduction: "mean" (the default), "sum", or "none" (per element).
+struct NLLLossOptions {
+  Tensor weight{};                 // [C] per-class weights, or undefined (all 1)
+  int64_t ignore_index = -100;     // targets equal to it add nothing, to the loss or to the mean's divisor
+  std::string reduction = "mean";  // "mean": the sum of w[y_i] * loss_i over the sum of w[y_i]
+};
+struct CrossEntropyOptions {
+  Tensor weight{};
+  int64_t ignore_index = -100;
+  std::string reduction = "mean";
+  // e in [0, 1]: the target puts 1 - e on the label and e / C on every class; with weights, the
+  // smoothing term weighs class c by weight[c] and "mean" divides it by the same sum as nll_loss.
+  double label_smoothing = 0.0;
+};
+// log_probs / logits [N, C] or [N, C, d1, ...] (classes on dim 1), labels i64 [N] or [N, d1, ...]
+// in [0, C) unless equal to ignore_index; "none" gives the loss per label.
+Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, const NLLLossOptions& opts = {});
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& opts = {});
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing);  // {.label_smoothing}
+// weight multiplies each element's loss (broadcast to the input); pos_weight the positive term (broadcast, e.g.
+// [C] over [N, C]): loss = -w (pos_weight y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), computed stably.
+struct BCEWithLogitsOptions {
+  Tensor weight{};
+  std::string reduction = "mean";
+  Tensor pos_weight{};
+};
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const BCEWithLogitsOptions& opts = {});
+// d = input - target: |d| < beta ? 0.5 d^2 / beta : |d| - 0.5 beta (beta = 0: |d|).
+struct SmoothL1LossOptions {
+  std::string reduction = "mean";
+  double beta = 1.0;
+};
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1LossOptions& opts = {});
+// |d| < delta ? 0.5 d^2 : delta (|d| - 0.5 delta), i.e. delta * smooth_l1 with beta = delta.
+struct HuberLossOptions {
+  std::string reduction = "mean";
+  double delta = 1.0;
+};
+Tensor huber_loss(const Tensor& input, const Tensor& target, const HuberLossOptions& opts = {});
+// input holds log-probabilities; target probabilities (log-probabilities with log_target):
+// target (log target - input) per element, 0 where target is 0. "batchmean" divides the sum by N,
+// the true KL divergence per sample; "mean" divides by the element count, as PyTorch.
+struct KLDivOptions {
+  std::string reduction = "mean";
+  bool log_target = false;
+};
+Tensor kl_div(const Tensor& input, const Tensor& target, const KLDivOptions& opts = {});
 Tensor multi_margin_loss(const Tensor& scores, const Tensor& labels);  // margin 1, / C, mean over N
 Tensor mse_loss(const Tensor& input, const Tensor& target);
 

@@ -3,9 +3,11 @@
 
 #include "nn/activation.hpp"
 #include "nn/checkpoint.hpp"
+#include "nn/containers.hpp"
 #include "nn/init.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 #include "nn/norm.hpp"
 #include "nn/reference_ops.hpp"
 #include "nn/sequential.hpp"
+#include "nn/summary.hpp"

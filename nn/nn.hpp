@@ -9,5 +9,6 @@
 #include "nn/module.hpp"
 #include "nn/norm.hpp"
 #include "nn/reference_ops.hpp"
+#include "nn/resize.hpp"
 #include "nn/sequential.hpp"
 #include "nn/summary.hpp"

@@ -2,6 +2,7 @@
 // Dims may be negative (counted from the end). Families live in ops/<family>.cpp.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -194,6 +195,28 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                   const Tensor& beta = Tensor(), double eps = 1e-5);
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& gamma = Tensor(), const Tensor& beta = Tensor(),
                   double eps = 1e-5);
+
+// resize.cpp: compositions of index_select, max, sum, where and matmul.
+// PyTorch's adaptive windows: output o along a dim of size L covers [floor(o L / out), ceil((o + 1) L / out)).
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair2 output_size);
+Tensor adaptive_max_pool2d(const Tensor& x, Pair2 output_size);  // the values; ties: the first, row-major
+struct Scale2 {  // a scale factor for H and W: 2.0 or {2.0, 1.5}
+  double h, w;
+  Scale2(double v) : h(v), w(v) {}  // NOLINT: implicit on purpose
+  Scale2(double h_, double w_) : h(h_), w(w_) {}
+};
+struct InterpolateOptions {
+  std::optional<Pair2> size{};          // exactly one of size and scale_factor
+  std::optional<Scale2> scale_factor{};  // output = floor(input * factor); sampling uses 1 / factor
+  std::string mode = "nearest";         // or "bilinear"
+  std::optional<bool> align_corners{};  // bilinear only (default false), as PyTorch
+};
+// x [N, C, H, W]; PyTorch's sampling: nearest takes floor(o * scale), bilinear samples
+// (o + 0.5) * scale - 0.5 (or o (in - 1) / (out - 1) with align_corners).
+Tensor interpolate(const Tensor& x, const InterpolateOptions& opts);
+// Rows of weight [num_embeddings, dim] picked by the i64 input: input.shape + [dim]. The row of
+// padding_idx gets no gradient.
+Tensor embedding(const Tensor& input, const Tensor& weight, std::optional<int64_t> padding_idx = std::nullopt);
 
 namespace ref {  // the executable specifications of the fused ops, from primitives (ops/ref/)
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});

@@ -4,6 +4,7 @@
 #include <cxxabi.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 #include <unordered_map>
@@ -16,6 +17,19 @@ namespace xg::nn {
 
 Tensor Module::forward(const Tensor&) {
   fail("{}: forward(const Tensor&) is not defined for this module", name());
+}
+
+namespace detail {
+ForwardObserver*& forward_observer() {
+  thread_local ForwardObserver* observer = nullptr;
+  return observer;
+}
+}  // namespace detail
+
+Tensor Module::operator()(const Tensor& x) {
+  Tensor y = forward(x);
+  if (detail::ForwardObserver* observe = detail::forward_observer()) (*observe)(*this, y);
+  return y;
 }
 
 std::string Module::name() const {
@@ -111,6 +125,42 @@ std::vector<std::shared_ptr<Module>> Module::children() const {
   return out;
 }
 
+void Module::collect_modules(const std::string& prefix, NamedModules& out, std::vector<const Module*>& seen) const {
+  for (const auto& [n, c] : children_) {
+    if (std::find(seen.begin(), seen.end(), c.get()) != seen.end()) continue;
+    seen.push_back(c.get());
+    const std::string name = prefix.empty() ? n : prefix + "." + n;
+    out.emplace_back(name, c);
+    c->collect_modules(name, out, seen);
+  }
+}
+
+NamedModules Module::named_modules(const std::string& prefix, bool include_self) const {
+  NamedModules out;
+  std::vector<const Module*> seen{this};
+  // The aliasing constructor with an empty owner: a pointer to this module that owns nothing.
+  if (include_self) out.emplace_back(prefix, std::shared_ptr<Module>(std::shared_ptr<Module>(), const_cast<Module*>(this)));
+  collect_modules(prefix, out, seen);
+  return out;
+}
+
+std::vector<std::shared_ptr<Module>> Module::modules() const {
+  std::vector<std::shared_ptr<Module>> out;
+  for (auto& [n, m] : named_modules()) out.push_back(m);
+  return out;
+}
+
+Module& Module::apply(const std::function<void(Module&)>& fn) {
+  for (auto& [n, c] : children_) c->apply(fn);
+  fn(*this);
+  return *this;
+}
+
+Module& Module::requires_grad_(bool on) {
+  for (Tensor& p : parameters()) p.requires_grad_(on);
+  return *this;
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, c] : children_) c->train(on);
@@ -142,7 +192,7 @@ NamedTensors Module::state_dict() const {
   return out;
 }
 
-std::string Module::mismatches(const NamedTensors& state) const {
+std::string Module::mismatches(const NamedTensors& state, bool strict, IncompatibleKeys* keys) const {
   std::unordered_map<std::string, const Tensor*> given;
   std::vector<std::string> duplicate, missing, unexpected, wrong;
   for (const auto& [n, t] : state)
@@ -166,24 +216,31 @@ std::string Module::mismatches(const NamedTensors& state) const {
   }
   for (const auto& [n, t] : state)
     if (!expected.count(n)) unexpected.push_back(n);
+  if (keys) *keys = {missing, unexpected};
   std::string msg;
   auto list = [&](const std::vector<std::string>& v, const char* what) {
     if (v.empty()) return;
     msg += fmt::format("{}{} {}: {}", msg.empty() ? "" : "; ", v.size(), what, fmt::join(v, ", "));
   };
-  list(missing, "missing");
-  list(unexpected, "unexpected");
+  if (strict) {
+    list(missing, "missing");
+    list(unexpected, "unexpected");
+  }
   list(wrong, "wrong");
   list(duplicate, "duplicated");
   return msg;
 }
 
-void Module::load_state_dict(const NamedTensors& state) {
-  std::string problems = mismatches(state);
+IncompatibleKeys Module::load_state_dict(const NamedTensors& state, const LoadStateDictOptions& options) {
+  IncompatibleKeys keys;
+  std::string problems = mismatches(state, options.strict, &keys);
   check(problems.empty(), "{}: load_state_dict: {}; the model is unchanged", name(), problems);
   std::unordered_map<std::string, Tensor> given(state.begin(), state.end());
   NoGradGuard no_grad;
-  for (const auto& [n, t] : state_dict()) t.copy_(given.find(n)->second);  // mismatches() checked every name
+  for (const auto& [n, t] : state_dict())
+    if (auto it = given.find(n); it != given.end()) t.copy_(it->second);
+  if (options.strict) return {};
+  return keys;
 }
 
 void Module::save(const std::string& path, const Metadata& metadata) const {
@@ -218,7 +275,7 @@ std::string to_string(const Module& module) {
 
 Metadata Module::load(const std::string& path) {
   Safetensors file = load_safetensors(path);  // validated in full before anything is touched
-  std::string problems = mismatches(file.tensors);
+  std::string problems = mismatches(file.tensors, true);
   check(problems.empty(), "{}: load: checkpoint '{}' does not match the model: {}; the model is unchanged", name(),
         path, problems);
   load_state_dict(file.tensors);

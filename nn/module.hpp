@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,16 @@ namespace xg::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;  // in registration order
 using Metadata = std::map<std::string, std::string>;               // a checkpoint's free-form strings
+class Module;
+using NamedModules = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
+
+struct LoadStateDictOptions {
+  bool strict = true;  // false: missing and unexpected keys are returned instead of refused
+};
+// What load_state_dict did not match (PyTorch's _IncompatibleKeys); both empty when strict.
+struct IncompatibleKeys {
+  std::vector<std::string> missing_keys, unexpected_keys;
+};
 
 // Ownership. A Module cannot be copied. Submodules live in std::shared_ptr: register_module stores
 // the pointer and returns it, and the model keeps that very pointer as its member:
@@ -39,7 +50,9 @@ class Module {
 
   // The one-input forward Sequential chains; a model with other inputs declares its own.
   virtual Tensor forward(const Tensor& x);
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // Calls forward. As PyTorch's __call__, this is the call nn::summary observes: a layer whose
+  // forward() is called directly is listed there without an output shape.
+  Tensor operator()(const Tensor& x);
   // The class name without namespaces ("Linear", "Net"): the first word of every error message.
   virtual std::string name() const;
   // The options shown when printing the module ("in_features=4, out_features=3, bias=true").
@@ -75,6 +88,15 @@ class Module {
   NamedTensors named_buffers(bool recurse = true) const;
   std::vector<std::shared_ptr<Module>> children() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+  // This module (named prefix, held without ownership: it must outlive the list) and every
+  // descendant, pre-order, by dotted name ("features.0"); a module registered twice is listed once.
+  NamedModules named_modules(const std::string& prefix = "", bool include_self = true) const;
+  std::vector<std::shared_ptr<Module>> modules() const;  // the same, without names
+  // Calls fn on every descendant (children before their parent, in registration order), then on
+  // this module; returns *this. E.g. model.apply([](nn::Module& m) { ... dynamic_cast ... }).
+  Module& apply(const std::function<void(Module&)>& fn);
+  // Sets requires_grad on every parameter (false freezes the module); returns *this.
+  Module& requires_grad_(bool on = true);
 
   virtual void train(bool on = true);  // this module and every descendant
   void eval() { train(false); }
@@ -87,10 +109,11 @@ class Module {
   // Parameters and buffers of this module, then of each child, by dotted name (PyTorch's order).
   // The entries are the live tensors, not copies: clone them to keep a snapshot.
   NamedTensors state_dict() const;
-  // All or nothing: missing, unexpected and wrongly shaped entries are collected into one xg::Error
-  // and nothing is copied. Floating values convert dtype as copy_ does; integer/floating mismatch
-  // is an error.
-  void load_state_dict(const NamedTensors& state);
+  // All or nothing: problems are collected into one xg::Error and nothing is copied. Wrongly shaped,
+  // undefined or duplicated entries are always refused; missing and unexpected keys too when strict,
+  // and otherwise returned (only the matching entries are loaded). Floating values convert dtype as
+  // copy_ does; integer/floating mismatch is an error.
+  IncompatibleKeys load_state_dict(const NamedTensors& state, const LoadStateDictOptions& options = {});
   // A .safetensors checkpoint of state_dict() (see checkpoint.hpp); the write is atomic.
   void save(const std::string& path, const Metadata& metadata = {}) const;
   // Reads a checkpoint written by save (or by Python's safetensors); returns its metadata.
@@ -101,7 +124,9 @@ class Module {
   void check_new_name(const std::string& name, const char* what) const;
   void collect(const std::string& prefix, bool params, bool buffers, bool recurse, bool dedupe,
                NamedTensors& out) const;
-  std::string mismatches(const NamedTensors& state) const;  // empty when state fits the model
+  // Empty when state fits the model (ignoring missing and unexpected keys unless strict); fills keys.
+  std::string mismatches(const NamedTensors& state, bool strict, IncompatibleKeys* keys = nullptr) const;
+  void collect_modules(const std::string& prefix, NamedModules& out, std::vector<const Module*>& seen) const;
 
   NamedTensors params_;
   NamedTensors buffers_;
@@ -114,6 +139,12 @@ class Module {
 //     (fc): Linear(in_features=4, out_features=3, bias=true)
 //   )
 std::string to_string(const Module& module);
+
+namespace detail {
+// Called with each module and its output by Module::operator() while set (nn::summary); thread-local.
+using ForwardObserver = std::function<void(const Module&, const Tensor&)>;
+ForwardObserver*& forward_observer();
+}  // namespace detail
 
 }  // namespace xg::nn
 

@@ -5,7 +5,7 @@ namespace xg::nn {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& m : modules_) y = m->forward(y);
+  for (auto& m : modules_) y = (*m)(y);  // through operator(), which nn::summary observes
   return y;
 }
 

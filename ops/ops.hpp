@@ -2,6 +2,8 @@
 // Dims may be negative (counted from the end). Families live in ops/<family>.cpp.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "autograd/tensor.hpp"
@@ -51,6 +53,17 @@ Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double lo, double hi);  // gradient passes where lo <= x <= hi
 Tensor clamp_min(const Tensor& x, double lo);
 
+// activation.cpp: compositions of primitives, with PyTorch's definitions and gradients.
+Tensor erf(const Tensor& x);  // the one custom op here; its backward differentiates again
+// x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); "tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+Tensor silu(const Tensor& x);                          // x sigmoid(x)
+Tensor elu(const Tensor& x, double alpha = 1.0);       // x > 0 ? x : alpha (exp(x) - 1)
+// beta x > threshold ? x : log(1 + exp(beta x)) / beta, stable for any x.
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+Tensor hardswish(const Tensor& x);                     // x relu6(x + 3) / 6
+Tensor mish(const Tensor& x);                          // x tanh(softplus(x))
+
 // reduce.cpp
 Tensor sum(const Tensor& x);
 Tensor sum(const Tensor& x, const Dims& dims, bool keepdim = false);
@@ -96,9 +109,53 @@ Tensor cdist(const Tensor& x1, const Tensor& x2);
 // loss.cpp
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
-Tensor nll_loss(const Tensor& log_probs, const Tensor& labels);  // [N,C] and i64 [N]; mean
-// label_smoothing e in [0, 1] (PyTorch's): the target puts 1 - e on the label and e / C on every class.
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing = 0.0);
+// Losses take PyTorch's options. reduction: "mean" (the default), "sum", or "none" (per element).
+struct NLLLossOptions {
+  Tensor weight{};                 // [C] per-class weights, or undefined (all 1)
+  int64_t ignore_index = -100;     // targets equal to it add nothing, to the loss or to the mean's divisor
+  std::string reduction = "mean";  // "mean": the sum of w[y_i] * loss_i over the sum of w[y_i]
+};
+struct CrossEntropyOptions {
+  Tensor weight{};
+  int64_t ignore_index = -100;
+  std::string reduction = "mean";
+  // e in [0, 1]: the target puts 1 - e on the label and e / C on every class; with weights, the
+  // smoothing term weighs class c by weight[c] and "mean" divides it by the same sum as nll_loss.
+  double label_smoothing = 0.0;
+};
+// log_probs / logits [N, C] or [N, C, d1, ...] (classes on dim 1), labels i64 [N] or [N, d1, ...]
+// in [0, C) unless equal to ignore_index; "none" gives the loss per label.
+Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, const NLLLossOptions& opts = {});
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& opts = {});
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing);  // {.label_smoothing}
+// weight multiplies each element's loss (broadcast to the input); pos_weight the positive term (broadcast, e.g.
+// [C] over [N, C]): loss = -w (pos_weight y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), computed stably.
+struct BCEWithLogitsOptions {
+  Tensor weight{};
+  std::string reduction = "mean";
+  Tensor pos_weight{};
+};
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const BCEWithLogitsOptions& opts = {});
+// d = input - target: |d| < beta ? 0.5 d^2 / beta : |d| - 0.5 beta (beta = 0: |d|).
+struct SmoothL1LossOptions {
+  std::string reduction = "mean";
+  double beta = 1.0;
+};
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const SmoothL1LossOptions& opts = {});
+// |d| < delta ? 0.5 d^2 : delta (|d| - 0.5 delta), i.e. delta * smooth_l1 with beta = delta.
+struct HuberLossOptions {
+  std::string reduction = "mean";
+  double delta = 1.0;
+};
+Tensor huber_loss(const Tensor& input, const Tensor& target, const HuberLossOptions& opts = {});
+// input holds log-probabilities; target probabilities (log-probabilities with log_target):
+// target (log target - input) per element, 0 where target is 0. "batchmean" divides the sum by N,
+// the true KL divergence per sample; "mean" divides by the element count, as PyTorch.
+struct KLDivOptions {
+  std::string reduction = "mean";
+  bool log_target = false;
+};
+Tensor kl_div(const Tensor& input, const Tensor& target, const KLDivOptions& opts = {});
 Tensor multi_margin_loss(const Tensor& scores, const Tensor& labels);  // margin 1, / C, mean over N
 Tensor mse_loss(const Tensor& input, const Tensor& target);
 
@@ -138,6 +195,28 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                   const Tensor& beta = Tensor(), double eps = 1e-5);
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& gamma = Tensor(), const Tensor& beta = Tensor(),
                   double eps = 1e-5);
+
+// resize.cpp: compositions of index_select, max, sum, where and matmul.
+// PyTorch's adaptive windows: output o along a dim of size L covers [floor(o L / out), ceil((o + 1) L / out)).
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair2 output_size);
+Tensor adaptive_max_pool2d(const Tensor& x, Pair2 output_size);  // the values; ties: the first, row-major
+struct Scale2 {  // a scale factor for H and W: 2.0 or {2.0, 1.5}
+  double h, w;
+  Scale2(double v) : h(v), w(v) {}  // NOLINT: implicit on purpose
+  Scale2(double h_, double w_) : h(h_), w(w_) {}
+};
+struct InterpolateOptions {
+  std::optional<Pair2> size{};          // exactly one of size and scale_factor
+  std::optional<Scale2> scale_factor{};  // output = floor(input * factor); sampling uses 1 / factor
+  std::string mode = "nearest";         // or "bilinear"
+  std::optional<bool> align_corners{};  // bilinear only (default false), as PyTorch
+};
+// x [N, C, H, W]; PyTorch's sampling: nearest takes floor(o * scale), bilinear samples
+// (o + 0.5) * scale - 0.5 (or o (in - 1) / (out - 1) with align_corners).
+Tensor interpolate(const Tensor& x, const InterpolateOptions& opts);
+// Rows of weight [num_embeddings, dim] picked by the i64 input: input.shape + [dim]. The row of
+// padding_idx gets no gradient.
+Tensor embedding(const Tensor& input, const Tensor& weight, std::optional<int64_t> padding_idx = std::nullopt);
 
 namespace ref {  // the executable specifications of the fused ops, from primitives (ops/ref/)
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});

@@ -6,7 +6,7 @@
 namespace xg::nn {
 
 std::shared_ptr<Module> ModuleList::operator[](size_t index) const {
-  check(index < modules_.size(), "ModuleList: index {} is out of range for {} modules", index, modules_.size());
+  check(index < modules_.size(), "{}: index {} is out of range for {} modules", name(), index, modules_.size());
   return modules_[index];
 }
 

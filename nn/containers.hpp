@@ -47,13 +47,13 @@ class ModuleList : public Module {
   template <class M>
   M& at(size_t index) const {
     auto* m = dynamic_cast<M*>((*this)[index].get());
-    check(m != nullptr, "ModuleList: module {} is a {}, not the requested type", index, (*this)[index]->name());
+    check(m != nullptr, "{}: module {} is a {}, not the requested type", name(), index, (*this)[index]->name());
     return *m;
   }
   auto begin() const { return modules_.begin(); }
   auto end() const { return modules_.end(); }
 
- private:
+ protected:
   std::vector<std::shared_ptr<Module>> modules_;
 };
 

@@ -14,29 +14,69 @@
 
 namespace xg::optim {
 
-Optimizer::Optimizer(std::vector<Tensor> params, double lr, std::string name)
-    : lr_(lr), params_(std::move(params)), name_(std::move(name)) {
-  check(!params_.empty(), "{}: got an empty parameter list", name_);
-  check(lr >= 0, "{}: learning rate must be non-negative, got {}", name_, lr);
+namespace {
+// State-dict keys of group g's scalars: "lr" for group 0 (as before groups existed), else
+// "param_groups.g.lr".
+std::string group_key(size_t g, const char* what) {
+  return g == 0 ? std::string(what) : fmt::format("param_groups.{}.{}", g, what);
+}
+}  // namespace
+
+void Optimizer::add_params(const std::vector<Tensor>& params) {
+  check(!params.empty(), "{}: got an empty parameter list (group {})", name_, group_begin_.size());
   std::unordered_set<const TensorImpl*> seen;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& p = params_[i];
+  for (const Tensor& p : params_) seen.insert(&p.impl());
+  for (size_t k = 0; k < params.size(); ++k) {
+    const Tensor& p = params[k];
+    const size_t i = params_.size() + k;
     check(p.defined(), "{}: parameter {} is undefined", name_, i);
     check(is_floating(p.dtype()), "{}: parameter {} (shape {}) must be f32 or f64, got {}", name_, i, p.shape(),
           dtype_name(p.dtype()));
     check(p.is_leaf(), "{}: parameter {} (shape {}) is not a leaf tensor", name_, i, p.shape());
     check(seen.insert(&p.impl()).second, "{}: parameter {} (shape {}) appears more than once", name_, i, p.shape());
   }
+  group_begin_.push_back(params_.size());
+  params_.insert(params_.end(), params.begin(), params.end());
   state_.resize(params_.size());
+}
+
+size_t Optimizer::group_of(size_t index) const {
+  check(index < params_.size(), "{}: parameter {}: there are {} parameters", name_, index, params_.size());
+  return static_cast<size_t>(std::upper_bound(group_begin_.begin(), group_begin_.end(), index) - group_begin_.begin()) - 1;
 }
 
 void Optimizer::set_lr(double lr) {
   check(lr >= 0, "{}: learning rate must be non-negative, got {}", name_, lr);
-  lr_ = lr;
+  for (size_t g = 0; g < num_param_groups(); ++g) store_lr(g, lr);
 }
 
-double Optimizer::momentum() const { fail("{}: has no momentum", name_); }
-void Optimizer::set_momentum(double) { fail("{}: has no momentum", name_); }
+void Optimizer::set_lr(size_t group, double lr) {
+  check(group < num_param_groups(), "{}: parameter group {} of {}", name_, group, num_param_groups());
+  check(lr >= 0, "{}: learning rate must be non-negative, got {}", name_, lr);
+  store_lr(group, lr);
+}
+
+double Optimizer::lr(size_t group) const {
+  check(group < num_param_groups(), "{}: parameter group {} of {}", name_, group, num_param_groups());
+  return group_lr(group);
+}
+
+double Optimizer::momentum(size_t group) const {
+  check(group < num_param_groups(), "{}: parameter group {} of {}", name_, group, num_param_groups());
+  return group_momentum(group);
+}
+
+double Optimizer::group_momentum(size_t) const { fail("{}: has no momentum", name_); }
+void Optimizer::store_momentum(size_t, double) { fail("{}: has no momentum", name_); }
+
+void Optimizer::set_momentum(double m) {
+  for (size_t g = 0; g < num_param_groups(); ++g) set_momentum(g, m);
+}
+
+void Optimizer::set_momentum(size_t group, double m) {
+  check(group < num_param_groups(), "{}: parameter group {} of {}", name_, group, num_param_groups());
+  store_momentum(group, m);
+}
 
 Tensor& Optimizer::buffer(ParamState& state, const std::string& name, const Tensor& param, double init) {
   auto it = state.buffers.find(name);
@@ -53,12 +93,13 @@ void Optimizer::step() {
           dtype_name(g.dtype()), params_[i].shape(), dtype_name(params_[i].dtype()));
   }
   NoGradGuard no_grad;
-  for (size_t i = 0; i < params_.size(); ++i) {
+  for (size_t i = 0, group = 0; i < params_.size(); ++i) {
+    while (group + 1 < group_begin_.size() && group_begin_[group + 1] <= i) ++group;
     Tensor g = params_[i].grad();
     if (!g.defined()) continue;
     ++state_[i].step;
     params_[i].bump_version();  // update() writes the parameter's buffer in place
-    update(params_[i], g, state_[i]);
+    update(params_[i], g, state_[i], group);
   }
 }
 
@@ -73,8 +114,10 @@ void Optimizer::zero_grad() {
 
 NamedTensors Optimizer::state_dict() const {
   NamedTensors out;
-  out.emplace_back("lr", scalar_tensor(lr_, Dtype::f64));
-  if (has_momentum()) out.emplace_back("momentum", scalar_tensor(momentum(), Dtype::f64));
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    out.emplace_back(group_key(g, "lr"), scalar_tensor(lr(g), Dtype::f64));
+    if (has_momentum()) out.emplace_back(group_key(g, "momentum"), scalar_tensor(momentum(g), Dtype::f64));
+  }
   for (size_t i = 0; i < state_.size(); ++i) {
     if (state_[i].step == 0) continue;
     out.emplace_back(fmt::format("state.{}.step", i), scalar_tensor(static_cast<double>(state_[i].step), Dtype::i64));
@@ -98,12 +141,19 @@ void Optimizer::load_state_dict(const NamedTensors& dict) {
       return problems.push_back(fmt::format("'{}' must be one floating value", key));
     out = it->second.item<double>();
   };
-  double lr = lr_, momentum = has_momentum() ? this->momentum() : 0.0;
-  scalar("lr", lr);
-  if (lr < 0) problems.push_back(fmt::format("'lr' is negative ({})", lr));
-  if (has_momentum()) scalar("momentum", momentum);
+  std::vector<double> lrs(num_param_groups()), momenta(num_param_groups());
+  std::set<std::string> group_keys;
+  for (size_t g = 0; g < num_param_groups(); ++g) {
+    scalar(group_key(g, "lr"), lrs[g]);
+    if (lrs[g] < 0) problems.push_back(fmt::format("'{}' is negative ({})", group_key(g, "lr"), lrs[g]));
+    group_keys.insert(group_key(g, "lr"));
+    if (has_momentum()) {
+      scalar(group_key(g, "momentum"), momenta[g]);
+      group_keys.insert(group_key(g, "momentum"));
+    }
+  }
   for (const auto& [key, t] : dict) {
-    if (key == "lr" || (key == "momentum" && has_momentum())) continue;
+    if (group_keys.count(key)) continue;
     // "state.<index>.<name>"
     size_t index = 0;
     const size_t dot = key.find('.', 6);
@@ -142,8 +192,21 @@ void Optimizer::load_state_dict(const NamedTensors& dict) {
     if (fresh[i].step == 0 && !fresh[i].buffers.empty())
       problems.push_back(fmt::format("parameter {} has buffers but no 'state.{}.step'", i, i));
   check(problems.empty(), "{}: load_state_dict: {}; the optimizer is unchanged", name_, fmt::join(problems, "; "));
-  if (has_momentum()) set_momentum(momentum);  // validates; throws before anything else changes
-  lr_ = lr;
+  // Options are validated group by group before any is stored, so a refused value changes nothing.
+  std::vector<std::pair<double, double>> before;
+  for (size_t g = 0; g < num_param_groups(); ++g) before.emplace_back(lr(g), has_momentum() ? momentum(g) : 0.0);
+  try {
+    for (size_t g = 0; g < num_param_groups(); ++g) {
+      store_lr(g, lrs[g]);
+      if (has_momentum()) store_momentum(g, momenta[g]);
+    }
+  } catch (const Error&) {
+    for (size_t g = 0; g < num_param_groups(); ++g) {
+      store_lr(g, before[g].first);
+      if (has_momentum()) store_momentum(g, before[g].second);
+    }
+    throw;
+  }
   state_ = std::move(fresh);
 }
 

@@ -18,20 +18,18 @@ struct SGDOptions {
 
 // g += wd*w; with momentum: b = g on the first step, else b = momentum*b + (1-dampening)*g;
 // g = nesterov ? g + momentum*b : b. Then w -= lr*g.
-class SGD : public Optimizer {
+class SGD : public OptimizerWith<SGDOptions> {
  public:
   SGD(std::vector<Tensor> params, const SGDOptions& options = {});
+  explicit SGD(std::vector<ParamGroup<SGDOptions>> groups);
   bool has_momentum() const override { return true; }
-  double momentum() const override { return options_.momentum; }
-  void set_momentum(double m) override;
-  const SGDOptions& options() const { return options_; }
 
  protected:
-  void update(const Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) override;
   std::vector<std::string> state_names() const override { return {"momentum_buffer"}; }
-
- private:
-  SGDOptions options_;
+  void check_options(const SGDOptions& o) const override;
+  double group_momentum(size_t g) const override { return options_[g].momentum; }
+  void store_momentum(size_t g, double m) override;
 };
 
 struct RMSpropOptions {
@@ -45,20 +43,18 @@ struct RMSpropOptions {
 
 // g += wd*w; s = alpha*s + (1-alpha)*g^2; centered: a = a + (1-alpha)*(g-a), d = sqrt(s - a^2) + eps,
 // else d = sqrt(s) + eps; with momentum: b = momentum*b + g/d, w -= lr*b; else w -= lr*g/d.
-class RMSprop : public Optimizer {
+class RMSprop : public OptimizerWith<RMSpropOptions> {
  public:
   RMSprop(std::vector<Tensor> params, const RMSpropOptions& options = {});
+  explicit RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups);
   bool has_momentum() const override { return true; }
-  double momentum() const override { return options_.momentum; }
-  void set_momentum(double m) override;
-  const RMSpropOptions& options() const { return options_; }
 
  protected:
-  void update(const Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) override;
   std::vector<std::string> state_names() const override { return {"square_avg", "momentum_buffer", "grad_avg"}; }
-
- private:
-  RMSpropOptions options_;
+  void check_options(const RMSpropOptions& o) const override;
+  double group_momentum(size_t g) const override { return options_[g].momentum; }
+  void store_momentum(size_t g, double m) override;
 };
 
 struct AdagradOptions {
@@ -70,17 +66,15 @@ struct AdagradOptions {
 };
 
 // g += wd*w; clr = lr / (1 + (t-1)*lr_decay); s += g^2; w -= clr * g / (sqrt(s) + eps).
-class Adagrad : public Optimizer {
+class Adagrad : public OptimizerWith<AdagradOptions> {
  public:
   Adagrad(std::vector<Tensor> params, const AdagradOptions& options = {});
-  const AdagradOptions& options() const { return options_; }
+  explicit Adagrad(std::vector<ParamGroup<AdagradOptions>> groups);
 
  protected:
-  void update(const Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) override;
   std::vector<std::string> state_names() const override { return {"sum"}; }
-
- private:
-  AdagradOptions options_;
+  void check_options(const AdagradOptions& o) const override;
 };
 
 struct AdamOptions {
@@ -101,28 +95,30 @@ struct AdamWOptions {
 
 // Adam: g += wd*w; m = m + (1-b1)*(g-m); v = b2*v + (1-b2)*g^2; (amsgrad: v_max = max(v_max, v),
 // used for v); w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-class Adam : public Optimizer {
+class Adam : public OptimizerWith<AdamOptions> {
  public:
   Adam(std::vector<Tensor> params, const AdamOptions& options = {});
+  explicit Adam(std::vector<ParamGroup<AdamOptions>> groups);
   bool has_momentum() const override { return true; }  // beta1
-  double momentum() const override { return options_.betas.first; }
-  void set_momentum(double beta1) override;
-  const AdamOptions& options() const { return options_; }
 
  protected:
-  Adam(std::vector<Tensor> params, const AdamOptions& options, bool decoupled, const char* name);
-  void update(const Tensor& param, const Tensor& grad, ParamState& state) override;
+  Adam(std::vector<ParamGroup<AdamOptions>> groups, bool decoupled, const char* name);
+  void update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) override;
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}; }
+  void check_options(const AdamOptions& o) const override;
+  double group_momentum(size_t g) const override { return options_[g].betas.first; }
+  void store_momentum(size_t g, double beta1) override;
 
  private:
-  AdamOptions options_;
   bool decoupled_;  // AdamW
 };
 
-// AdamW: the decay multiplies the weights (w *= 1 - lr*wd) instead of entering the gradient.
+// AdamW: the decay multiplies the weights (w *= 1 - lr*wd) instead of entering the gradient. Its
+// groups' options are AdamOptions (with AdamW's weight_decay meaning).
 class AdamW : public Adam {
  public:
   AdamW(std::vector<Tensor> params, const AdamWOptions& options = {});
+  explicit AdamW(std::vector<ParamGroup<AdamWOptions>> groups);
 };
 
 }  // namespace xg::optim

@@ -1,43 +1,57 @@
 // Learning-rate schedules: the shared stepping and state, and each schedule's formula.
 #include "optim/schedule.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <numbers>
 
 namespace xg::optim {
 
 LRScheduler::LRScheduler(Optimizer& optimizer, const char* name)
-    : optimizer_(optimizer), base_lr_(optimizer.lr()), name_(name) {}
+    : optimizer_(optimizer), name_(name) {
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g) base_lrs_.push_back(optimizer.lr(g));
+}
 
 void LRScheduler::initial_step() { step(); }
 
 void LRScheduler::step() {
   const int64_t next = last_epoch_ + 1;
-  const double lr = lr_at(next);  // may throw (OneCycleLR past its end): nothing changes then
+  std::vector<double> lrs;
+  for (double base : base_lrs_) lrs.push_back(lr_at(base, next));  // may throw (OneCycleLR past its end): nothing changes then
   last_epoch_ = next;
-  optimizer_.set_lr(lr);
-  last_lr_ = lr;
+  for (size_t g = 0; g < lrs.size(); ++g) optimizer_.set_lr(g, lrs[g]);
+  last_lr_ = lrs[0];
   on_step(next);
 }
 
+namespace {
+std::string base_key(size_t g) { return g == 0 ? "base_lr" : fmt::format("base_lr.{}", g); }
+}  // namespace
+
 NamedTensors LRScheduler::state_dict() const {
-  return {{"last_epoch", scalar_tensor(static_cast<double>(last_epoch_), Dtype::i64)},
-          {"base_lr", scalar_tensor(base_lr_, Dtype::f64)}};
+  NamedTensors out{{"last_epoch", scalar_tensor(static_cast<double>(last_epoch_), Dtype::i64)}};
+  for (size_t g = 0; g < base_lrs_.size(); ++g) out.emplace_back(base_key(g), scalar_tensor(base_lrs_[g], Dtype::f64));
+  return out;
 }
 
 void LRScheduler::load_state_dict(const NamedTensors& state) {
-  Tensor epoch, base;
+  Tensor epoch;
+  std::vector<Tensor> bases(base_lrs_.size());
   for (const auto& [n, t] : state) {
-    if (n == "last_epoch") epoch = t;
-    else if (n == "base_lr") base = t;
-    else fail("{}: load_state_dict: unexpected '{}'", name_, n);
+    bool known = n == "last_epoch";
+    if (known) epoch = t;
+    for (size_t g = 0; g < bases.size() && !known; ++g)
+      if (n == base_key(g)) bases[g] = t, known = true;
+    check(known, "{}: load_state_dict: unexpected '{}'", name_, n);
   }
   check(epoch.defined() && epoch.dtype() == Dtype::i64 && epoch.numel() == 1 && epoch.item<int64_t>() >= 0,
         "{}: load_state_dict: needs 'last_epoch', one non-negative i64", name_);
-  check(base.defined() && is_floating(base.dtype()) && base.numel() == 1,
-        "{}: load_state_dict: needs 'base_lr', one floating value", name_);
+  for (size_t g = 0; g < bases.size(); ++g)
+    check(bases[g].defined() && is_floating(bases[g].dtype()) && bases[g].numel() == 1,
+          "{}: load_state_dict: needs '{}', one floating value", name_, base_key(g));
   last_epoch_ = epoch.item<int64_t>();
-  base_lr_ = base.item<double>();
+  for (size_t g = 0; g < bases.size(); ++g) base_lrs_[g] = bases[g].item<double>();
   last_lr_ = optimizer_.lr();  // the optimizer's state carries the current rate
 }
 
@@ -47,8 +61,8 @@ StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
   initial_step();
 }
 
-double StepLR::lr_at(int64_t epoch) const {
-  return base_lr_ * std::pow(gamma_, static_cast<double>(epoch / step_size_));
+double StepLR::lr_at(double base_lr, int64_t epoch) const {
+  return base_lr * std::pow(gamma_, static_cast<double>(epoch / step_size_));
 }
 
 ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma) : LRScheduler(optimizer, "ExponentialLR"), gamma_(gamma) {
@@ -56,7 +70,9 @@ ExponentialLR::ExponentialLR(Optimizer& optimizer, double gamma) : LRScheduler(o
   initial_step();
 }
 
-double ExponentialLR::lr_at(int64_t epoch) const { return base_lr_ * std::pow(gamma_, static_cast<double>(epoch)); }
+double ExponentialLR::lr_at(double base_lr, int64_t epoch) const {
+  return base_lr * std::pow(gamma_, static_cast<double>(epoch));
+}
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
     : LRScheduler(optimizer, "CosineAnnealingLR"), T_max_(T_max), eta_min_(eta_min) {
@@ -64,9 +80,9 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double
   initial_step();
 }
 
-double CosineAnnealingLR::lr_at(int64_t epoch) const {
+double CosineAnnealingLR::lr_at(double base_lr, int64_t epoch) const {
   const double c = std::cos(std::numbers::pi * static_cast<double>(epoch) / static_cast<double>(T_max_));
-  return eta_min_ + (base_lr_ - eta_min_) * (1 + c) / 2;
+  return eta_min_ + (base_lr - eta_min_) * (1 + c) / 2;
 }
 
 OneCycleLR::OneCycleLR(Optimizer& optimizer, const OneCycleLROptions& o)
@@ -74,21 +90,26 @@ OneCycleLR::OneCycleLR(Optimizer& optimizer, const OneCycleLROptions& o)
   total_steps_ = o.total_steps > 0 ? o.total_steps : o.epochs * o.steps_per_epoch;
   check(total_steps_ > 0, "OneCycleLR: give total_steps, or epochs and steps_per_epoch (got {}, {}, {})",
         o.total_steps, o.epochs, o.steps_per_epoch);
-  check(o.max_lr > 0, "OneCycleLR: max_lr must be positive, got {}", o.max_lr);
+  const size_t groups = optimizer.num_param_groups();
+  check(o.max_lrs.empty() || o.max_lrs.size() == groups, "OneCycleLR: {} max_lrs for {} parameter groups",
+        o.max_lrs.size(), groups);
+  std::vector<double> max_lrs = o.max_lrs.empty() ? std::vector<double>(groups, o.max_lr) : o.max_lrs;
+  for (double m : max_lrs) check(m > 0, "OneCycleLR: max_lr must be positive, got {}", m);
   check(o.pct_start >= 0 && o.pct_start <= 1, "OneCycleLR: pct_start must be in [0, 1], got {}", o.pct_start);
   check(o.div_factor > 0 && o.final_div_factor > 0, "OneCycleLR: div_factor and final_div_factor must be positive");
   check(!o.cycle_momentum || optimizer.has_momentum(),
         "OneCycleLR: {} has no momentum or beta1 to cycle; set cycle_momentum = false", optimizer.name());
-  const double initial = o.max_lr / o.div_factor, min_lr = initial / o.final_div_factor;
+  const double initial = 1 / o.div_factor, min_lr = initial / o.final_div_factor;  // fractions of max_lr
   const double T = static_cast<double>(total_steps_), up = o.pct_start * T - 1;
   const double lo = o.base_momentum, hi = o.max_momentum;
   if (o.three_phase)
-    phases_ = {{up, initial, o.max_lr, hi, lo}, {2 * o.pct_start * T - 2, o.max_lr, initial, lo, hi},
-               {T - 1, initial, min_lr, hi, hi}};
+    phases_ = {{up, initial, 1, hi, lo}, {2 * o.pct_start * T - 2, 1, initial, lo, hi}, {T - 1, initial, min_lr, hi, hi}};
   else
-    phases_ = {{up, initial, o.max_lr, hi, lo}, {T - 1, o.max_lr, min_lr, lo, hi}};
-  base_lr_ = initial;
-  optimizer.set_lr(initial);
+    phases_ = {{up, initial, 1, hi, lo}, {T - 1, 1, min_lr, lo, hi}};
+  for (size_t g = 0; g < groups; ++g) {  // each group starts at its own max_lr / div_factor
+    base_lrs_[g] = max_lrs[g] / o.div_factor;
+    optimizer.set_lr(g, base_lrs_[g]);
+  }
   if (o.cycle_momentum) optimizer.set_momentum(hi);
   initial_step();
 }
@@ -109,7 +130,7 @@ double OneCycleLR::at(int64_t step, bool momentum) const {
   return 0;  // unreachable: the last phase always matches
 }
 
-double OneCycleLR::lr_at(int64_t step) const { return at(step, false); }
+double OneCycleLR::lr_at(double base_lr, int64_t step) const { return base_lr * options_.div_factor * at(step, false); }
 
 void OneCycleLR::on_step(int64_t step) {
   if (options_.cycle_momentum) optimizer_.set_momentum(at(step, true));

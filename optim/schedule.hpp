@@ -12,20 +12,23 @@ class LRScheduler {
  public:
   virtual ~LRScheduler() = default;
   void step();
-  double get_last_lr() const { return last_lr_; }
+  double get_last_lr() const { return last_lr_; }  // group 0's
   int64_t last_epoch() const { return last_epoch_; }
-  // "last_epoch" (i64) and "base_lr" (f64): restored together with the optimizer's own state.
+  // "last_epoch" (i64) and "base_lr" (f64; "base_lr.g" for groups g > 0): restored together with
+  // the optimizer's own state.
   NamedTensors state_dict() const;
   void load_state_dict(const NamedTensors& state);
 
  protected:
   LRScheduler(Optimizer& optimizer, const char* name);
   void initial_step();  // call at the end of the derived constructor: epoch 0
-  virtual double lr_at(int64_t epoch) const = 0;
+  // The learning rate at `epoch` of a group whose base (initial) rate is base_lr: every group follows
+  // the same formula from its own base, as PyTorch's schedules do.
+  virtual double lr_at(double base_lr, int64_t epoch) const = 0;
   virtual void on_step(int64_t) {}  // extra per-step work (OneCycleLR's momentum)
 
   Optimizer& optimizer_;
-  double base_lr_;
+  std::vector<double> base_lrs_;  // per parameter group
   const char* name_;
 
  private:
@@ -39,7 +42,7 @@ class StepLR : public LRScheduler {
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
 
  protected:
-  double lr_at(int64_t epoch) const override;
+  double lr_at(double base_lr, int64_t epoch) const override;
 
  private:
   int64_t step_size_;
@@ -52,7 +55,7 @@ class ExponentialLR : public LRScheduler {
   ExponentialLR(Optimizer& optimizer, double gamma);
 
  protected:
-  double lr_at(int64_t epoch) const override;
+  double lr_at(double base_lr, int64_t epoch) const override;
 
  private:
   double gamma_;
@@ -64,7 +67,7 @@ class CosineAnnealingLR : public LRScheduler {
   CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0.0);
 
  protected:
-  double lr_at(int64_t epoch) const override;
+  double lr_at(double base_lr, int64_t epoch) const override;
 
  private:
   int64_t T_max_;
@@ -74,7 +77,8 @@ class CosineAnnealingLR : public LRScheduler {
 enum class AnnealStrategy { cos, linear };
 
 struct OneCycleLROptions {
-  double max_lr = 0;         // required
+  double max_lr = 0;         // required (every group's, unless max_lrs gives one per group)
+  std::vector<double> max_lrs;
   int64_t total_steps = 0;   // or epochs * steps_per_epoch
   int64_t epochs = 0;
   int64_t steps_per_epoch = 0;
@@ -95,11 +99,11 @@ class OneCycleLR : public LRScheduler {
   OneCycleLR(Optimizer& optimizer, const OneCycleLROptions& options);
 
  protected:
-  double lr_at(int64_t step) const override;
+  double lr_at(double base_lr, int64_t step) const override;
   void on_step(int64_t step) override;
 
  private:
-  struct Phase {
+  struct Phase {  // learning rates as fractions of max_lr
     double end_step, start_lr, end_lr, start_momentum, end_momentum;
   };
   // Interpolates within the phase holding `step`; momentum when `momentum` is true.

@@ -11,7 +11,7 @@ using detail::with_flag;
 
 namespace {
 void check_common(const char* op, double lr, double weight_decay) {
-  check(lr >= 0, "{}: lr must be non-negative, got {}", op, lr);
+  check(lr >= 0, "{}: learning rate must be non-negative, got {}", op, lr);
   check(weight_decay >= 0, "{}: weight_decay must be non-negative, got {}", op, weight_decay);
 }
 
@@ -24,26 +24,28 @@ void check_sgd(const SGDOptions& o) {
 }
 }  // namespace
 
-SGD::SGD(std::vector<Tensor> params, const SGDOptions& o) : Optimizer(std::move(params), o.lr, "SGD"), options_(o) {
-  check_sgd(o);
-}
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& o) : SGD(std::vector<ParamGroup<SGDOptions>>{{std::move(params), o}}) {}
 
-void SGD::set_momentum(double m) {
-  SGDOptions o = options_;
+SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups) : OptimizerWith("SGD") { add_param_groups(std::move(groups)); }
+
+void SGD::check_options(const SGDOptions& o) const { check_sgd(o); }
+
+void SGD::store_momentum(size_t g, double m) {
+  SGDOptions o = options_[g];
   o.momentum = m;
   check_sgd(o);
-  options_ = o;
+  options_[g] = o;
 }
 
-void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state) {
-  const SGDOptions& o = options_;
+void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) {
+  const SGDOptions& o = options_[group];
   const bool first = !state.buffers.count("momentum_buffer");  // PyTorch: "buf is None"
   Tensor buf = o.momentum != 0 ? buffer(state, "momentum_buffer", param) : Tensor();
   dispatch_floating(param.dtype(), [&]<class T>() {
     T* w = param.data<T>();
     const T* g = grad.data<T>();
     T* b = buf.defined() ? buf.data<T>() : nullptr;
-    const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum),
+    const T lr = static_cast<T>(o.lr), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum),
             keep = static_cast<T>(1 - o.dampening);
     // One loop per combination of the options, so that each runs as plain vector arithmetic.
     auto kernel = [&](auto decay, auto use_buf, auto nesterov, auto init) {
@@ -77,20 +79,26 @@ void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state) {
 }
 
 RMSprop::RMSprop(std::vector<Tensor> params, const RMSpropOptions& o)
-    : Optimizer(std::move(params), o.lr, "RMSprop"), options_(o) {
+    : RMSprop(std::vector<ParamGroup<RMSpropOptions>>{{std::move(params), o}}) {}
+
+RMSprop::RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups) : OptimizerWith("RMSprop") {
+  add_param_groups(std::move(groups));
+}
+
+void RMSprop::check_options(const RMSpropOptions& o) const {
   check_common("RMSprop", o.lr, o.weight_decay);
   check(o.alpha >= 0, "RMSprop: alpha must be non-negative, got {}", o.alpha);
   check(o.eps >= 0, "RMSprop: eps must be non-negative, got {}", o.eps);
   check(o.momentum >= 0, "RMSprop: momentum must be non-negative, got {}", o.momentum);
 }
 
-void RMSprop::set_momentum(double m) {
+void RMSprop::store_momentum(size_t g, double m) {
   check(m >= 0, "RMSprop: momentum must be non-negative, got {}", m);
-  options_.momentum = m;
+  options_[g].momentum = m;
 }
 
-void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state) {
-  const RMSpropOptions& o = options_;
+void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) {
+  const RMSpropOptions& o = options_[group];
   Tensor sq = buffer(state, "square_avg", param);
   Tensor mb = o.momentum > 0 ? buffer(state, "momentum_buffer", param) : Tensor();
   Tensor ga = o.centered ? buffer(state, "grad_avg", param) : Tensor();
@@ -100,7 +108,7 @@ void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state)
     T* s = sq.data<T>();
     T* b = mb.defined() ? mb.data<T>() : nullptr;
     T* a = ga.defined() ? ga.data<T>() : nullptr;
-    const T lr = static_cast<T>(lr_), wd = static_cast<T>(o.weight_decay), alpha = static_cast<T>(o.alpha),
+    const T lr = static_cast<T>(o.lr), wd = static_cast<T>(o.weight_decay), alpha = static_cast<T>(o.alpha),
             eps = static_cast<T>(o.eps), mom = static_cast<T>(o.momentum);
     auto kernel = [&](auto l2, auto centered, auto use_mom) {
       parallel_for(0, param.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
@@ -139,7 +147,13 @@ void RMSprop::update(const Tensor& param, const Tensor& grad, ParamState& state)
 }
 
 Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& o)
-    : Optimizer(std::move(params), o.lr, "Adagrad"), options_(o) {
+    : Adagrad(std::vector<ParamGroup<AdagradOptions>>{{std::move(params), o}}) {}
+
+Adagrad::Adagrad(std::vector<ParamGroup<AdagradOptions>> groups) : OptimizerWith("Adagrad") {
+  add_param_groups(std::move(groups));
+}
+
+void Adagrad::check_options(const AdagradOptions& o) const {
   check_common("Adagrad", o.lr, o.weight_decay);
   check(o.lr_decay >= 0, "Adagrad: lr_decay must be non-negative, got {}", o.lr_decay);
   check(o.initial_accumulator_value >= 0, "Adagrad: initial_accumulator_value must be non-negative, got {}",
@@ -147,10 +161,10 @@ Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& o)
   check(o.eps >= 0, "Adagrad: eps must be non-negative, got {}", o.eps);
 }
 
-void Adagrad::update(const Tensor& param, const Tensor& grad, ParamState& state) {
-  const AdagradOptions& o = options_;
+void Adagrad::update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) {
+  const AdagradOptions& o = options_[group];
   Tensor sum = buffer(state, "sum", param, o.initial_accumulator_value);
-  const double clr = lr_ / (1 + static_cast<double>(state.step - 1) * o.lr_decay);
+  const double clr = o.lr / (1 + static_cast<double>(state.step - 1) * o.lr_decay);
   dispatch_floating(param.dtype(), [&]<class T>() {
     T* w = param.data<T>();
     const T* g = grad.data<T>();

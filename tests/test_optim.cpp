@@ -260,7 +260,8 @@ TEST_CASE("optimizer state: save, restore, continue exactly") {
 TEST_CASE("optimizers: bad input names the optimizer") {
   Tensor w = ones({2});
   w.requires_grad_();
-  CHECK_ERROR(SGD({}), "SGD: got an empty parameter list");
+  CHECK_ERROR(SGD(std::vector<Tensor>{}), "SGD: got an empty parameter list");
+  CHECK_ERROR(SGD(std::vector<ParamGroup<SGDOptions>>{}), "SGD: got no parameter groups");
   CHECK_ERROR(SGD({w, w}), "SGD: parameter 1 (shape [2]) appears more than once");
   CHECK_ERROR(Adam({w * 2.0}), "Adam: parameter 0 (shape [2]) is not a leaf tensor");
   CHECK_ERROR(SGD({zeros({2}, Dtype::i64)}), "SGD: parameter 0 (shape [2]) must be f32 or f64, got i64");

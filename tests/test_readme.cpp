@@ -25,5 +25,16 @@ TEST_CASE("README: the API in a few examples") {
   GradcheckResult r = gradcheck([](auto& v) { return tanh(matmul(v[0], v[1])); }, {x, w});
   CHECK(r.ok);
   CHECK(fmt::format("{}", r).rfind("gradcheck ok", 0) == 0);
+  GradcheckResult r2 = gradgradcheck([](auto& v) { return tanh(matmul(v[0], v[1])); }, {x, w});
+  CHECK(r2.ok);
+
+  w.zero_grad();
+  HookHandle hook = w.register_hook([](const Tensor& g) { return clamp(g, -1.0, 1.0); });
+  Tensor hidden = relu(matmul(x, w));
+  hidden.retain_grad();
+  sum(hidden * 100.0).backward();
+  CHECK(hidden.grad().defined());
+  CHECK(max(abs(w.grad())).item<double>() <= 1.0);
+  hook.remove();
   CHECK_ERROR(matmul(zeros({2, 3}), zeros({4, 5})), "matmul: shapes [2,3] and [4,5] cannot be multiplied (3 vs 4)");
 }

@@ -4,3 +4,4 @@
 #include "optim/optimizer.hpp"
 #include "optim/optimizers.hpp"
 #include "optim/schedule.hpp"
+#include "optim/swa_utils.hpp"

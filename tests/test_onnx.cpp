@@ -10,6 +10,7 @@
 #include "helpers.hpp"
 #include "onnx_models.hpp"
 #include "onnx/proto.hpp"
+#include "train/deploy.hpp"
 
 using namespace xg;
 namespace fs = std::filesystem;
@@ -182,4 +183,25 @@ TEST_CASE("onnx export: weights computed by ops without rules are folded into in
   CHECK(op_types(m) == std::vector<std::string>{"Mul"});
   REQUIRE(m.graph.initializers.size() == 1);
   CHECK(m.graph.initializers[0].value.to_vector<float>() == flip(s.w, {1}).to_vector<float>());
+}
+
+TEST_CASE("main command export: normalisation inside the graph, raw pixels in, logits out") {
+  auto model = models::make_model("convnet");
+  data::Normalization norm{{0.5f, 0.4f, 0.3f}, {0.2f, 0.25f, 0.3f}};
+  train::Normalized wrapped(model, norm);
+  onnx::Model m = onnx::trace_model(wrapped, full({1, 3, 32, 32}, 0.5), {.output_names = {"logits"}});
+  std::vector<std::string> ops = op_types(m);
+  REQUIRE(ops.size() > 2);
+  CHECK(ops[0] == "Sub");
+  CHECK(ops[1] == "Div");
+  CHECK(has_initializer(m, "mean"));
+  CHECK(has_initializer(m, "std"));
+  CHECK(has_initializer(m, "model.features.0.weight"));
+  CHECK(m.graph.outputs[0].name == "logits");
+  Tensor x = rand({2, 3, 32, 32});
+  model->eval();
+  Tensor mean = from_vector(std::vector<float>{0.5f, 0.4f, 0.3f}, {1, 3, 1, 1});
+  Tensor std = from_vector(std::vector<float>{0.2f, 0.25f, 0.3f}, {1, 3, 1, 1});
+  CHECK(allclose(wrapped(x), (*model)((x - mean) / std)));
+  CHECK(train::channel_list(norm.std) == "0.200000,0.250000,0.300000");
 }

@@ -9,7 +9,9 @@
 namespace xg::train {
 
 namespace {
-Tensor per_channel(const std::array<float, 3>& v) { return from_vector(std::vector<float>(v.begin(), v.end()), {1, 3, 1, 1}); }
+// [3, 1, 1], not [1, 3, 1, 1]: the same broadcast, but OpenCV 4.6 fails on an Add or Sub whose
+// constant has a leading 1 once the batch is larger than 1 (shape_utils.hpp:170, "total").
+Tensor per_channel(const std::array<float, 3>& v) { return from_vector(std::vector<float>(v.begin(), v.end()), {3, 1, 1}); }
 }  // namespace
 
 Normalized::Normalized(std::shared_ptr<nn::Module> m, const data::Normalization& norm) {

@@ -16,7 +16,7 @@ class Normalized : public nn::Module {
  public:
   Normalized(std::shared_ptr<nn::Module> model, const data::Normalization& norm);
   Tensor forward(const Tensor& x) override;
-  Tensor mean, std;  // [1, 3, 1, 1]
+  Tensor mean, std;  // [3, 1, 1]
   std::shared_ptr<nn::Module> model;
 };
 

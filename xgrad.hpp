@@ -11,6 +11,7 @@
 #include "autograd/process.hpp"
 #include "autograd/tensor.hpp"
 #include "nn/nn.hpp"
+#include "onnx/export.hpp"
 #include "ops/ops.hpp"
 #include "optim/optim.hpp"
 #include "data/data.hpp"

@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
     train::TrainResult r = trainer.fit();
     fmt::print("best val accuracy {:.2f}% (epoch {}), test accuracy {:.2f}%, {:.0f} img/s over {:.0f} s of training\n",
                100 * r.best_val_acc, r.best_epoch, 100 * r.test_acc, r.images_per_second, r.train_seconds);
-    fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, summary.json\n",
+    fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, model.onnx, "
+               "summary.json\n",
                o.run_dir);
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());

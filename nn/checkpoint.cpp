@@ -1,9 +1,6 @@
 // Reading and writing .safetensors files: the atomic writer and the validating reader.
 #include "nn/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -14,6 +11,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "nn/atomic_file.hpp"
 
 namespace xg::nn {
 
@@ -32,31 +31,6 @@ const char* format_name(Dtype d) {
     case Dtype::i64: return "I64";
   }
   return "?";
-}
-
-void write_all(int fd, const char* p, size_t n, const std::string& tmp) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int err = errno;
-      ::close(fd);
-      std::remove(tmp.c_str());
-      fail("save_safetensors: writing '{}' failed: {}", tmp, std::strerror(err));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// fsync of the directory makes the rename itself durable; best effort (some filesystems refuse).
-void sync_directory(const std::string& path) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 }  // namespace
@@ -85,25 +59,10 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   char len[8];
   std::memcpy(len, &n, 8);
 
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  check(fd >= 0, "save_safetensors: cannot create '{}': {}", tmp, std::strerror(errno));
-  write_all(fd, len, 8, tmp);
-  write_all(fd, text.data(), text.size(), tmp);
+  std::vector<std::string_view> pieces{{len, 8}, text};
   for (const auto& [name, t] : tensors)
-    write_all(fd, static_cast<const char*>(t.impl().storage->data()), t.numel() * dtype_size(t.dtype()), tmp);
-  int err = ::fsync(fd) == 0 ? 0 : errno;  // close even when fsync failed
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err != 0) {
-    std::remove(tmp.c_str());
-    fail("save_safetensors: flushing '{}' failed: {}", tmp, std::strerror(err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    std::remove(tmp.c_str());
-    fail("save_safetensors: renaming '{}' to '{}' failed: {}", tmp, path, std::strerror(err));
-  }
-  sync_directory(path);
+    pieces.emplace_back(static_cast<const char*>(t.impl().storage->data()), t.numel() * dtype_size(t.dtype()));
+  xg::detail::write_file_atomically(path, pieces, "save_safetensors");
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "autograd/grad_mode.hpp"
+#include "autograd/trace.hpp"
 #include "nn/checkpoint.hpp"
 
 namespace xg::nn {
@@ -24,9 +25,25 @@ ForwardObserver*& forward_observer() {
   thread_local ForwardObserver* observer = nullptr;
   return observer;
 }
+
+namespace {
+thread_local std::vector<const Module*> calls;
+struct CallFrame {  // pushes the module for the duration of its forward, while tracing
+  bool pushed;
+  explicit CallFrame(const Module* m) : pushed(trace::state.listener != nullptr) {
+    if (pushed) calls.push_back(m);
+  }
+  ~CallFrame() {
+    if (pushed) calls.pop_back();
+  }
+};
+}  // namespace
+
+const std::vector<const Module*>& call_stack() { return calls; }
 }  // namespace detail
 
 Tensor Module::operator()(const Tensor& x) {
+  detail::CallFrame frame(this);
   Tensor y = forward(x);
   if (detail::ForwardObserver* observe = detail::forward_observer()) (*observe)(*this, y);
   return y;

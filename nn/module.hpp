@@ -144,6 +144,9 @@ namespace detail {
 // Called with each module and its output by Module::operator() while set (nn::summary); thread-local.
 using ForwardObserver = std::function<void(const Module&, const Tensor&)>;
 ForwardObserver*& forward_observer();
+// The modules whose operator() is running on this thread, outermost first. Kept only while an op
+// tracer listens (autograd/trace.hpp), so that an ONNX export error can name the module.
+const std::vector<const Module*>& call_stack();
 }  // namespace detail
 
 }  // namespace xg::nn

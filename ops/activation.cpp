@@ -70,11 +70,14 @@ Tensor softplus_stable(const Tensor& z) {
 }  // namespace
 
 Tensor erf(const Tensor& x) {
+  if (trace::enabled()) return trace::op("erf", {x}, {}, [&] { return erf(x); });
   check_floating(x, "erf");
   return Erf::apply(x);
 }
 
 Tensor gelu(const Tensor& x, const std::string& approximate) {
+  if (trace::enabled())
+    return trace::op("gelu", {x}, {{"approximate", approximate}}, [&] { return gelu(x, approximate); });
   check_floating(x, "gelu");
   if (approximate == "none") return mul(mul(x, 0.5), add(erf(mul(x, std::numbers::sqrt2 / 2)), 1.0));
   check(approximate == "tanh", "gelu: approximate must be \"none\" or \"tanh\", got \"{}\"", approximate);
@@ -85,17 +88,22 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
 }
 
 Tensor silu(const Tensor& x) {
+  if (trace::enabled()) return trace::op("silu", {x}, {}, [&] { return silu(x); });
   check_floating(x, "silu");
   return mul(x, sigmoid(x));
 }
 
 Tensor elu(const Tensor& x, double alpha) {
+  if (trace::enabled()) return trace::op("elu", {x}, {{"alpha", alpha}}, [&] { return elu(x, alpha); });
   check_floating(x, "elu");
   check(std::isfinite(alpha), "elu: alpha must be finite, got {}", alpha);
   return where(gt(x, 0.0), x, mul(expm1_nonpositive(x), alpha));
 }
 
 Tensor softplus(const Tensor& x, double beta, double threshold) {
+  if (trace::enabled())
+    return trace::op("softplus", {x}, {{"beta", beta}, {"threshold", threshold}},
+                     [&] { return softplus(x, beta, threshold); });
   check_floating(x, "softplus");
   check(beta != 0 && std::isfinite(beta), "softplus: beta must be finite and non-zero, got {}", beta);
   Tensor bx = mul(x, beta);
@@ -104,12 +112,14 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
 }
 
 Tensor hardswish(const Tensor& x) {
+  if (trace::enabled()) return trace::op("hardswish", {x}, {}, [&] { return hardswish(x); });
   check_floating(x, "hardswish");
   // x relu6(x + 3) / 6; clamp passes the gradient at both ends, as PyTorch's backward does at -3 and 3.
   return div(mul(x, clamp(add(x, 3.0), 0.0, 6.0)), 6.0);
 }
 
 Tensor mish(const Tensor& x) {
+  if (trace::enabled()) return trace::op("mish", {x}, {}, [&] { return mish(x); });
   check_floating(x, "mish");
   return mul(x, tanh(softplus_stable(x)));
 }

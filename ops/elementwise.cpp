@@ -49,6 +49,7 @@ Tensor scalar_like(const Tensor& t, double v) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  if (trace::enabled()) return trace::op("add", {a, b}, {}, [&] { return add(a, b); });
   Promoted p = prepare(a, b, "add");
   return record("add", arith(p, std::plus<>()), {p.a, p.b}, [sa = p.a.shape(), sb = p.b.shape()](const GradArgs& g) {
     return Grads{g.needs[0] ? sum_to(g.grad, sa) : Tensor(), g.needs[1] ? sum_to(g.grad, sb) : Tensor()};
@@ -56,6 +57,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  if (trace::enabled()) return trace::op("sub", {a, b}, {}, [&] { return sub(a, b); });
   Promoted p = prepare(a, b, "sub");
   return record("sub", arith(p, std::minus<>()), {p.a, p.b}, [sa = p.a.shape(), sb = p.b.shape()](const GradArgs& g) {
     return Grads{g.needs[0] ? sum_to(g.grad, sa) : Tensor(), g.needs[1] ? sum_to(neg(g.grad), sb) : Tensor()};
@@ -63,6 +65,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  if (trace::enabled()) return trace::op("mul", {a, b}, {}, [&] { return mul(a, b); });
   Promoted p = prepare(a, b, "mul");
   return record("mul", arith(p, std::multiplies<>()), {p.a, p.b}, [a = p.a, b = p.b](const GradArgs& g) {
     return Grads{g.needs[0] ? sum_to(mul(g.grad, b), a.shape()) : Tensor(),
@@ -71,6 +74,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  if (trace::enabled()) return trace::op("div", {a, b}, {}, [&] { return div(a, b); });
   Promoted p = prepare(a, b, "div");
   // Integer division follows PyTorch's true division: i64 / i64 gives f32.
   if (p.a.dtype() == Dtype::i64) return div(p.a.to(Dtype::f32), p.b.to(Dtype::f32));

@@ -58,6 +58,7 @@ Tensor as3d(const Tensor& x) { return x.dim() == 2 ? unsqueeze(x, 0) : x; }
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (trace::enabled()) return trace::op("matmul", {a, b}, {}, [&] { return matmul(a, b); });
   check(a.defined() && b.defined(), "matmul: undefined tensor");
   check(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got shapes {} and {}", a.shape(),
         b.shape());
@@ -94,6 +95,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (trace::enabled()) return trace::op("linear", {x, weight, bias}, {}, [&] { return linear(x, weight, bias); });
   check(x.defined() && weight.defined(), "linear: undefined input or weight");
   check(weight.dim() == 2, "linear: weight must be 2-D [out, in], got shape {}", weight.shape());
   check(x.dim() >= 1 && x.shape().back() == weight.shape()[1],

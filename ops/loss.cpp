@@ -145,6 +145,7 @@ Tensor nll_reduced(const Tensor& logp_rows, const Tensor& labels, const Tensor& 
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
+  if (trace::enabled()) return trace::op("softmax", {x}, {{"dim", dim}}, [&] { return softmax(x, dim); });
   check_floating(x, "softmax");
   int64_t d = wrap_dim(dim, x.dim(), "softmax");
   return record("softmax", softmax_kernel(x, d, false), {x}, [d](const GradArgs& g) {
@@ -154,6 +155,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (trace::enabled()) return trace::op("log_softmax", {x}, {{"dim", dim}}, [&] { return log_softmax(x, dim); });
   check_floating(x, "log_softmax");
   int64_t d = wrap_dim(dim, x.dim(), "log_softmax");
   return record("log_softmax", softmax_kernel(x, d, true), {x}, [d](const GradArgs& g) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/tensor.hpp"
+#include "autograd/trace.hpp"
 
 namespace xg {
 

@@ -7,6 +7,9 @@
 namespace xg {
 
 Tensor dropout(const Tensor& x, double p, bool training) {
+  if (trace::enabled())
+    return trace::op("dropout", {x}, {{"p", p}, {"training", int64_t{training}}},
+                     [&] { return dropout(x, p, training); });
   check(x.defined(), "dropout: undefined tensor");
   check(p >= 0.0 && p <= 1.0, "dropout: probability must be in [0, 1], got {}", p);
   check(is_floating(x.dtype()), "dropout: needs a floating tensor, got {}", dtype_name(x.dtype()));

@@ -118,6 +118,9 @@ Tensor extreme(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
+  if (trace::enabled())
+    return trace::op("sum", {x}, {{"dims", dims}, {"keepdim", int64_t{keepdim}}},
+                     [&] { return sum(x, dims, keepdim); });
   check(x.defined(), "sum: undefined tensor");
   ReducePlan p = plan(x.shape(), dims, keepdim, "sum");
   return record("sum", sum_kernel(x, p), {x}, [kept = p.kept, shape = x.shape()](const GradArgs& g) {
@@ -128,6 +131,9 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
 Tensor sum(const Tensor& x) { return sum(x, {}, false); }
 
 Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
+  if (trace::enabled())
+    return trace::op("mean", {x}, {{"dims", dims}, {"keepdim", int64_t{keepdim}}},
+                     [&] { return mean(x, dims, keepdim); });
   check(x.defined(), "mean: undefined tensor");
   check(is_floating(x.dtype()), "mean: needs a floating tensor, got {}", dtype_name(x.dtype()));
   ReducePlan p = plan(x.shape(), dims, keepdim, "mean");

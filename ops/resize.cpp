@@ -82,10 +82,16 @@ Tensor linear_weights(int64_t in, int64_t out, double scale, bool align_corners,
 }  // namespace
 
 Tensor adaptive_avg_pool2d(const Tensor& x, Pair2 output_size) {
+  if (trace::enabled())
+    return trace::op("adaptive_avg_pool2d", {x}, {{"output_size", trace::hw(output_size)}},
+                     [&] { return adaptive_avg_pool2d(x, output_size); });
   return adaptive_pool(x, output_size, false, "adaptive_avg_pool2d");
 }
 
 Tensor adaptive_max_pool2d(const Tensor& x, Pair2 output_size) {
+  if (trace::enabled())
+    return trace::op("adaptive_max_pool2d", {x}, {{"output_size", trace::hw(output_size)}},
+                     [&] { return adaptive_max_pool2d(x, output_size); });
   return adaptive_pool(x, output_size, true, "adaptive_max_pool2d");
 }
 

@@ -64,6 +64,7 @@ Tensor embed(const Tensor& g, const Shape& big, const Dims& starts, const Dims& 
 }  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
+  if (trace::enabled()) return trace::op("reshape", {x}, {}, [&] { return reshape(x, shape); });
   check(x.defined(), "reshape: undefined tensor");
   Shape s = shape;
   int64_t known = 1, infer = -1;
@@ -90,6 +91,9 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 }
 
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  if (trace::enabled())
+    return trace::op("flatten", {x}, {{"start_dim", start_dim}, {"end_dim", end_dim}},
+                     [&] { return flatten(x, start_dim, end_dim); });
   if (x.dim() == 0) return reshape(x, {1});
   int64_t s = wrap_dim(start_dim, x.dim(), "flatten"), e = wrap_dim(end_dim, x.dim(), "flatten");
   check(s <= e, "flatten: start_dim {} comes after end_dim {}", start_dim, end_dim);
@@ -102,6 +106,7 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor permute(const Tensor& x, const Dims& dims) {
+  if (trace::enabled()) return trace::op("permute", {x}, {{"dims", dims}}, [&] { return permute(x, dims); });
   check(x.defined(), "permute: undefined tensor");
   const int64_t r = x.dim();
   check(static_cast<int64_t>(dims.size()) == r, "permute: {} dims given for a tensor of rank {} (shape {})",
@@ -161,6 +166,8 @@ Tensor flip(const Tensor& x, const Dims& dims) {
 }
 
 Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
+  if (trace::enabled())
+    return trace::op("transpose", {x}, {{"dims", Dims{d0, d1}}}, [&] { return transpose(x, d0, d1); });
   Dims dims(x.dim());
   for (int64_t i = 0; i < x.dim(); ++i) dims[i] = i;
   std::swap(dims[wrap_dim(d0, x.dim(), "transpose")], dims[wrap_dim(d1, x.dim(), "transpose")]);
@@ -204,6 +211,7 @@ Tensor pad(const Tensor& x, const Dims& pads, double value) {
 }
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  if (trace::enabled()) return trace::op("cat", tensors, {{"dim", dim}}, [&] { return cat(tensors, dim); });
   check(!tensors.empty(), "cat: expected a non-empty list of tensors");
   const Tensor& t0 = tensors[0];
   check(t0.defined() && t0.dim() > 0, "cat: zero-dimensional or undefined tensor cannot be concatenated");
@@ -264,6 +272,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 }
 
 Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  if (trace::enabled()) return trace::op("reshape", {x}, {}, [&] { return unsqueeze(x, dim); });
   int64_t d = wrap_dim(dim, x.dim() + 1, "unsqueeze");
   Shape s = x.shape();
   s.insert(s.begin() + d, 1);
@@ -271,6 +280,7 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& x, int64_t dim) {
+  if (trace::enabled()) return trace::op("reshape", {x}, {}, [&] { return squeeze(x, dim); });
   if (x.dim() == 0) return x;
   int64_t d = wrap_dim(dim, x.dim(), "squeeze");
   if (x.shape()[d] != 1) return x;
@@ -280,6 +290,7 @@ Tensor squeeze(const Tensor& x, int64_t dim) {
 }
 
 Tensor squeeze(const Tensor& x) {
+  if (trace::enabled()) return trace::op("reshape", {x}, {}, [&] { return squeeze(x); });
   Shape s;
   for (int64_t v : x.shape())
     if (v != 1) s.push_back(v);

@@ -28,26 +28,31 @@ Tensor zero_of(const Tensor& g) { return scalar_tensor(0.0, g.dtype()); }
 }  // namespace
 
 Tensor neg(const Tensor& x) {
+  if (trace::enabled()) return trace::op("neg", {x}, {}, [&] { return neg(x); });
   return record("neg", map_any(x, "neg", [](auto v) { return -v; }), {x},
                 [](const GradArgs& g) { return Grads{neg(g.grad)}; }, {});
 }
 
 Tensor exp(const Tensor& x) {
+  if (trace::enabled()) return trace::op("exp", {x}, {}, [&] { return exp(x); });
   return record("exp", map_floating(x, "exp", [](auto v) { return std::exp(v); }), {x},
                 [](const GradArgs& g) { return Grads{mul(g.grad, g.out)}; }, {.output = true});
 }
 
 Tensor log(const Tensor& x) {
+  if (trace::enabled()) return trace::op("log", {x}, {}, [&] { return log(x); });
   return record("log", map_floating(x, "log", [](auto v) { return std::log(v); }), {x},
                 [x](const GradArgs& g) { return Grads{div(g.grad, x)}; });
 }
 
 Tensor sqrt(const Tensor& x) {
+  if (trace::enabled()) return trace::op("sqrt", {x}, {}, [&] { return sqrt(x); });
   return record("sqrt", map_floating(x, "sqrt", [](auto v) { return std::sqrt(v); }), {x},
                 [](const GradArgs& g) { return Grads{div(g.grad, mul(g.out, 2.0))}; }, {.output = true});
 }
 
 Tensor pow(const Tensor& x, double p) {
+  if (trace::enabled()) return trace::op("pow", {x}, {{"exponent", p}}, [&] { return pow(x, p); });
   if (p == 2.0) return mul(x, x);  // exact, and its gradient is the usual 2x
   return record("pow", map_floating(x, "pow", [p](auto v) { return std::pow(v, p); }), {x},
                 [x, p](const GradArgs& g) { return Grads{mul(g.grad, mul(pow(x, p - 1.0), p))}; });
@@ -58,6 +63,7 @@ Tensor sign(const Tensor& x) {
 }
 
 Tensor abs(const Tensor& x) {
+  if (trace::enabled()) return trace::op("abs", {x}, {}, [&] { return abs(x); });
   return record("abs", map_any(x, "abs", [](auto v) { return v < 0 ? -v : v; }), {x},
                 [x](const GradArgs& g) { return Grads{mul(g.grad, sign(x).to(g.grad.dtype()))}; });
 }
@@ -85,26 +91,32 @@ Tensor relu_backward(const Tensor& g, const Tensor& out) {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
+  if (trace::enabled()) return trace::op("relu", {x}, {}, [&] { return relu(x); });
   return record("relu", map_any(x, "relu", [](auto v) { return v < 0 ? decltype(v)(0) : v; }), {x},
                 [](const GradArgs& g) { return Grads{relu_backward(g.grad, g.out.detach())}; }, {.output = true});
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
+  if (trace::enabled())
+    return trace::op("leaky_relu", {x}, {{"negative_slope", slope}}, [&] { return leaky_relu(x, slope); });
   return record("leaky_relu", map_floating(x, "leaky_relu", [slope](auto v) { return v > 0 ? v : v * slope; }), {x},
                 [x, slope](const GradArgs& g) { return Grads{where(gt(x, 0.0), g.grad, mul(g.grad, slope))}; });
 }
 
 Tensor sigmoid(const Tensor& x) {
+  if (trace::enabled()) return trace::op("sigmoid", {x}, {}, [&] { return sigmoid(x); });
   return record("sigmoid", map_floating(x, "sigmoid", [](auto v) { return 1 / (1 + std::exp(-v)); }), {x},
                 [](const GradArgs& g) { return Grads{mul(g.grad, mul(g.out, 1.0 - g.out))}; }, {.output = true});
 }
 
 Tensor tanh(const Tensor& x) {
+  if (trace::enabled()) return trace::op("tanh", {x}, {}, [&] { return tanh(x); });
   return record("tanh", map_floating(x, "tanh", [](auto v) { return std::tanh(v); }), {x},
                 [](const GradArgs& g) { return Grads{mul(g.grad, 1.0 - mul(g.out, g.out))}; }, {.output = true});
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
+  if (trace::enabled()) return trace::op("clamp", {x}, {{"min", lo}, {"max", hi}}, [&] { return clamp(x, lo, hi); });
   check(!(lo > hi), "clamp: lo {} is greater than hi {}", lo, hi);
   return record("clamp", map_any(x, "clamp", [lo, hi](auto v) { return v < lo ? lo : (v > hi ? hi : v); }), {x},
                 [x, lo, hi](const GradArgs& g) {
@@ -114,6 +126,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 }
 
 Tensor clamp_min(const Tensor& x, double lo) {
+  if (trace::enabled()) return trace::op("clamp", {x}, {{"min", lo}}, [&] { return clamp_min(x, lo); });
   return record("clamp_min", map_any(x, "clamp_min", [lo](auto v) { return v < lo ? lo : v; }), {x},
                 [x, lo](const GradArgs& g) { return Grads{where(ge(x, lo), g.grad, zero_of(g.grad))}; });
 }

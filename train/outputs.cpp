@@ -1,5 +1,5 @@
 // What a run leaves in its directory: metrics.csv, loss and accuracy plots, the first-layer filters,
-// the best weights and summary.json.
+// the best weights, model.onnx and summary.json.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -7,6 +7,7 @@
 #include "autograd/parallel.hpp"
 #include "train/models.hpp"
 #include "train/plot.hpp"
+#include "train/deploy.hpp"
 #include "train/files.hpp"
 #include "train/trainer.hpp"
 
@@ -37,7 +38,9 @@ void Trainer::write_outputs(const TrainResult& r) const {
 
   model_->save((dir / "best.safetensors").string(),
                {{"model", opts_.model}, {"epoch", std::to_string(r.best_epoch)},
-                {"val_acc", fmt::format("{:.4f}", r.best_val_acc)}});
+                {"val_acc", fmt::format("{:.4f}", r.best_val_acc)}, {"norm_mean", channel_list(norm_.mean)},
+                {"norm_std", channel_list(norm_.std)}});
+  export_onnx(model_, norm_, (dir / "model.onnx").string());  // raw pixels in [0, 1] in, logits out
   nlohmann::json j;
   j["model"] = opts_.model;
   j["test_accuracy"] = r.test_acc;

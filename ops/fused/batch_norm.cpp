@@ -226,6 +226,10 @@ struct BatchNormFn : Function<BatchNormFn> {
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
+  if (trace::enabled())
+    return trace::op("batch_norm", {x, gamma, beta, running_mean, running_var},
+                     {{"training", int64_t{training}}, {"eps", eps}},
+                     [&] { return batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps); });
   detail::check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm");
   return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps);
 }

@@ -191,6 +191,9 @@ struct Conv2dFn : Function<Conv2dFn> {
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
+  if (trace::enabled())
+    return trace::op("conv2d", {x, weight, bias}, trace::conv_attrs(opts),
+                     [&] { return conv2d(x, weight, bias, opts); });
   ConvGeometry g = detail::conv_geometry(x, weight, bias, opts, "conv2d");
   return Conv2dFn::apply(x, weight, bias, g);
 }

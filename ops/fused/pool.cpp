@@ -148,12 +148,16 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  if (trace::enabled())
+    return trace::op("max_pool2d", {x}, trace::pool_attrs(opts), [&] { return max_pool2d(x, opts); });
   PoolGeometry g = detail::pool_geometry(x, opts, "max_pool2d");
   check(g.H * g.W <= std::numeric_limits<int32_t>::max(), "max_pool2d: planes of {}x{} are too large", g.H, g.W);
   return MaxPool2dFn::apply(x, g);
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
+  if (trace::enabled())
+    return trace::op("avg_pool2d", {x}, trace::pool_attrs(opts), [&] { return avg_pool2d(x, opts); });
   return AvgPool2dFn::apply(x, detail::pool_geometry(x, opts, "avg_pool2d"));
 }
 

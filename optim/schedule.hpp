@@ -78,7 +78,7 @@ enum class AnnealStrategy { cos, linear };
 
 struct OneCycleLROptions {
   double max_lr = 0;         // required (every group's, unless max_lrs gives one per group)
-  std::vector<double> max_lrs;
+  std::vector<double> max_lrs{};
   int64_t total_steps = 0;   // or epochs * steps_per_epoch
   int64_t epochs = 0;
   int64_t steps_per_epoch = 0;

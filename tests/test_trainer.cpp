@@ -122,7 +122,7 @@ TEST_CASE("accuracy: mirror-image averaging classifies each image by its summed 
   manual_seed(5);
   auto model = models::make_model("convnet");
   const data::Normalization norm = data::compute_mean_std(split.train);
-  data::DataLoader loader(split.val, {.batch_size = 30, .shuffle = false, .normalize = norm});
+  data::DataLoader loader(split.val, {.batch_size = 30, .shuffle = false, .transform = data::transforms::Normalize(norm)});
   loader.start_epoch(0);
   auto batch = loader.next();
   REQUIRE(batch);

@@ -72,7 +72,9 @@ double accuracy(nn::Module& model, const data::Subset& images, const data::Norma
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
-  data::DataLoader loader(images, {.batch_size = batch_size, .shuffle = false, .normalize = norm});
+  data::DataLoader loader(images, {.batch_size = batch_size, .shuffle = false,
+                                   .transform = norm.mean.empty() ? data::transforms::AnyTransform()
+                                                                  : data::transforms::Normalize(norm)});
   int64_t correct = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
@@ -153,9 +155,13 @@ TrainResult Trainer::fit() {
     manual_seed(opts_.seed);
   }
   const bool bar = opts_.progress < 0 ? isatty(fileno(stdout)) != 0 : opts_.progress > 0;
+  namespace T = data::transforms;
   data::DataLoader loader(train_, {.batch_size = opts_.batch_size, .shuffle = true, .drop_last = true,
-                                   .random_crop = opts_.augment, .random_flip = opts_.augment,
-                                   .normalize = norm_, .seed = opts_.seed});
+                                   .transform = opts_.augment ? T::AnyTransform(T::Compose({T::RandomCrop(32, {.padding = 4}),
+                                                                                            T::RandomHorizontalFlip(),
+                                                                                            T::Normalize(norm_)}))
+                                                              : T::AnyTransform(T::Normalize(norm_)),
+                                   .seed = opts_.seed});
 
   for (int64_t epoch = first_epoch; epoch < opts_.epochs; ++epoch) {
     model_->train();

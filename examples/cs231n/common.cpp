@@ -46,8 +46,9 @@ Preprocess mean_image(const data::Subset& train) {
 }
 
 data::DataLoaderOptions loader_options(const Preprocess& p, int64_t batch_size, bool shuffle, uint64_t seed) {
-  data::DataLoaderOptions o{.batch_size = batch_size, .shuffle = shuffle, .drop_last = shuffle,
-                            .normalize = p.normalize, .seed = seed, .prefetch = false};
+  data::DataLoaderOptions o{.batch_size = batch_size, .shuffle = shuffle, .drop_last = shuffle, .seed = seed,
+                            .num_workers = 0};
+  if (!p.normalize.mean.empty()) o.transform = data::transforms::Normalize(p.normalize);
   if (p.mean_image) {
     // The loader hands over pixels in [0, 1]; CS231n's linear classifiers see pixel - mean in 0..255.
     o.batch_transform = [mean = p.mean_image](data::Batch& b) {

@@ -114,6 +114,15 @@ TEST_CASE("model zoo: shapes, names and the first-layer images") {
   }
   CHECK_ERROR(models::make_model("resnet"), "make_model: unknown model 'resnet'");
   CHECK_ERROR(models::VGG({32, 64, 128}), "VGG: channels must come in pairs");
+  // The residual networks: parameter counts as in PyTorch's definitions (ResNet-18 for CIFAR
+  // 11,173,962; Page's ResNet-9 6,573,120), and each stride-2 BasicBlock's 1x1 shortcut.
+  CHECK(nn::count_parameters(*models::make_model("resnet18")) == 11173962);
+  CHECK(nn::count_parameters(*models::make_model("resnet9")) == 6573120);
+  models::BasicBlock down(64, 128, 2), same(64, 64, 1);
+  CHECK(down.shortcut->size() == 2);
+  CHECK(same.shortcut->size() == 0);
+  CHECK(down.forward(randn({1, 64, 8, 8})).shape() == Shape{1, 128, 4, 4});
+  CHECK_ERROR(models::BasicBlock(64, 0), "BasicBlock: channels (64 -> 0) and stride (1) must be positive");
 }
 
 TEST_CASE("accuracy: mirror-image averaging classifies each image by its summed logits") {

@@ -5,6 +5,7 @@
 #include "data/cifar10.hpp"
 #include "data/dataset.hpp"
 #include "data/features.hpp"
+#include "data/image_folder.hpp"
 #include "data/loader.hpp"
 #include "data/pixels.hpp"
 #include "data/subset.hpp"

@@ -52,7 +52,8 @@ void Trainer::write_outputs(const TrainResult& r) const {
                  {"schedule", opts_.schedule},     {"lr_decay", opts_.lr_decay},     {"augment", opts_.augment},
                  {"label_smoothing", opts_.label_smoothing}, {"flip_tta", opts_.flip_tta},
                  {"seed", opts_.seed},             {"max_steps_per_epoch", opts_.max_steps_per_epoch},
-                 {"train_images", train_.size()},  {"val_images", val_.size()},      {"test_images", test_.size()}};
+                 {"train_images", train_->size()}, {"val_images", val_ ? val_->size() : 0},
+                 {"test_images", test_ ? test_->size() : 0}};
   write_text_file((dir / "summary.json").string(), j.dump(2) + "\n", "Trainer");
 }
 

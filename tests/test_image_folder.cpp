@@ -107,3 +107,26 @@ TEST_CASE("image folder: unreadable, corrupt and truncated files name the file, 
   CHECK_ERROR(ImageFolder(tmp.str(), {.extensions = {".gif"}}), "ImageFolder: no readable .gif images under");
   CHECK_ERROR(lazy.get(9), "ImageFolder::get: index 9 out of range for 5 examples");
 }
+
+TEST_CASE("README: the image-folder example runs as written") {
+  TempDir tmp;
+  const fs::path photos = tmp.path / "photos";
+  for (const char* cls : {"cats", "dogs"}) {
+    fs::create_directories(photos / cls);
+    for (int i = 0; i < 40; ++i) write_png(photos / cls / fmt::format("{}.png", i), 40 + i % 3, 40, i);
+  }
+  auto folder = std::make_shared<const data::ImageFolder>(photos.string());
+  data::DataLoader loader(folder, {.batch_size = 64,
+                                   .transform = T::Compose({T::Resize(36, 36), T::RandomCrop(32),
+                                                            T::RandomHorizontalFlip(),
+                                                            T::Normalize({0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f})}),
+                                   .seed = 1, .num_workers = 2});
+  int64_t seen = 0;
+  for (data::Batch& b : loader.epoch(0)) {
+    CHECK(b.images.shape() == Shape{b.labels.numel(), 3, 32, 32});
+    seen += b.labels.numel();
+  }
+  CHECK(seen == 80);
+  CHECK(loader.num_batches() == 2);
+  CHECK(!loader.is_fused());
+}

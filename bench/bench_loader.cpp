@@ -1,4 +1,5 @@
-// bench_loader: CIFAR-10 loader throughput (crop + flip + normalise, batch 128), with and without prefetch.
+// bench_loader: CIFAR-10 loader throughput (crop + flip + normalise, batch 128), with and without prefetch,
+// batched from the bytes and per example.
 // Usage: bench_loader [--data DIR] [--epochs N]. Uses the real dataset when found (--data, CIFAR10_DIR,
 // ./data/cifar-10-batches-bin; never downloads), else 50,000 synthetic images of the same size.
 #include <fmt/format.h>
@@ -120,22 +121,33 @@ int main(int argc, char** argv) {
              norm.mean[1], norm.mean[2], norm.std[0], norm.std[1], norm.std[2], split.train.size(), stats_s);
 
   double checksum = 0;
+  namespace T = transforms;
   const DataLoaderOptions base{
-      .batch_size = 128, .random_crop = true, .random_flip = true, .normalize = norm, .seed = 0};
+      .batch_size = 128,
+      .transform = T::Compose({T::RandomCrop(32, {.padding = 4}), T::RandomHorizontalFlip(), T::Normalize(norm)}),
+      .seed = 0};
   DataLoaderOptions sync_opts = base;
-  sync_opts.prefetch = false;
+  sync_opts.num_workers = 0;
   DataLoader sync(split.train, sync_opts), prefetch(split.train, base);
   DataLoaderOptions plain_opts = base;
-  plain_opts.random_crop = plain_opts.random_flip = plain_opts.shuffle = false;
+  plain_opts.transform = T::Normalize(norm);
+  plain_opts.shuffle = false;
   DataLoader plain(split.val, plain_opts);
+  // The same pipeline per example (one tensor per image and per transform), the path for datasets
+  // that are not uint8 images in memory, on the calling thread.
+  DataLoaderOptions generic_opts = sync_opts;
+  generic_opts.fused = false;
+  DataLoader generic(split.train, generic_opts);
 
   const double sync_rate = images_per_second(sync, epochs, checksum);
   const double prefetch_rate = images_per_second(prefetch, epochs, checksum);
   const double eval_rate = images_per_second(plain, 20, checksum);
+  const double generic_rate = images_per_second(generic, 1, checksum);
   fmt::print("loader, batch 128, crop+flip+normalise, {} epochs of {} images:\n", epochs, split.train.size());
   fmt::print("  on the calling thread:     {:>9.0f} images/s ({:.2f} ms per batch)\n", sync_rate, 128e3 / sync_rate);
   fmt::print("  with the prefetch thread:  {:>9.0f} images/s\n", prefetch_rate);
   fmt::print("  eval (no shuffle/augment): {:>9.0f} images/s\n", eval_rate);
+  fmt::print("  per example (fused = false, calling thread, 1 epoch): {:>9.0f} images/s\n", generic_rate);
   Step step;
   const Overlap with = measure_overlap(prefetch, step, 20), without = measure_overlap(sync, step, 20);
   fmt::print("behind a training step (conv 3->32 3x3, ReLU, max-pool; forward+backward; {:.0f} ms per batch):\n",

@@ -6,15 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "autograd/tensor.hpp"
+#include "data/dataset.hpp"
 
 namespace xg::data {
-
-// One batch as the model sees it: images f32 [B, C, H, W] and labels i64 [B].
-struct Batch {
-  Tensor images;
-  Tensor labels;
-};
 
 // CIFAR-10 geometry, defined once: C channels (R, G, B planes) of H x W pixels, K classes.
 inline constexpr int64_t kC = 3, kH = 32, kW = 32, kClasses = 10;
@@ -32,8 +26,8 @@ void decode_records(std::span<const uint8_t> bytes, const std::string& name, std
 
 // The images of one split, 3072 bytes each (R plane, G plane, B plane; row-major 32x32), and the
 // labels 0..9. Pixel values reach tensors as f32 in [0, 1] (PyTorch's ToTensor convention), before
-// any normalisation.
-class CIFAR10 {
+// any normalisation. One ImageDataset among others: get(i) gives f32 [3, 32, 32] and a 0-d label.
+class CIFAR10 : public ImageDataset {
  public:
   // Reads data_batch_1..5.bin (train) or test_batch.bin from `root`. Throws xg::Error naming the
   // file on a missing, empty, truncated or corrupt file; nothing is kept from a failed load.
@@ -45,9 +39,10 @@ class CIFAR10 {
   // appears in errors. The entry point for fuzzing the decoder.
   static CIFAR10 from_bytes(std::span<const uint8_t> file_bytes, const std::string& name = "<memory>");
 
-  int64_t size() const { return static_cast<int64_t>(labels_.size()); }
-  const uint8_t* image(int64_t i) const { return images_.data() + i * kImageBytes; }
-  int64_t label(int64_t i) const { return labels_[static_cast<size_t>(i)]; }
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  Shape image_shape() const override { return {kC, kH, kW}; }
+  const uint8_t* image(int64_t i) const override { return images_.data() + i * kImageBytes; }
+  int64_t label(int64_t i) const override { return labels_[static_cast<size_t>(i)]; }
   const std::vector<uint8_t>& images() const { return images_; }
   const std::vector<int64_t>& labels() const { return labels_; }
 

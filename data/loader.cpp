@@ -1,9 +1,11 @@
-// The DataLoader: per-epoch permutation, per-batch augmentation draws, and the prefetch thread.
+// The DataLoader: per-epoch permutation, per-batch random draws, the batched uint8 path, and the workers.
 #include "data/loader.hpp"
 
 #include <numeric>
 #include <random>
 #include <system_error>
+
+#include "autograd/grad_mode.hpp"
 
 namespace xg::data {
 
@@ -23,20 +25,31 @@ std::mt19937_64 make_rng(uint64_t seed, int64_t epoch, uint64_t stream) {
 
 constexpr uint64_t kShuffleStream = ~0ull;  // batch b draws from stream b
 
-// A draw in [0, n). Plain modulo rather than std::uniform_int_distribution, whose algorithm differs
-// between standard libraries; the bias (n / 2^64) is far below anything measurable.
-uint64_t below(std::mt19937_64& rng, uint64_t n) { return rng() % n; }
-
 }  // namespace
 
 DataLoader::DataLoader(Subset data, DataLoaderOptions opts)
-    : data_(std::move(data)), opts_(std::move(opts)), table_(opts_.normalize) {
+    : DataLoader(std::make_shared<const Subset>(std::move(data)), std::move(opts)) {}
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> data, DataLoaderOptions opts)
+    : data_(std::move(data)), opts_(std::move(opts)) {
+  check(data_ != nullptr, "DataLoader: null dataset");
   check(opts_.batch_size > 0, "DataLoader: batch_size must be positive, got {}", opts_.batch_size);
-  check(opts_.crop_padding >= 0 && opts_.crop_padding <= kH, "DataLoader: crop_padding must be in [0, {}], got {}", kH,
-        opts_.crop_padding);
-  check(opts_.prefetch_depth >= 1 && opts_.prefetch_depth <= 2, "DataLoader: prefetch_depth must be 1 or 2, got {}",
+  check(opts_.num_workers >= 0 && opts_.num_workers <= 64, "DataLoader: num_workers must be in [0, 64], got {}",
+        opts_.num_workers);
+  check(opts_.prefetch_depth >= 1 && opts_.prefetch_depth <= 16, "DataLoader: prefetch_depth must be in [1, 16], got {}",
         opts_.prefetch_depth);
-  const int64_t n = data_.size(), bs = opts_.batch_size;
+  if (const ImageDataset* img = data_->as_images(); img != nullptr && opts_.fused) {
+    const Shape chw = img->image_shape();
+    check(chw.size() == 3 && chw[0] > 0 && chw[1] > 0 && chw[2] > 0, "DataLoader: image_shape must be [C, H, W], got {}",
+          chw);
+    transforms::FusedPlan plan;
+    plan.chw = chw;
+    if (opts_.transform.fuse(plan)) {
+      table_.emplace(plan.norm, chw[0]);
+      plan_ = std::move(plan);
+    }
+  }
+  const int64_t n = data_->size(), bs = opts_.batch_size;
   num_batches_ = opts_.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 
@@ -46,43 +59,67 @@ DataLoader::~DataLoader() {
     stop_ = true;
   }
   worker_cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  for (std::thread& t : workers_) t.join();
 }
 
-int64_t DataLoader::size() const { return opts_.drop_last ? num_batches_ * opts_.batch_size : data_.size(); }
+int64_t DataLoader::size() const { return opts_.drop_last ? num_batches_ * opts_.batch_size : data_->size(); }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order(static_cast<size_t>(data_.size()));
+  std::vector<int64_t> order(static_cast<size_t>(data_->size()));
   std::iota(order.begin(), order.end(), int64_t{0});
   if (!opts_.shuffle) return order;
   // Fisher-Yates with our own draws: the same permutation on every platform.
   auto rng = make_rng(opts_.seed, epoch, kShuffleStream);
-  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[below(rng, i)]);
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[transforms::below(rng, i)]);
   return order;
+}
+
+Batch DataLoader::fused_batch(std::span<const int64_t> idx, int64_t epoch, std::mt19937_64& rng) const {
+  const ImageDataset& img = *data_->as_images();
+  const transforms::FusedPlan& p = *plan_;
+  const int64_t B = static_cast<int64_t>(idx.size()), bytes = p.chw[0] * p.chw[1] * p.chw[2];
+  Batch out{Tensor::empty({B, p.chw[0], p.chw[1], p.chw[2]}, Dtype::f32), Tensor::empty({B}, Dtype::i64)};
+  float* x = out.images.data<float>();
+  int64_t* y = out.labels.data<int64_t>();
+  const uint64_t span = static_cast<uint64_t>(2 * p.pad + 1);
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t pos = idx[static_cast<size_t>(i)];
+    CropFlip t{.reflect = p.reflect};
+    // The draws of the per-example transforms, in their order: shift y, shift x, flip.
+    if (p.shift) {
+      t.dy = static_cast<int64_t>(transforms::below(rng, span)) - p.pad;
+      t.dx = static_cast<int64_t>(transforms::below(rng, span)) - p.pad;
+    }
+    if (p.flip == transforms::FusedPlan::Flip::random) t.flip = transforms::coin(rng, p.flip_p);
+    if (p.flip == transforms::FusedPlan::Flip::alternating) t.flip = transforms::AlternatingFlip::flips(opts_.seed, epoch, pos);
+    transform_image(img.image(pos), x + i * bytes, p.chw, t, *table_);
+    y[i] = img.label(pos);
+  }
+  return out;
 }
 
 Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const {
   check(b >= 0 && b < num_batches_, "DataLoader: batch {} out of range for {} batches", b, num_batches_);
-  check(static_cast<int64_t>(order.size()) == data_.size(), "DataLoader: order has {} positions for {} images",
-        order.size(), data_.size());
+  check(static_cast<int64_t>(order.size()) == data_->size(), "DataLoader: order has {} positions for {} examples",
+        order.size(), data_->size());
   const int64_t begin = b * opts_.batch_size;
-  const int64_t B = std::min(opts_.batch_size, data_.size() - begin);
-  Batch out{Tensor::empty({B, kC, kH, kW}, Dtype::f32), Tensor::empty({B}, Dtype::i64)};
-  float* x = out.images.data<float>();
-  int64_t* y = out.labels.data<int64_t>();
+  const int64_t B = std::min(opts_.batch_size, data_->size() - begin);
+  const std::span<const int64_t> idx(order.data() + begin, static_cast<size_t>(B));
   auto rng = make_rng(opts_.seed, epoch, static_cast<uint64_t>(b));
-  const uint64_t span = static_cast<uint64_t>(2 * opts_.crop_padding + 1);
-  for (int64_t i = 0; i < B; ++i) {
-    CropFlip t;
-    // Fixed draw order per image (crop y, crop x, flip) keeps batches identical however they are built.
-    if (opts_.random_crop) {
-      t.dy = static_cast<int64_t>(below(rng, span)) - opts_.crop_padding;
-      t.dx = static_cast<int64_t>(below(rng, span)) - opts_.crop_padding;
+  NoGradGuard no_grad;  // transforms never record, on any thread
+  Batch out;
+  if (plan_) {
+    out = fused_batch(idx, epoch, rng);
+  } else {
+    std::vector<Example> examples;
+    examples.reserve(idx.size());
+    for (int64_t pos : idx) {
+      Example e = data_->get(pos);
+      transforms::Context ctx{rng, opts_.seed, epoch, pos};
+      if (opts_.transform) e.data = opts_.transform(e.data, ctx);
+      examples.push_back(std::move(e));
     }
-    if (opts_.random_flip) t.flip = (rng() >> 63) != 0;
-    const int64_t pos = order[static_cast<size_t>(begin + i)];
-    transform_image(data_.image(pos), x + i * kImageBytes, t, table_);
-    y[i] = data_.label(pos);
+    out = stack_examples(examples, idx, "DataLoader");
   }
   if (opts_.batch_transform) opts_.batch_transform(out);
   return out;
@@ -98,16 +135,16 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
     ++generation_;
     epoch_ = epoch;
     order_ = std::move(order);
-    produced_ = consumed_ = first_batch;
-    ready_.clear();
-    error_ = nullptr;
+    claimed_ = consumed_ = first_batch;
+    done_.clear();
     started_ = true;
   }
-  if (opts_.prefetch && !worker_.joinable() && num_batches_ > 0) {
+  if (workers_.empty() && num_batches_ > 0) {
     try {
-      worker_ = std::thread([this] { worker_loop(); });
+      for (int64_t w = 0; w < opts_.num_workers; ++w) workers_.emplace_back([this] { worker_loop(); });
     } catch (const std::system_error&) {
-      // No thread to be had (resource limits): next() builds the batches itself, the same ones.
+      // No (more) threads to be had (resource limits): the ones started suffice, and with none next()
+      // builds the batches itself, the same ones.
     }
   }
   worker_cv_.notify_all();
@@ -115,31 +152,22 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
 
 void DataLoader::worker_loop() {
   std::unique_lock lk(mu_);
+  const int64_t ahead = opts_.prefetch_depth * std::max<int64_t>(1, opts_.num_workers);
   while (true) {
-    worker_cv_.wait(lk, [&] {
-      return stop_ || (started_ && !error_ && produced_ < num_batches_ &&
-                       static_cast<int64_t>(ready_.size()) < opts_.prefetch_depth);
-    });
+    worker_cv_.wait(lk, [&] { return stop_ || (started_ && claimed_ < num_batches_ && claimed_ - consumed_ < ahead); });
     if (stop_) return;
-    const int64_t gen = generation_, epoch = epoch_, b = produced_;
+    const int64_t gen = generation_, epoch = epoch_, b = claimed_++;
     const auto order = order_;
     lk.unlock();
-    std::optional<Batch> batch;
-    std::exception_ptr err;
+    Done d;
     try {
-      batch = make_batch(*order, epoch, b);
+      d.batch = make_batch(*order, epoch, b);
     } catch (...) {
-      err = std::current_exception();  // never escapes the thread: std::terminate is not an option
+      d.error = std::current_exception();  // never escapes the thread: std::terminate is not an option
     }
     lk.lock();
     if (gen != generation_) continue;  // start_epoch came in between: this batch belongs to no one
-    if (err) {
-      error_ = err;
-      error_batch_ = b;
-    } else {
-      ready_.push_back(std::move(*batch));
-      ++produced_;
-    }
+    done_.emplace(b, std::move(d));
     consumer_cv_.notify_all();
   }
 }
@@ -148,9 +176,9 @@ std::optional<Batch> DataLoader::next() {
   std::unique_lock lk(mu_);
   check(started_, "DataLoader: call start_epoch(epoch) (or iterate over epoch(e)) before next()");
   if (consumed_ >= num_batches_) return std::nullopt;
-  if (!worker_.joinable()) {
-    // Same builder, on this thread (no prefetch thread exists to race with).
-    const int64_t b = consumed_;
+  const int64_t b = consumed_;
+  if (workers_.empty()) {
+    // Same builder, on this thread (no worker exists to race with).
     lk.unlock();
     try {
       Batch out = make_batch(*order_, epoch_, b);
@@ -160,16 +188,15 @@ std::optional<Batch> DataLoader::next() {
       rethrow(std::current_exception(), b);
     }
   }
-  consumer_cv_.wait(lk, [&] { return !ready_.empty() || error_ != nullptr; });
-  if (!ready_.empty()) {
-    Batch out = std::move(ready_.front());
-    ready_.pop_front();
-    ++consumed_;
-    lk.unlock();
-    worker_cv_.notify_all();
-    return out;
-  }
-  rethrow(error_, error_batch_);  // error_ stays set: every later next() of this epoch fails the same way
+  consumer_cv_.wait(lk, [&] { return done_.count(b) != 0; });
+  auto it = done_.find(b);
+  if (it->second.error) rethrow(it->second.error, b);  // stays: every later next() of this epoch fails the same way
+  Batch out = std::move(*it->second.batch);
+  done_.erase(it);
+  ++consumed_;
+  lk.unlock();
+  worker_cv_.notify_all();
+  return out;
 }
 
 void DataLoader::rethrow(std::exception_ptr e, int64_t batch) const {

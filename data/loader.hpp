@@ -1,10 +1,10 @@
-// xg::data::DataLoader: shuffled, augmented, normalised batches of a Subset, prefetched on a background thread.
+// xg::data::DataLoader: shuffled, transformed batches of any Dataset, prefetched on worker threads.
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,30 +20,37 @@ struct DataLoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = true;     // a new permutation every epoch
   bool drop_last = false;  // drop the final batch when it is smaller than batch_size
-  bool random_crop = false;
-  int64_t crop_padding = 4;    // zero padding on each side before the 32x32 random crop
-  bool random_flip = false;    // horizontal flip with probability 1/2
-  Normalization normalize{};   // default: identity, images stay in [0, 1]
+  // Applied to every example's data (transforms::Compose for several); empty: none.
+  transforms::AnyTransform transform{};
   uint64_t seed = 0;           // with the epoch number, fixes order and augmentation completely
-  bool prefetch = true;        // prepare batches on a background thread
-  int64_t prefetch_depth = 2;  // batches prepared ahead of the consumer (1 or 2)
-  // Applied to every finished batch (on the prefetch thread when there is one). Must depend only on
+  int64_t num_workers = 1;     // threads preparing batches ahead; 0: on the calling thread, in next()
+  int64_t prefetch_depth = 2;  // batches prepared ahead per worker (1 to 16)
+  // Same-sized uint8 images in memory (Dataset::as_images()) whose transform folds into one pass
+  // (transforms::FusedPlan: shift, flip, normalise) are batched straight from their bytes, without a
+  // tensor per example; the bits are those of the per-example path. false: always per example.
+  bool fused = true;
+  // Applied to every finished batch (on a worker thread when there is one). Must depend only on
   // its input for the loader to stay deterministic.
   std::function<void(Batch&)> batch_transform{};
 };
 
 // Usage:
-//   DataLoader loader(split.train, {.batch_size = 128, .random_crop = true, .random_flip = true,
-//                                   .normalize = compute_mean_std(split.train), .seed = 1});
+//   namespace T = xg::data::transforms;
+//   DataLoader loader(split.train, {.batch_size = 128,
+//                                   .transform = T::Compose({T::RandomCrop(32, {.padding = 4}),
+//                                                            T::RandomHorizontalFlip(),
+//                                                            T::Normalize(compute_mean_std(split.train))}),
+//                                   .seed = 1});
 //   for (int64_t e = 0; e < epochs; ++e)
 //     for (Batch& b : loader.epoch(e)) { ... b.images [B,3,32,32] f32, b.labels [B] i64 ... }
 // The batches of epoch e are the same bits whatever the threading and however they are consumed:
-// the order comes from (seed, e) and the augmentation of batch b from (seed, e, b), each through its
-// own std::mt19937_64 (never the global generator).
+// the order comes from (seed, e) and the random draws of batch b from (seed, e, b), each through its
+// own std::mt19937_64 (never the global generator); within a batch, examples draw in order.
 class DataLoader {
  public:
-  explicit DataLoader(Subset data, DataLoaderOptions opts = {});
-  ~DataLoader();  // stops and joins the prefetch thread, also mid-epoch
+  DataLoader(std::shared_ptr<const Dataset> data, DataLoaderOptions opts = {});
+  explicit DataLoader(Subset data, DataLoaderOptions opts = {});  // a copy of the view
+  ~DataLoader();  // stops and joins the workers, also mid-epoch
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
@@ -51,13 +58,14 @@ class DataLoader {
   // the whole epoch would give from there), abandoning what is left of the previous epoch.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the current epoch, nullopt at its end. An error while preparing a batch
-  // (also on the prefetch thread) arrives here as xg::Error.
+  // (also on a worker thread) arrives here, in batch order, as xg::Error.
   std::optional<Batch> next();
 
   int64_t num_batches() const { return num_batches_; }  // per epoch
-  int64_t size() const;                                 // images per epoch, after drop_last
-  const Subset& data() const { return data_; }
+  int64_t size() const;                                 // examples per epoch, after drop_last
+  const Dataset& data() const { return *data_; }
   const DataLoaderOptions& options() const { return opts_; }
+  bool is_fused() const { return plan_.has_value(); }  // batches come from raw bytes
 
   // Positions in data() in the order epoch `epoch` visits them (the identity without shuffle).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
@@ -70,28 +78,32 @@ class DataLoader {
 
  private:
   void worker_loop();
+  Batch fused_batch(std::span<const int64_t> idx, int64_t epoch, std::mt19937_64& rng) const;
   [[noreturn]] void rethrow(std::exception_ptr e, int64_t batch) const;
 
-  Subset data_;
+  std::shared_ptr<const Dataset> data_;
   DataLoaderOptions opts_;
-  PixelTable table_;
+  std::optional<transforms::FusedPlan> plan_;  // set when batches come from raw bytes
+  std::optional<PixelTable> table_;
   int64_t num_batches_ = 0;
 
-  // Shared with the prefetch thread, guarded by mu_.
+  // Shared with the workers, guarded by mu_.
+  struct Done {
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+  };
   std::mutex mu_;
-  std::condition_variable worker_cv_;    // space in ready_, a new epoch, or stop
+  std::condition_variable worker_cv_;    // room to prepare ahead, a new epoch, or stop
   std::condition_variable consumer_cv_;  // a batch or an error is ready
   bool started_ = false;
   bool stop_ = false;
   int64_t generation_ = 0;  // bumped by start_epoch: batches of an older generation are dropped
   int64_t epoch_ = 0;
   std::shared_ptr<const std::vector<int64_t>> order_;
-  int64_t produced_ = 0;  // batches of this epoch pushed to ready_ (or built, without prefetch)
+  int64_t claimed_ = 0;   // batches of this epoch a worker has taken on
   int64_t consumed_ = 0;  // batches of this epoch handed out by next()
-  std::deque<Batch> ready_;
-  std::exception_ptr error_;
-  int64_t error_batch_ = 0;
-  std::thread worker_;
+  std::map<int64_t, Done> done_;  // finished batches (or their errors) by number
+  std::vector<std::thread> workers_;
 };
 
 class DataLoader::EpochRange {

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"Train a convolutional network on CIFAR-10 with xgrad"};
   app.add_option("--data", data_dir, "CIFAR-10 binary directory (else $CIFAR10_DIR, ./data/cifar-10-batches-bin, download)");
-  app.add_option("--model", o.model, "vgg, convnet, convnet-bn, twolayer or fc")->capture_default_str();
+  app.add_option("--model", o.model, "vgg, convnet, convnet-bn, twolayer, fc, resnet18 or resnet9")->capture_default_str();
   app.add_option("--epochs", o.epochs)->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch-size", o.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")->capture_default_str();

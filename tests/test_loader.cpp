@@ -11,6 +11,16 @@ using namespace xg;
 using namespace xg::data;
 using namespace xg::test::data_fixtures;
 
+namespace {
+// RandomCrop(32, padding 4) then RandomHorizontalFlip, then normalisation when given: the CIFAR recipe.
+transforms::AnyTransform crop_flip(const Normalization& norm = {}) {
+  std::vector<transforms::AnyTransform> list{transforms::RandomCrop(32, {.padding = 4}),
+                                             transforms::RandomHorizontalFlip()};
+  if (!norm.mean.empty()) list.push_back(transforms::Normalize(norm));
+  return transforms::Compose(list);
+}
+}  // namespace
+
 TEST_CASE("loader: crop with zero padding and flip read the right source pixels") {
   // A gradient image: R grows along x, G along y, B is constant.
   std::vector<uint8_t> src(kImageBytes);
@@ -76,14 +86,14 @@ TEST_CASE("loader: channel statistics and normalisation") {
   CHECK(n.std[1] == doctest::Approx(0.0));
   CHECK(n.mean[2] == doctest::Approx(0.2));
   CHECK(n.std[2] == doctest::Approx(0.2));
-  CHECK_ERROR(DataLoader(Subset(ds), {.normalize = n}),
-              "Normalization: channel 1 needs a finite mean and a positive std");
+  CHECK_ERROR(transforms::Normalize(n), "Normalize: channel 1 needs a finite mean and a positive std, got mean 0.2 std 0");
+  CHECK_ERROR(PixelTable(n), "Normalization: channel 1 needs a finite mean and a positive std");
   CHECK_ERROR(compute_mean_std(Subset(ds).first(0)), "compute_mean_std: empty dataset");
 
   // Normalised with its own statistics, a dataset has mean 0 and std 1 per channel.
   auto syn = synthetic(30);
   const Normalization stats = compute_mean_std(Subset(syn));
-  DataLoader loader(Subset(syn), {.batch_size = 30, .shuffle = false, .normalize = stats});
+  DataLoader loader(Subset(syn), {.batch_size = 30, .shuffle = false, .transform = transforms::Normalize(stats)});
   const auto v = whole_epoch(loader, 0).at(0).images.to_vector<float>();
   for (int64_t c = 0; c < kC; ++c) {
     double s = 0, s2 = 0;
@@ -163,7 +173,7 @@ TEST_CASE("loader: shuffling is a permutation, fixed by the seed, new every epoc
 TEST_CASE("loader: augmentation draws crops and flips from the allowed set, deterministically") {
   auto ds = synthetic(30);
   const DataLoaderOptions opts{
-      .batch_size = 16, .shuffle = false, .random_crop = true, .random_flip = true, .seed = 11};
+      .batch_size = 16, .shuffle = false, .transform = crop_flip(), .seed = 11};
   DataLoader loader(Subset(ds), opts);
   const auto batches = whole_epoch(loader, 0);
   const PixelTable table;
@@ -196,13 +206,11 @@ TEST_CASE("loader: augmentation draws crops and flips from the allowed set, dete
 TEST_CASE("loader: the same batches with and without the prefetch thread") {
   auto ds = synthetic(30);
   DataLoaderOptions opts{.batch_size = 8,
-                         .random_crop = true,
-                         .random_flip = true,
-                         .normalize = compute_mean_std(Subset(ds)),
+                         .transform = crop_flip(compute_mean_std(Subset(ds))),
                          .seed = 5,
-                         .prefetch = false};
+                         .num_workers = 0};
   DataLoader sync(Subset(ds), opts);
-  opts.prefetch = true;
+  opts.num_workers = 1;
   DataLoader deep(Subset(ds), opts);
   opts.prefetch_depth = 1;
   DataLoader shallow(Subset(ds), opts);
@@ -223,7 +231,7 @@ TEST_CASE("loader: the same batches with and without the prefetch thread") {
 
 TEST_CASE("loader: a new epoch or a resume mid-epoch, and destruction mid-epoch, are clean") {
   auto ds = synthetic(30);
-  const DataLoaderOptions opts{.batch_size = 4, .random_flip = true, .seed = 2};
+  const DataLoaderOptions opts{.batch_size = 4, .transform = transforms::RandomHorizontalFlip(), .seed = 2};
   DataLoader a(Subset(ds), opts), fresh(Subset(ds), opts);
   a.start_epoch(0);
   REQUIRE(a.next().has_value());
@@ -232,7 +240,7 @@ TEST_CASE("loader: a new epoch or a resume mid-epoch, and destruction mid-epoch,
   const auto full = whole_epoch(fresh, 2);
   for (bool prefetch : {true, false}) {
     DataLoaderOptions o = opts;
-    o.prefetch = prefetch;
+    o.num_workers = prefetch ? 1 : 0;
     DataLoader resumed(Subset(ds), o);
     std::vector<Batch> rest;
     resumed.start_epoch(2, 5);
@@ -256,7 +264,7 @@ TEST_CASE("loader: errors on the prefetch thread reach the consumer as xg::Error
   std::atomic<bool> fail_now{true};
   for (bool prefetch : {true, false}) {
     CAPTURE(prefetch);
-    DataLoaderOptions opts{.batch_size = 8, .shuffle = false, .seed = 1, .prefetch = prefetch};
+    DataLoaderOptions opts{.batch_size = 8, .shuffle = false, .seed = 1, .num_workers = prefetch ? 1 : 0};
     opts.batch_transform = [&](Batch& b) {
       if (fail_now && b.labels.to_vector<int64_t>()[0] == label_of(16)) throw std::runtime_error("boom");
     };
@@ -281,8 +289,9 @@ TEST_CASE("loader: bad options and misuse") {
   auto ds = synthetic(30);
   CHECK_ERROR(DataLoader(Subset(ds), {.batch_size = 0}), "DataLoader: batch_size must be positive, got 0");
   CHECK_ERROR(DataLoader(Subset(ds), {.batch_size = -3}), "got -3");
-  CHECK_ERROR(DataLoader(Subset(ds), {.crop_padding = -1}), "DataLoader: crop_padding must be in [0, 32], got -1");
-  CHECK_ERROR(DataLoader(Subset(ds), {.prefetch_depth = 3}), "DataLoader: prefetch_depth must be 1 or 2, got 3");
+  CHECK_ERROR(DataLoader(Subset(ds), {.num_workers = -1}), "DataLoader: num_workers must be in [0, 64], got -1");
+  CHECK_ERROR(DataLoader(Subset(ds), {.prefetch_depth = 17}), "DataLoader: prefetch_depth must be in [1, 16], got 17");
+  CHECK_ERROR(DataLoader(std::shared_ptr<const Dataset>()), "DataLoader: null dataset");
   DataLoader l{Subset(ds)};
   CHECK_ERROR(l.next(), "DataLoader: call start_epoch(epoch)");
   CHECK_ERROR(l.start_epoch(-1), "DataLoader: epoch must be >= 0, got -1");

@@ -114,6 +114,15 @@ TEST_CASE("model zoo: shapes, names and the first-layer images") {
   }
   CHECK_ERROR(models::make_model("resnet"), "make_model: unknown model 'resnet'");
   CHECK_ERROR(models::VGG({32, 64, 128}), "VGG: channels must come in pairs");
+  // The residual networks: parameter counts as in PyTorch's definitions (ResNet-18 for CIFAR
+  // 11,173,962; Page's ResNet-9 6,573,120), and each stride-2 BasicBlock's 1x1 shortcut.
+  CHECK(nn::count_parameters(*models::make_model("resnet18")) == 11173962);
+  CHECK(nn::count_parameters(*models::make_model("resnet9")) == 6573120);
+  models::BasicBlock down(64, 128, 2), same(64, 64, 1);
+  CHECK(down.shortcut->size() == 2);
+  CHECK(same.shortcut->size() == 0);
+  CHECK(down.forward(randn({1, 64, 8, 8})).shape() == Shape{1, 128, 4, 4});
+  CHECK_ERROR(models::BasicBlock(64, 0), "BasicBlock: channels (64 -> 0) and stride (1) must be positive");
 }
 
 TEST_CASE("accuracy: mirror-image averaging classifies each image by its summed logits") {
@@ -122,7 +131,7 @@ TEST_CASE("accuracy: mirror-image averaging classifies each image by its summed 
   manual_seed(5);
   auto model = models::make_model("convnet");
   const data::Normalization norm = data::compute_mean_std(split.train);
-  data::DataLoader loader(split.val, {.batch_size = 30, .shuffle = false, .normalize = norm});
+  data::DataLoader loader(split.val, {.batch_size = 30, .shuffle = false, .transform = data::transforms::Normalize(norm)});
   loader.start_epoch(0);
   auto batch = loader.next();
   REQUIRE(batch);
@@ -134,4 +143,51 @@ TEST_CASE("accuracy: mirror-image averaging classifies each image by its summed 
   CHECK(train::accuracy(*model, split.val, norm, 7, true) == doctest::Approx(correct(both)));
   CHECK(train::accuracy(*model, split.val, norm, 7, false) == doctest::Approx(correct(plain)));
   CHECK(model->is_training());  // restored
+}
+
+namespace {
+// Not images: x in R^4, target class 1 when x0 + x1 > 0, else 0.
+struct Points : data::Dataset {
+  std::vector<float> x;
+  explicit Points(int64_t n) {
+    std::mt19937_64 g(4);
+    std::normal_distribution<float> d;
+    for (int64_t i = 0; i < 4 * n; ++i) x.push_back(d(g));
+  }
+  int64_t size() const override { return static_cast<int64_t>(x.size()) / 4; }
+  data::Example get(int64_t i) const override {
+    std::vector<float> v(x.begin() + 4 * i, x.begin() + 4 * i + 4);
+    return {from_vector(v, {4}), scalar_tensor(v[0] + v[1] > 0 ? 1 : 0, Dtype::i64)};
+  }
+};
+}  // namespace
+
+TEST_CASE("trainer: any dataset, a loss callback and a regulariser, no files, iteration budget") {
+  TempDir tmp;
+  auto train_set = std::make_shared<const Points>(256), val_set = std::make_shared<const Points>(64);
+  manual_seed(1);
+  auto model = std::make_shared<models::TwoLayerNet>(4, 16, 2);
+  int64_t loss_calls = 0, reg_calls = 0;
+  train::TrainerOptions o{.model = "points", .epochs = 5, .batch_size = 32, .lr = 0.1, .schedule = "none",
+                          .max_iterations = 20, .run_dir = "", .progress = 3};
+  o.loss = [&](const Tensor& out, const Tensor& target) { ++loss_calls; return cross_entropy(out, target); };
+  o.regularizer = [&](nn::Module& m) { ++reg_calls; return mul(sum(mul(m.parameters()[0], m.parameters()[0])), 1e-4); };
+  train::Trainer t(model, train_set, val_set, nullptr, o);
+  const train::TrainResult r = t.fit();
+  CHECK(r.losses.size() == 20);  // 8 steps per epoch: 8 + 8 + 4
+  CHECK(r.epochs.size() == 3);
+  CHECK(loss_calls == 20);
+  CHECK(reg_calls == 20);
+  CHECK(r.best_val_acc > 0.85);
+  CHECK(r.test_acc == -1);
+  // A NaN loss ends the run quietly when asked, reported in the result.
+  o.loss = [](const Tensor& out, const Tensor&) { return div(sum(out), 0.0) * 0.0; };
+  o.nonfinite_is_error = false;
+  const train::TrainResult nan = train::Trainer(model, train_set, val_set, nullptr, o).fit();
+  CHECK(nan.diverged);
+  CHECK(nan.losses.size() == 1);
+  o.max_iterations = -1;
+  CHECK_ERROR(train::Trainer(model, train_set, val_set, nullptr, o), "Trainer: max_iterations must be >= 0, got -1");
+  CHECK_ERROR(train::Trainer(model, std::make_shared<const Points>(0), val_set, nullptr, o),
+              "Trainer: the training set is empty");
 }

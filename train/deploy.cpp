@@ -11,7 +11,10 @@ namespace xg::train {
 namespace {
 // [3, 1, 1], not [1, 3, 1, 1]: the same broadcast, but OpenCV 4.6 fails on an Add or Sub whose
 // constant has a leading 1 once the batch is larger than 1 (shape_utils.hpp:170, "total").
-Tensor per_channel(const std::array<float, 3>& v) { return from_vector(std::vector<float>(v.begin(), v.end()), {3, 1, 1}); }
+Tensor per_channel(const std::vector<float>& v) {
+  check(v.size() == 3, "export_onnx: the normalisation has {} channels, the deployed model takes 3", v.size());
+  return from_vector(v, {3, 1, 1});
+}
 }  // namespace
 
 Normalized::Normalized(std::shared_ptr<nn::Module> m, const data::Normalization& norm) {
@@ -27,7 +30,7 @@ void export_onnx(std::shared_ptr<nn::Module> model, const data::Normalization& n
   onnx::export_model(wrapped, full({1, 3, 32, 32}, 0.5), path, {.output_names = {"logits"}});
 }
 
-std::string channel_list(const std::array<float, 3>& values) {
+std::string channel_list(const std::vector<float>& values) {
   return fmt::format("{:.6f},{:.6f},{:.6f}", values[0], values[1], values[2]);
 }
 

@@ -25,6 +25,6 @@ class Normalized : public nn::Module {
 void export_onnx(std::shared_ptr<nn::Module> model, const data::Normalization& norm, const std::string& path);
 
 // "0.491400,0.482200,0.446500": how a checkpoint's metadata records a normalisation's mean or std.
-std::string channel_list(const std::array<float, 3>& values);
+std::string channel_list(const std::vector<float>& values);
 
 }  // namespace xg::train

@@ -64,7 +64,7 @@ VGG::VGG(std::vector<int64_t> channels, int64_t classes) {
 Tensor VGG::forward(const Tensor& x) { return classifier->forward(flatten(features->forward(x), 1)); }
 
 const std::vector<std::string>& model_names() {
-  static const std::vector<std::string> names{"vgg", "convnet", "convnet-bn", "twolayer", "fc"};
+  static const std::vector<std::string> names{"vgg", "convnet", "convnet-bn", "twolayer", "fc", "resnet18", "resnet9"};
   return names;
 }
 
@@ -73,8 +73,10 @@ std::shared_ptr<nn::Module> make_model(const std::string& name) {
   if (name == "convnet") return std::make_shared<ThreeLayerConvNet>();
   if (name == "convnet-bn") return std::make_shared<ThreeLayerConvNet>(32, 7, 100, 10, true);
   if (name == "twolayer") return std::make_shared<TwoLayerNet>();
+  if (name == "resnet18") return std::make_shared<ResNet18>();
+  if (name == "resnet9") return std::make_shared<ResNet9>();
   if (name == "fc") return std::make_shared<FullyConnectedNet>(std::vector<int64_t>{512, 256, 100}, 3072, 10, Norm::batch, 0.1);
-  fail("make_model: unknown model '{}'; choose one of vgg, convnet, convnet-bn, twolayer, fc", name);
+  fail("make_model: unknown model '{}'; choose one of vgg, convnet, convnet-bn, twolayer, fc, resnet18, resnet9", name);
 }
 
 Tensor first_layer_images(nn::Module& model) {

@@ -47,7 +47,53 @@ class VGG : public nn::Module {
   std::shared_ptr<nn::Linear> classifier;
 };
 
-// "twolayer", "fc", "convnet", "convnet-bn" or "vgg"; throws naming the choices otherwise.
+// ResNet's BasicBlock: relu(bn(conv3x3(relu(bn(conv3x3(x, stride))))) + shortcut(x)), the shortcut a 1x1
+// conv with the block's stride and a batch norm when the shape changes, the identity otherwise.
+class BasicBlock : public nn::Module {
+ public:
+  BasicBlock(int64_t in_channels, int64_t channels, int64_t stride = 1);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<nn::Conv2d> conv1, conv2;
+  std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<nn::Sequential> shortcut;  // empty: the identity
+};
+
+// ResNet-18 for 32x32 images (the CIFAR variant: a 3x3 stem, no max-pool), stages of two BasicBlocks
+// with 64-128-256-512 channels (strides 1-2-2-2), adaptive average pool to 1x1, linear.
+class ResNet18 : public nn::Module {
+ public:
+  explicit ResNet18(int64_t classes = 10, int64_t in_channels = 3);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<nn::Sequential> stem, layer1, layer2, layer3, layer4;
+  std::shared_ptr<nn::AdaptiveAvgPool2d> pool;
+  std::shared_ptr<nn::Linear> fc;
+};
+
+// conv 3x3 - batchnorm - ReLU, optionally followed by a 2x2 max-pool (ResNet-9's building block).
+std::shared_ptr<nn::Sequential> conv_bn(int64_t in_channels, int64_t out_channels, bool pool = false);
+
+// x + res2(res1(x)), each res a conv_bn at the same width (ResNet-9's residual).
+class Residual : public nn::Module {
+ public:
+  explicit Residual(int64_t channels);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<nn::Sequential> res1, res2;
+};
+
+// David Page's ResNet-9 (DAWNBench CIFAR-10): prep conv_bn 64; layer1 conv_bn 128 + pool + Residual;
+// layer2 conv_bn 256 + pool; layer3 conv_bn 512 + pool + Residual; global max pool (4x4 at 32x32
+// input), linear without bias, logits scaled by 0.125.
+class ResNet9 : public nn::Module {
+ public:
+  explicit ResNet9(int64_t classes = 10, int64_t in_channels = 3);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<nn::Sequential> prep, layer1, layer2, layer3;
+  std::shared_ptr<Residual> res1, res3;
+  std::shared_ptr<nn::MaxPool2d> pool;
+  std::shared_ptr<nn::Linear> fc;
+};
+
+// "vgg", "convnet", "convnet-bn", "twolayer", "fc", "resnet18" or "resnet9"; throws naming the choices otherwise.
 std::shared_ptr<nn::Module> make_model(const std::string& name);
 const std::vector<std::string>& model_names();
 

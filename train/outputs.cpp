@@ -36,11 +36,15 @@ void Trainer::write_outputs(const TrainResult& r) const {
   if (Tensor filters = models::first_layer_images(*model_); filters.defined())
     plot::image_grid((dir / "filters.png").string(), filters, filters.shape()[2] >= 16 ? 2 : 6);
 
-  model_->save((dir / "best.safetensors").string(),
-               {{"model", opts_.model}, {"epoch", std::to_string(r.best_epoch)},
-                {"val_acc", fmt::format("{:.4f}", r.best_val_acc)}, {"norm_mean", channel_list(norm_.mean)},
-                {"norm_std", channel_list(norm_.std)}});
-  export_onnx(model_, norm_, (dir / "model.onnx").string());  // raw pixels in [0, 1] in, logits out
+  nn::Metadata meta{{"model", opts_.model}, {"epoch", std::to_string(r.best_epoch)},
+                    {"val_acc", fmt::format("{:.4f}", r.best_val_acc)}};
+  // RGB images under the image recipe: the normalisation is recorded, and model.onnx takes raw
+  // pixels in [0, 1] and normalises them itself (other datasets and transforms get neither).
+  const data::ImageDataset* images = train_->as_images();
+  const bool deployable = norm_.mean.size() == 3 && images && images->image_shape() == Shape{3, 32, 32};
+  if (deployable) meta.insert({{"norm_mean", channel_list(norm_.mean)}, {"norm_std", channel_list(norm_.std)}});
+  model_->save((dir / "best.safetensors").string(), meta);
+  if (deployable) export_onnx(model_, norm_, (dir / "model.onnx").string());  // raw pixels in [0, 1] in, logits out
   nlohmann::json j;
   j["model"] = opts_.model;
   j["test_accuracy"] = r.test_acc;
@@ -55,7 +59,8 @@ void Trainer::write_outputs(const TrainResult& r) const {
                  {"schedule", opts_.schedule},     {"lr_decay", opts_.lr_decay},     {"augment", opts_.augment},
                  {"label_smoothing", opts_.label_smoothing}, {"flip_tta", opts_.flip_tta},
                  {"seed", opts_.seed},             {"max_steps_per_epoch", opts_.max_steps_per_epoch},
-                 {"train_images", train_.size()},  {"val_images", val_.size()},      {"test_images", test_.size()}};
+                 {"train_images", train_->size()}, {"val_images", val_ ? val_->size() : 0},
+                 {"test_images", test_ ? test_->size() : 0}};
   write_text_file((dir / "summary.json").string(), j.dump(2) + "\n", "Trainer");
 }
 

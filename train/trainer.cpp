@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 
 #include "autograd/grad_mode.hpp"
@@ -66,42 +67,91 @@ nn::Metadata run_identity(const TrainerOptions& o) {
 
 }  // namespace
 
-double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm, int64_t batch_size,
-                bool flip_tta) {
-  if (images.empty()) return 0.0;
+double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples,
+                const data::transforms::AnyTransform& transform, int64_t batch_size, bool flip_tta,
+                const std::function<void(data::Batch&)>& batch_transform) {
+  if (examples == nullptr || examples->size() == 0) return 0.0;
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
-  data::DataLoader loader(images, {.batch_size = batch_size, .shuffle = false, .normalize = norm});
+  data::DataLoader loader(examples, {.batch_size = batch_size, .shuffle = false, .transform = transform,
+                                     .batch_transform = batch_transform});
   int64_t correct = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     Tensor logits = model.forward(batch->images);
-    if (flip_tta) logits = add(logits, model.forward(flip(batch->images, {3})));
+    if (flip_tta && batch->images.dim() == 4) logits = add(logits, model.forward(flip(batch->images, {3})));
     Tensor pred = argmax(logits, 1);
     correct += sum(eq(pred, batch->labels)).item<int64_t>();
   }
   model.train(was_training);
-  return static_cast<double>(correct) / static_cast<double>(images.size());
+  return static_cast<double>(correct) / static_cast<double>(examples->size());
 }
 
+double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm, int64_t batch_size,
+                bool flip_tta) {
+  data::transforms::AnyTransform t;
+  if (!norm.mean.empty()) t = data::transforms::Normalize(norm);
+  return accuracy(model, std::make_shared<const data::Subset>(images), t, batch_size, flip_tta);
+}
+
+namespace {
+std::shared_ptr<const data::Dataset> shared(data::Subset s) {
+  return s.empty() ? nullptr : std::make_shared<const data::Subset>(std::move(s));
+}
+}  // namespace
+
 Trainer::Trainer(std::shared_ptr<nn::Module> model, data::Subset train, data::Subset val, data::Subset test,
+                 TrainerOptions options)
+    : Trainer(std::move(model), std::make_shared<const data::Subset>(std::move(train)), shared(std::move(val)),
+              shared(std::move(test)), std::move(options)) {}
+
+Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<const data::Dataset> train,
+                 std::shared_ptr<const data::Dataset> val, std::shared_ptr<const data::Dataset> test,
                  TrainerOptions options)
     : model_(std::move(model)), train_(std::move(train)), val_(std::move(val)), test_(std::move(test)),
       opts_(std::move(options)) {
   check(model_ != nullptr, "Trainer: no model");
-  check(!train_.empty(), "Trainer: the training set is empty");
+  check(train_ != nullptr && train_->size() > 0, "Trainer: the training set is empty");
   check(opts_.epochs > 0 && opts_.batch_size > 0, "Trainer: epochs ({}) and batch_size ({}) must be positive",
         opts_.epochs, opts_.batch_size);
   check(opts_.lr > 0 && std::isfinite(opts_.lr), "Trainer: lr must be positive, got {}", opts_.lr);
   check(opts_.label_smoothing >= 0 && opts_.label_smoothing <= 1, "Trainer: label_smoothing must be in [0, 1], got {}",
         opts_.label_smoothing);
-  norm_ = data::compute_mean_std(train_);
-  train_eval_ = train_.first(std::min(opts_.train_acc_samples, train_.size()));
-  const int64_t full = train_.size() / opts_.batch_size;  // drop_last
-  check(full > 0, "Trainer: {} training images make no full batch of {}", train_.size(), opts_.batch_size);
+  check(opts_.max_iterations >= 0, "Trainer: max_iterations must be >= 0, got {}", opts_.max_iterations);
+  std::vector<int64_t> first(static_cast<size_t>(std::min(opts_.train_acc_samples, train_->size())));
+  std::iota(first.begin(), first.end(), int64_t{0});
+  train_eval_ = std::make_shared<const data::Subset>(train_, std::move(first));
+  const int64_t full = train_->size() / opts_.batch_size;  // drop_last
+  check(full > 0, "Trainer: {} training images make no full batch of {}", train_->size(), opts_.batch_size);
   steps_per_epoch_ = opts_.max_steps_per_epoch > 0 ? std::min(full, opts_.max_steps_per_epoch) : full;
   make_optimizer();
+}
+
+void Trainer::apply_image_recipe() {
+  namespace T = data::transforms;
+  if (const data::ImageDataset* img = train_->as_images();
+      opts_.image_recipe && img != nullptr && !opts_.train_transform && !opts_.eval_transform) {
+    const data::Normalization norm = data::compute_mean_std(*img);
+    norm_ = norm;
+    const Shape chw = img->image_shape();
+    opts_.eval_transform = T::Normalize(norm);
+    opts_.train_transform = opts_.augment ? T::AnyTransform(T::Compose({T::RandomCrop(chw[1], chw[2], {.padding = 4}),
+                                                                        T::RandomHorizontalFlip(), T::Normalize(norm)}))
+                                          : T::AnyTransform(T::Normalize(norm));
+  }
+  opts_.image_recipe = false;  // once
+}
+
+double Trainer::evaluate(const std::shared_ptr<const data::Dataset>& d, bool tta) const {
+  return accuracy(*model_, d, opts_.eval_transform, 500, tta, opts_.batch_transform);
+}
+
+Tensor Trainer::objective(const data::Batch& batch) const {
+  Tensor out = model_->forward(batch.images);
+  Tensor loss = opts_.loss ? opts_.loss(out, batch.labels)
+                           : cross_entropy(out, batch.labels, opts_.label_smoothing);
+  return opts_.regularizer ? add(loss, opts_.regularizer(*model_)) : loss;
 }
 
 void Trainer::make_optimizer() {
@@ -110,7 +160,7 @@ void Trainer::make_optimizer() {
   if (o == "sgd")
     optimizer_ = std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = opts_.lr, .momentum = opts_.momentum,
                                                                          .weight_decay = opts_.weight_decay,
-                                                                         .nesterov = opts_.momentum > 0});
+                                                                         .nesterov = opts_.nesterov && opts_.momentum > 0});
   else if (o == "adam")
     optimizer_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = opts_.lr, .weight_decay = opts_.weight_decay});
   else if (o == "adamw")
@@ -141,46 +191,56 @@ void Trainer::make_optimizer() {
 }
 
 TrainResult Trainer::fit() {
-  create_directories(opts_.run_dir, "Trainer");
-  const std::string ckpt = (fs::path(opts_.run_dir) / "checkpoint.safetensors").string();
+  const bool files = !opts_.run_dir.empty();
+  if (files) create_directories(opts_.run_dir, "Trainer");
+  const std::string ckpt = files ? (fs::path(opts_.run_dir) / "checkpoint.safetensors").string() : "(none)";
   int64_t first_epoch = 0;
   if (opts_.resume) {
     std::error_code ec;
-    check(fs::exists(ckpt, ec), "Trainer: --resume asked for, but {} does not exist", ckpt);
+    check(files && fs::exists(ckpt, ec), "Trainer: --resume asked for, but {} does not exist", ckpt);
     first_epoch = load_checkpoint(ckpt);
     fmt::print("resumed from {} at epoch {}\n", ckpt, first_epoch + 1);
   } else {
     manual_seed(opts_.seed);
   }
-  const bool bar = opts_.progress < 0 ? isatty(fileno(stdout)) != 0 : opts_.progress > 0;
+  apply_image_recipe();  // after the run directory: its errors come first
+  const bool bar = opts_.progress == -1 ? isatty(fileno(stdout)) != 0 : opts_.progress == 1;
+  const bool step_lines = !bar && opts_.progress <= 0, epoch_lines = opts_.progress <= 2;
   data::DataLoader loader(train_, {.batch_size = opts_.batch_size, .shuffle = true, .drop_last = true,
-                                   .random_crop = opts_.augment, .random_flip = opts_.augment,
-                                   .normalize = norm_, .seed = opts_.seed});
+                                   .transform = opts_.train_transform, .seed = opts_.seed,
+                                   .batch_transform = opts_.batch_transform});
+  const auto out_of_steps = [&] {
+    return opts_.max_iterations > 0 && static_cast<int64_t>(result_.losses.size()) >= opts_.max_iterations;
+  };
 
-  for (int64_t epoch = first_epoch; epoch < opts_.epochs; ++epoch) {
+  for (int64_t epoch = first_epoch; epoch < opts_.epochs && !result_.diverged && !out_of_steps(); ++epoch) {
     model_->train();
     loader.start_epoch(epoch);
     const auto start = Clock::now();
     double loss_sum = 0;
     int64_t step = 0;
     const double lr = optimizer_->lr();
-    while (step < steps_per_epoch_) {
+    while (step < steps_per_epoch_ && !out_of_steps()) {
       std::optional<data::Batch> batch = loader.next();
       if (!batch) break;
-      Tensor loss = cross_entropy(model_->forward(batch->images), batch->labels, opts_.label_smoothing);
+      Tensor loss = objective(*batch);
       const double value = loss.item<double>();
-      if (!std::isfinite(value))
+      if (!std::isfinite(value) && opts_.nonfinite_is_error)
         fail("Trainer: the loss is {} at epoch {}, step {} (iteration {}); stopping. The last good checkpoint "
              "(end of epoch {}) is {}",
              value, epoch + 1, step + 1, result_.losses.size() + 1, epoch, ckpt);
-      optimizer_->zero_grad();
-      loss.backward();
-      optimizer_->step();
-      if (scheduler_ && per_step_schedule_ && result_.losses.size() + 1 < static_cast<size_t>(opts_.epochs * steps_per_epoch_))
-        scheduler_->step();
       result_.losses.push_back(value);
       loss_sum += value;
       ++step;
+      if (!std::isfinite(value)) {  // diverged: the result says so, the caller moves on
+        result_.diverged = true;
+        break;
+      }
+      optimizer_->zero_grad();
+      loss.backward();
+      optimizer_->step();
+      if (scheduler_ && per_step_schedule_ && result_.losses.size() < static_cast<size_t>(opts_.epochs * steps_per_epoch_))
+        scheduler_->step();
       const double elapsed = seconds_since(start), ips = step * opts_.batch_size / elapsed;
       const double eta = elapsed / step * (steps_per_epoch_ - step);
       if (bar) {
@@ -189,7 +249,7 @@ TrainResult Trainer::fit() {
                    std::string(filled, '='), std::string(width - filled, ' '), step, steps_per_epoch_, ips, value,
                    clock_text(eta));
         std::fflush(stdout);
-      } else if (step % std::max<int64_t>(1, steps_per_epoch_ / 5) == 0 || step == steps_per_epoch_) {
+      } else if (step_lines && (step % std::max<int64_t>(1, steps_per_epoch_ / 5) == 0 || step == steps_per_epoch_)) {
         fmt::print("epoch {}/{} step {}/{}  {:.0f} img/s  loss {:.4f}  ETA {}\n", epoch + 1, opts_.epochs, step,
                    steps_per_epoch_, ips, value, clock_text(eta));
         std::fflush(stdout);
@@ -204,8 +264,8 @@ TrainResult Trainer::fit() {
     m.images_per_second = step * opts_.batch_size / m.seconds;
     m.train_loss = loss_sum / std::max<int64_t>(step, 1);
     m.lr = lr;
-    m.train_acc = accuracy(*model_, train_eval_, norm_);
-    m.val_acc = accuracy(*model_, val_, norm_, 500, opts_.flip_tta);
+    m.train_acc = evaluate(train_eval_, false);
+    m.val_acc = evaluate(val_, opts_.flip_tta);
     result_.epochs.push_back(m);
     if (best_state_.empty() || m.val_acc > result_.best_val_acc) {
       result_.best_val_acc = m.val_acc;
@@ -213,10 +273,12 @@ TrainResult Trainer::fit() {
       best_state_.clear();
       for (auto& [name, t] : model_->state_dict()) best_state_.emplace_back(name, t.detach().clone());
     }
-    fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}% (best {:.1f}%), {:.0f} img/s, {:.0f} s\n",
-               m.epoch, opts_.epochs, m.train_loss, 100 * m.train_acc, 100 * m.val_acc, 100 * result_.best_val_acc,
-               m.images_per_second, m.seconds);
-    save_checkpoint(epoch + 1, ckpt);
+    if (epoch_lines)
+      fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}% (best {:.1f}%), lr {:.3g}, {:.0f} img/s, "
+                 "{:.0f} s\n", m.epoch, opts_.epochs, m.train_loss, 100 * m.train_acc, 100 * m.val_acc,
+                 100 * result_.best_val_acc, m.lr, m.images_per_second, m.seconds);
+    std::fflush(stdout);
+    if (files) save_checkpoint(epoch + 1, ckpt);
   }
 
   model_->load_state_dict(best_state_);  // the best-validation weights, as CS231n's Solver keeps
@@ -224,8 +286,8 @@ TrainResult Trainer::fit() {
   for (const EpochMetrics& m : r.epochs) r.train_seconds += m.seconds;
   const double images = static_cast<double>(r.losses.size() * opts_.batch_size);
   r.images_per_second = r.train_seconds > 0 ? images / r.train_seconds : 0;
-  if (!test_.empty()) r.test_acc = accuracy(*model_, test_, norm_, 500, opts_.flip_tta);
-  write_outputs(r);
+  if (test_ != nullptr && test_->size() > 0) r.test_acc = evaluate(test_, opts_.flip_tta);
+  if (files) write_outputs(r);
   return r;
 }
 

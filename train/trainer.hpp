@@ -1,9 +1,10 @@
-// The Trainer: CS231n's Solver grown up. Epochs of minibatch training with an optimizer and a
-// schedule, loss history, train/val accuracy per epoch, best weights kept, a checkpoint every epoch
-// with exact resume, a clean stop on a non-finite loss, progress output, and a run directory of
-// results (metrics.csv, plots, best.safetensors, summary.json).
+// The Trainer: CS231n's Solver grown up, for any module, any dataset and any loss. Epochs of
+// minibatch training with an optimizer and a schedule, loss history, train/val accuracy per epoch,
+// best weights kept, a checkpoint every epoch with exact resume, a clean stop on a non-finite loss,
+// progress output, and a run directory of results (metrics.csv, plots, best.safetensors, summary.json).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,9 +32,25 @@ struct TrainerOptions {
   int64_t train_acc_samples = 1000; // train accuracy is measured on this fixed subset
   int64_t max_steps_per_epoch = 0;  // 0: whole epochs (a positive value makes short smoke runs)
   uint64_t seed = 0;
-  std::string run_dir = "runs/cifar10";
+  int64_t max_iterations = 0;       // > 0: stop after this many steps in all (mid-epoch), then evaluate
+  bool nesterov = true;             // sgd with momentum: Nesterov's
+  std::string run_dir = "runs/cifar10";  // "": no files at all (no checkpoint, no outputs)
   bool resume = false;              // continue from run_dir/checkpoint.safetensors
-  int progress = -1;                // -1: a progress bar on a terminal, periodic lines otherwise
+  int progress = -1;                // -1: a progress bar on a terminal, step lines otherwise; 0: step
+                                    // lines; 1: the bar; 2: one line per epoch; 3: nothing
+  bool nonfinite_is_error = true;   // false: a NaN/inf loss ends the run quietly (TrainResult::diverged)
+
+  // The objective: loss(output, target) on each batch, plus regularizer(model) when given. Default:
+  // cross_entropy with label_smoothing. Accuracy (argmax over dim 1 against the target) is what the
+  // evaluation reports.
+  std::function<Tensor(const Tensor& output, const Tensor& target)> loss{};
+  std::function<Tensor(nn::Module& model)> regularizer{};
+  // How examples reach the model. With image_recipe and no transforms given, a training set of
+  // in-memory images gets the default recipe: normalisation with its own per-channel statistics,
+  // and with augment a random crop (4-pixel zero padding) and a horizontal flip.
+  data::transforms::AnyTransform train_transform{}, eval_transform{};
+  bool image_recipe = true;
+  std::function<void(data::Batch&)> batch_transform{};  // on every batch, training and evaluation
 };
 
 struct EpochMetrics {
@@ -46,18 +63,26 @@ struct TrainResult {
   int64_t best_epoch = 0;
   double test_acc = -1;  // -1 without a test set
   double train_seconds = 0, images_per_second = 0;
+  bool diverged = false;  // a non-finite loss ended the run (with nonfinite_is_error false)
   std::vector<double> losses;  // per iteration
   std::vector<EpochMetrics> epochs;
 };
 
-// Fraction of correctly classified images, in eval mode without recording. With flip_tta, each
-// image is classified by the sum of its logits and those of its horizontal mirror image.
+// Fraction of correctly classified examples (argmax of the output over dim 1), in eval mode without
+// recording, each example through `transform` and every batch through `batch_transform`. With
+// flip_tta, each image (of a 4-D batch) is classified by the sum of its logits and those of its mirror image.
+double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples,
+                const data::transforms::AnyTransform& transform, int64_t batch_size = 500, bool flip_tta = false,
+                const std::function<void(data::Batch&)>& batch_transform = {});
+// The same for images normalised with `norm`.
 double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm,
                 int64_t batch_size = 500, bool flip_tta = false);
 
 class Trainer {
  public:
-  // train, val and test are views of CIFAR-10; normalisation statistics come from `train`.
+  // val and test may be null or empty (no validation: every epoch counts as best; no test accuracy).
+  Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<const data::Dataset> train,
+          std::shared_ptr<const data::Dataset> val, std::shared_ptr<const data::Dataset> test, TrainerOptions options);
   Trainer(std::shared_ptr<nn::Module> model, data::Subset train, data::Subset val, data::Subset test,
           TrainerOptions options);
   TrainResult fit();
@@ -68,16 +93,20 @@ class Trainer {
   int64_t load_checkpoint(const std::string& path);  // returns the next epoch to run
   void write_outputs(const TrainResult& r) const;
 
+  void apply_image_recipe();
+  double evaluate(const std::shared_ptr<const data::Dataset>& d, bool tta) const;
+  Tensor objective(const data::Batch& batch) const;
+
   std::shared_ptr<nn::Module> model_;
-  data::Subset train_, val_, test_, train_eval_;
+  std::shared_ptr<const data::Dataset> train_, val_, test_, train_eval_;
   TrainerOptions opts_;
-  data::Normalization norm_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<optim::LRScheduler> scheduler_;
   bool per_step_schedule_ = false;
   int64_t steps_per_epoch_ = 0;
   TrainResult result_;
   nn::NamedTensors best_state_;
+  data::Normalization norm_;  // the image recipe's (for model.onnx and the checkpoint metadata); else empty
 };
 
 }  // namespace xg::train

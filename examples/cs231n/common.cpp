@@ -9,6 +9,7 @@
 #include "train/files.hpp"
 #include "train/models.hpp"
 #include "train/plot.hpp"
+#include "train/trainer.hpp"
 
 namespace cs231n {
 
@@ -46,8 +47,9 @@ Preprocess mean_image(const data::Subset& train) {
 }
 
 data::DataLoaderOptions loader_options(const Preprocess& p, int64_t batch_size, bool shuffle, uint64_t seed) {
-  data::DataLoaderOptions o{.batch_size = batch_size, .shuffle = shuffle, .drop_last = shuffle,
-                            .normalize = p.normalize, .seed = seed, .prefetch = false};
+  data::DataLoaderOptions o{.batch_size = batch_size, .shuffle = shuffle, .drop_last = shuffle, .seed = seed,
+                            .num_workers = 0};
+  if (!p.normalize.mean.empty()) o.transform = data::transforms::Normalize(p.normalize);
   if (p.mean_image) {
     // The loader hands over pixels in [0, 1]; CS231n's linear classifiers see pixel - mean in 0..255.
     o.batch_transform = [mean = p.mean_image](data::Batch& b) {
@@ -74,71 +76,59 @@ double accuracy(nn::Module& model, const data::Subset& images, const Preprocess&
   return static_cast<double>(correct) / static_cast<double>(images.size());
 }
 
+Tensor l2_penalty(nn::Module& model, double l2) {
+  Tensor reg;
+  for (const Tensor& w : model.parameters())
+    if (w.dim() >= 2) reg = reg.defined() ? add(reg, sum(mul(w, w))) : sum(mul(w, w));
+  return reg.defined() ? mul(reg, l2) : zeros({}, Dtype::f32);
+}
+
 Tensor regularized_loss(nn::Module& model, const Tensor& scores, const Tensor& labels, const std::string& loss,
                         double l2) {
   // CS231n's svm_loss sums the hinge over the C - 1 wrong classes: C times PyTorch's multi_margin_loss.
   Tensor data_loss = loss == "svm" ? mul(multi_margin_loss(scores, labels), static_cast<double>(scores.shape()[1]))
                                    : cross_entropy(scores, labels);
-  if (l2 == 0) return data_loss;
-  Tensor reg;
-  for (const Tensor& w : model.parameters())
-    if (w.dim() >= 2) reg = reg.defined() ? add(reg, sum(mul(w, w))) : sum(mul(w, w));
-  return reg.defined() ? add(data_loss, mul(reg, l2)) : data_loss;
+  return l2 == 0 ? data_loss : add(data_loss, l2_penalty(model, l2));
 }
-
-namespace {
-
-std::unique_ptr<optim::Optimizer> make_optimizer(const std::vector<Tensor>& params, const SolverOptions& o) {
-  const std::string& u = o.update_rule;
-  if (u == "sgd") return std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = o.lr});
-  if (u == "sgd_momentum") return std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = o.lr, .momentum = 0.9});
-  if (u == "rmsprop") return std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions{.lr = o.lr});
-  if (u == "adam") return std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = o.lr});
-  fail("solve: unknown update rule '{}'; choose sgd, sgd_momentum, rmsprop or adam", u);
-}
-
-}  // namespace
 
 SolverResult solve(nn::Module& model, const data::Subset& train, const data::Subset& val, const Preprocess& p,
                    const SolverOptions& o) {
   check(!train.empty() && o.batch_size > 0 && o.epochs > 0, "solve: needs training images ({}), a positive batch size "
         "({}) and epochs ({})", train.size(), o.batch_size, o.epochs);
-  const Timer timer;
-  const int64_t batch = std::min(o.batch_size, train.size());
-  auto optimizer = make_optimizer(model.parameters(), o);
-  data::DataLoader loader(train, loader_options(p, batch, true, o.seed));
-  const data::Subset train_eval = train.first(std::min(o.train_acc_samples, train.size()));
+  const std::string& u = o.update_rule;
+  check(u == "sgd" || u == "sgd_momentum" || u == "rmsprop" || u == "adam",
+        "solve: unknown update rule '{}'; choose sgd, sgd_momentum, rmsprop or adam", u);
+  // CS231n's Solver is the Trainer without files, augmentation or label smoothing: the course's update
+  // rules (plain momentum, no weight decay: the l2 term is in the loss), lr *= lr_decay per epoch.
+  const data::DataLoaderOptions lo = loader_options(p, 1, false);
+  train::TrainerOptions to{.model = "cs231n", .epochs = o.epochs, .batch_size = std::min(o.batch_size, train.size()),
+                           .optimizer = u == "sgd_momentum" ? "sgd" : u, .lr = o.lr,
+                           .momentum = u == "sgd_momentum" ? 0.9 : 0.0, .weight_decay = 0.0,
+                           .schedule = o.lr_decay == 1.0 ? "none" : "decay", .lr_decay = o.lr_decay,
+                           .augment = false, .label_smoothing = 0.0, .flip_tta = false,
+                           .train_acc_samples = o.train_acc_samples, .seed = o.seed, .max_iterations = o.iterations,
+                           .nesterov = false, .run_dir = "", .progress = o.verbose ? 2 : 3,
+                           .nonfinite_is_error = false};
+  to.loss = [loss = o.loss](const Tensor& scores, const Tensor& labels) {
+    // CS231n's svm_loss sums the hinge over the C - 1 wrong classes: C times PyTorch's multi_margin_loss.
+    return loss == "svm" ? mul(multi_margin_loss(scores, labels), static_cast<double>(scores.shape()[1]))
+                         : cross_entropy(scores, labels);
+  };
+  if (o.l2 != 0) to.regularizer = [l2 = o.l2](nn::Module& m) { return l2_penalty(m, l2); };
+  to.train_transform = to.eval_transform = lo.transform;
+  to.image_recipe = false;
+  to.batch_transform = lo.batch_transform;
+  if (o.verbose && !o.name.empty()) fmt::print("{}\n", o.name);
+  // The Trainer holds the model by shared_ptr; this one belongs to the caller.
+  std::shared_ptr<nn::Module> borrowed(&model, [](nn::Module*) {});
+  train::Trainer trainer(borrowed, std::make_shared<const data::Subset>(train),
+                         val.empty() ? nullptr : std::make_shared<const data::Subset>(val), nullptr, to);
+  const train::TrainResult t = trainer.fit();
   SolverResult r;
-  nn::NamedTensors best;
-  model.train();
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    loader.start_epoch(epoch);
-    while (auto b = loader.next()) {
-      Tensor loss = regularized_loss(model, model.forward(b->images), b->labels, o.loss, o.l2);
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-      r.losses.push_back(loss.item<double>());
-      if (o.iterations > 0 && static_cast<int64_t>(r.losses.size()) >= o.iterations) break;
-    }
-    r.train_acc.push_back(accuracy(model, train_eval, p));
-    r.val_acc.push_back(val.empty() ? 0.0 : accuracy(model, val, p));
-    if (best.empty() || r.val_acc.back() > r.best_val_acc) {
-      r.best_val_acc = r.val_acc.back();
-      best.clear();
-      for (auto& [name, t] : model.state_dict()) best.emplace_back(name, t.detach().clone());
-    }
-    if (o.verbose)
-      fmt::print("{}epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}%, lr {:.3g}, {:.0f} s\n", o.name,
-                 epoch + 1, o.epochs, r.losses.back(), 100 * r.train_acc.back(), 100 * r.val_acc.back(),
-                 optimizer->lr(), timer.seconds());
-    std::fflush(stdout);  // progress shows in a log file as it happens
-    if (!std::isfinite(r.losses.back())) break;  // diverged: the result says so, the sweep moves on
-    optimizer->set_lr(optimizer->lr() * o.lr_decay);
-    if (o.iterations > 0 && static_cast<int64_t>(r.losses.size()) >= o.iterations) break;
-  }
-  model.load_state_dict(best);
-  r.seconds = timer.seconds();
+  r.losses = t.losses;
+  for (const train::EpochMetrics& m : t.epochs) r.train_acc.push_back(m.train_acc), r.val_acc.push_back(m.val_acc);
+  r.best_val_acc = t.best_val_acc;
+  r.seconds = t.train_seconds;
   return r;
 }
 

@@ -73,11 +73,13 @@ struct SolverResult {
 };
 
 // CS231n's Solver: minibatch training of `model` on `train`, validation after every epoch, and the
-// best-validation weights restored at the end.
+// best-validation weights restored at the end; xg::train::Trainer does the work.
 SolverResult solve(xg::nn::Module& model, const data::Subset& train, const data::Subset& val, const Preprocess& p,
                    const SolverOptions& o);
 
-// The loss the Solver minimises, data term plus l2 * sum(W^2): what the gradient check also checks.
+// l2 * sum(W^2) over every weight matrix and filter bank (parameters of 2 or more dims).
+Tensor l2_penalty(xg::nn::Module& model, double l2);
+// The loss the Solver minimises, data term plus l2_penalty: what the gradient check also checks.
 Tensor regularized_loss(xg::nn::Module& model, const Tensor& scores, const Tensor& labels, const std::string& loss,
                         double l2);
 

@@ -21,13 +21,28 @@ int run_convnet(const Common& c, const NetOptions& o) {
     const std::string name = bn ? "batchnorm" : "plain";
     manual_seed(c.seed);
     models::ThreeLayerConvNet model(32, 7, 100, 10, bn);
+    // The scale of what enters the big affine layer (8192 -> 100, 99% of the weights) at
+    // initialisation: batch norm sits only after the conv, so it sets this scale, and with it how far
+    // each Adam step moves the affine layer's outputs.
+    double rms = 0;
+    {
+      xg::NoGradGuard no_grad;
+      data::DataLoader loader(d.val, loader_options(pre, 500, false));
+      for (data::Batch& b : loader.epoch(0)) {
+        Tensor f = model.features->forward(b.images);
+        rms = std::sqrt(mean(f * f).item<float>());
+        break;
+      }
+    }
+    summary[name + "_affine_input_rms_at_init"] = rms;
     SolverResult r = solve(model, d.train, d.val, pre,
                            {.epochs = o.epochs > 0 ? o.epochs : 4, .batch_size = 100, .update_rule = "adam",
-                            .lr = 1e-3, .lr_decay = 0.7, .l2 = 0.5 * 1e-3, .seed = c.seed,
+                            .lr = o.lr > 0 ? o.lr : 1e-3, .lr_decay = 0.7, .l2 = 0.5 * 1e-3, .seed = c.seed,
                             .name = "ThreeLayerConvNet " + name + ": "});
     const double test = accuracy(model, d.test, pre);
-    fmt::print("ThreeLayerConvNet {}: epoch-1 val {:.1f}%, best val {:.1f}%, test {:.1f}% ({:.0f} s)\n", name,
-               100 * r.val_acc.front(), 100 * r.best_val_acc, 100 * test, r.seconds);
+    fmt::print("ThreeLayerConvNet {}: epoch-1 val {:.1f}%, best val {:.1f}%, test {:.1f}% ({:.0f} s); rms of the "
+               "affine layer's input at init {:.3f}\n", name, 100 * r.val_acc.front(), 100 * r.best_val_acc, 100 * test,
+               r.seconds, rms);
     summary[name + "_val_acc_epoch1"] = r.val_acc.front();
     summary[name + "_val_acc"] = r.best_val_acc;
     summary[name + "_test_acc"] = test;

@@ -10,3 +10,4 @@
 #include "data/pixels.hpp"
 #include "data/subset.hpp"
 #include "data/transforms.hpp"
+#include "data/whitening.hpp"

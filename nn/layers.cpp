@@ -22,7 +22,9 @@ void reset_weight_and_bias(const Tensor& weight, const Tensor& bias) {
   }
 }
 
-Pool2dOptions pool_options(const MaxPool2dOptions& o, const char* module) {
+// Checks a pooling module's options and turns them into the functional op's.
+template <class O>
+Pool2dOptions pool_options(const O& o, const char* module) {
   check(o.kernel_size.h > 0 && o.kernel_size.w > 0, "{}: kernel_size must be positive, got ({}, {})", module,
         o.kernel_size.h, o.kernel_size.w);
   Pair2 stride = o.stride.value_or(o.kernel_size);
@@ -31,7 +33,14 @@ Pool2dOptions pool_options(const MaxPool2dOptions& o, const char* module) {
             2 * o.padding.w <= o.kernel_size.w,
         "{}: padding ({}, {}) must be non-negative and at most half of kernel_size ({}, {})", module, o.padding.h,
         o.padding.w, o.kernel_size.h, o.kernel_size.w);
-  return Pool2dOptions{.kernel = o.kernel_size, .stride = stride, .padding = o.padding};
+  Pool2dOptions p{.kernel = o.kernel_size, .stride = stride, .padding = o.padding, .ceil_mode = o.ceil_mode};
+  if constexpr (requires { o.dilation; }) {
+    check(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got ({}, {})", module, o.dilation.h,
+          o.dilation.w);
+    p.dilation = o.dilation;
+  }
+  if constexpr (requires { o.count_include_pad; }) p.count_include_pad = o.count_include_pad;
+  return p;
 }
 
 // Checks the options conv modules share.
@@ -163,8 +172,13 @@ Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 // Printing, in libtorch's style.
 namespace {
 std::string pair(Pair2 p) { return fmt::format("[{}, {}]", p.h, p.w); }
-std::string pool_repr(const Pool2dOptions& o) {
-  return fmt::format("kernel_size={}, stride={}, padding={}", pair(o.kernel), pair(o.stride), pair(o.padding));
+std::string pool_repr(const Pool2dOptions& o, bool max) {
+  std::string s =
+      fmt::format("kernel_size={}, stride={}, padding={}", pair(o.kernel), pair(o.stride), pair(o.padding));
+  if (max && o.dilation != Pair2(1)) s += ", dilation=" + pair(o.dilation);
+  if (o.ceil_mode) s += ", ceil_mode=true";
+  if (!max && !o.count_include_pad) s += ", count_include_pad=false";
+  return s;
 }
 // The options PyTorch prints only when they differ from the default.
 std::string conv_extras(Pair2 dilation, int64_t groups, bool bias) {
@@ -192,8 +206,8 @@ std::string ConvTranspose2d::extra_repr() const {
                      o.output_padding != Pair2(0) ? ", output_padding=" + pair(o.output_padding) : "",
                      conv_extras(o.dilation, o.groups, o.bias));
 }
-std::string MaxPool2d::extra_repr() const { return pool_repr(opts_); }
-std::string AvgPool2d::extra_repr() const { return pool_repr(opts_); }
+std::string MaxPool2d::extra_repr() const { return pool_repr(opts_, true); }
+std::string AvgPool2d::extra_repr() const { return pool_repr(opts_, false); }
 std::string Flatten::extra_repr() const { return fmt::format("start_dim={}, end_dim={}", start_dim_, end_dim_); }
 std::string Dropout::extra_repr() const { return fmt::format("p={}", p_); }
 std::string LeakyReLU::extra_repr() const { return fmt::format("negative_slope={}", negative_slope_); }

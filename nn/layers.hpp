@@ -104,8 +104,16 @@ struct MaxPool2dOptions {
   Pair2 kernel_size = 0;          // required
   std::optional<Pair2> stride{};  // default: kernel_size
   Pair2 padding = 0;
+  Pair2 dilation = 1;
+  bool ceil_mode = false;
 };
-using AvgPool2dOptions = MaxPool2dOptions;  // avg counts zero padding in the average (count_include_pad)
+struct AvgPool2dOptions {
+  Pair2 kernel_size = 0;          // required
+  std::optional<Pair2> stride{};  // default: kernel_size
+  Pair2 padding = 0;
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // zero padding counts in the average
+};
 
 class MaxPool2d : public Module {
  public:

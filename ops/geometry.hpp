@@ -20,9 +20,11 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& 
 ConvGeometry conv_transpose_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                      const ConvTranspose2dOptions& o, const char* op);
 
+// HO, WO follow PyTorch's rule with ceil_mode; a window may then reach past the bottom/right padding.
 struct PoolGeometry {
   int64_t N, C, H, W, KH, KW, HO, WO, SH, SW, PH, PW;
-  int64_t DH = 1, DW = 1;  // always 1: the reference layers share their window gather with conv2d
+  int64_t DH = 1, DW = 1;
+  bool ceil_mode = false, count_include_pad = true;
 };
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op);
 

@@ -1,5 +1,6 @@
 // Layer checks shared by fused and reference ops, and the norms built only from primitives.
 #include <limits>
+#include <string_view>
 
 #include "autograd/engine.hpp"
 #include "ops/geometry.hpp"
@@ -123,10 +124,14 @@ PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* 
   check(o.padding.h >= 0 && o.padding.w >= 0 && 2 * o.padding.h <= o.kernel.h && 2 * o.padding.w <= o.kernel.w,
         "{}: padding ({}, {}) must be non-negative and at most half the kernel ({}, {})", op, o.padding.h,
         o.padding.w, o.kernel.h, o.kernel.w);
-  PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], o.kernel.h, o.kernel.w, 0, 0,
-                 s.h, s.w, o.padding.h, o.padding.w};
-  g.HO = window_out(g.H, g.KH, g.SH, g.PH, 1, false, op, "height", x.shape());
-  g.WO = window_out(g.W, g.KW, g.SW, g.PW, 1, false, op, "width", x.shape());
+  check(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got ({}, {}) for input shape {}", op,
+        o.dilation.h, o.dilation.w, x.shape());
+  check(o.dilation == Pair2(1) || std::string_view(op) != "avg_pool2d",
+        "{}: dilation ({}, {}) is not supported (PyTorch's avg_pool2d has none)", op, o.dilation.h, o.dilation.w);
+  PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], o.kernel.h, o.kernel.w, 0, 0, s.h, s.w,
+                 o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.ceil_mode, o.count_include_pad};
+  g.HO = window_out(g.H, g.KH, g.SH, g.PH, g.DH, g.ceil_mode, op, "height", x.shape());
+  g.WO = window_out(g.W, g.KW, g.SW, g.PW, g.DW, g.ceil_mode, op, "width", x.shape());
   return g;
 }
 

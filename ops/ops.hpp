@@ -186,7 +186,14 @@ struct ConvTranspose2dOptions {
 struct Pool2dOptions {
   Pair2 kernel = 2;
   Pair2 stride = 0;   // 0: the kernel size, as PyTorch's default
-  Pair2 padding = 0;  // max: -inf padding; avg: zeros counted in the average (count_include_pad)
+  Pair2 padding = 0;  // max: -inf padding; avg: zeros, counted in the average unless !count_include_pad
+  Pair2 dilation = 1;  // max_pool2d only
+  // Output size rounded up, as PyTorch: the last window must start inside the input or the left
+  // padding; windows reaching past the right padding are cut there.
+  bool ceil_mode = false;
+  // avg_pool2d only: the divisor is the window's size within the padded input (true) or the number
+  // of its positions inside the input (false).
+  bool count_include_pad = true;
 };
 // x [N,C,H,W], weight [F,C/groups,KH,KW], bias [F] or undefined. Output size along H:
 // (H + 2 PH - DH (KH - 1) - 1) / SH + 1.

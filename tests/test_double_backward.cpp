@@ -76,6 +76,16 @@ TEST_CASE("double backward: conv2d with dilation and groups, conv_transpose2d") 
                      [t](auto& v) { return ref::conv_transpose2d(v[0], v[1], v[2], t); }, {xt, wt, bt});
 }
 
+TEST_CASE("double backward: pooling with ceil_mode, dilation and count_include_pad") {
+  Tensor x = test::leaf({2, 2, 7, 6}, 37);
+  const Pool2dOptions m{.kernel = 2, .stride = 2, .padding = 1, .dilation = {2, 1}, .ceil_mode = true};
+  check_second_order([m](auto& v) { return max_pool2d(v[0], m); }, [m](auto& v) { return ref::max_pool2d(v[0], m); },
+                     {x});
+  const Pool2dOptions a{.kernel = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false};
+  check_second_order([a](auto& v) { return avg_pool2d(v[0], a); }, [a](auto& v) { return ref::avg_pool2d(v[0], a); },
+                     {x});
+}
+
 TEST_CASE("double backward: batch_norm in training and eval, 4-D and 2-D") {
   Tensor x = test::leaf({4, 3, 2, 2}, 8), gamma = test::leaf({3}, 9), beta = test::leaf({3}, 10);
   for (bool training : {true, false}) {

@@ -1,6 +1,7 @@
 // The reference layers: conv2d, pooling and batch norm composed only of primitives, so the tape
 // derives their gradients. They are the executable specification the fused kernels are tested against.
 #include <cmath>
+#include <utility>
 
 #include "autograd/grad_mode.hpp"
 #include "ops/geometry.hpp"
@@ -41,6 +42,13 @@ Tensor spread(const Tensor& x, int64_t dim, int64_t S) {
   return slice(y, dim, 0, (x.shape()[dim] - 1) * S + 1);
 }
 
+// The bottom/right padding a ceil_mode pooling needs beyond PH/PW for its last window to fit.
+std::pair<int64_t, int64_t> ceil_extra(const detail::PoolGeometry& g) {
+  auto extra = [](int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t out) {
+    return std::max<int64_t>((out - 1) * s + d * (k - 1) + 1 - (in + 2 * p), 0);
+  };
+  return {extra(g.H, g.KH, g.SH, g.PH, g.DH, g.HO), extra(g.W, g.KW, g.SW, g.PW, g.DW, g.WO)};
+}
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
@@ -74,14 +82,25 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
   auto g = detail::pool_geometry(x, opts, "max_pool2d");
-  Tensor xp = pad(x, {g.PW, g.PW, g.PH, g.PH}, -INFINITY);
+  auto [eh, ew] = ceil_extra(g);
+  Tensor xp = pad(x, {g.PW, g.PW + ew, g.PH, g.PH + eh}, -INFINITY);
   return max(windows(xp, g), 2);  // ties: the first window position, like the fused kernel
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
   auto g = detail::pool_geometry(x, opts, "avg_pool2d");
-  Tensor xp = pad(x, {g.PW, g.PW, g.PH, g.PH});
-  return mean(windows(xp, g), {2});  // zero padding counts in the average
+  auto [eh, ew] = ceil_extra(g);
+  Tensor xp = pad(x, {g.PW, g.PW + ew, g.PH, g.PH + eh});
+  if (eh == 0 && ew == 0 && g.count_include_pad) return mean(windows(xp, g), {2});  // zero padding counts
+  // The divisor per window: its positions inside the input, and inside the padding when counted
+  // (never those beyond the padding, which only ceil_mode's last windows reach), as PyTorch.
+  Tensor divisor;
+  {
+    NoGradGuard no_grad;
+    Tensor in = pad(ones({1, 1, g.H, g.W}, x.dtype()), {g.PW, g.PW, g.PH, g.PH}, g.count_include_pad ? 1.0 : 0.0);
+    divisor = sum(windows(pad(in, {0, ew, 0, eh}), g), {2});  // [1, 1, HO, WO]
+  }
+  return sum(windows(xp, g), {2}) / divisor;
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

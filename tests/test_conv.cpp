@@ -68,6 +68,8 @@ TEST_CASE("conv2d: dilation and groups, fused equals reference, values and gradi
       {{2, 4, 7, 7}, 6, 3, 3, 1, 1, 1, 2, true},                 // 2 groups
       {{2, 6, 8, 8}, 6, 3, 3, 2, 1, 1, 6, false},                // depthwise, stride 2
       {{1, 4, 8, 8}, 8, 3, 3, 1, 1, 1, 4, true},                 // depthwise with multiplier 2
+      {{9, 5, 11, 10}, 15, 3, 2, {1, 2}, {2, 1}, {2, 3}, 5, true}, // depthwise: dilation, multiplier 3, 45 planes
+      {{3, 4, 6, 7}, 4, 5, 5, 2, 4, 1, 4, false},               // depthwise, taps wholly in the padding
       {{2, 6, 10, 9}, 9, 2, 3, {1, 2}, {0, 1}, {3, 2}, 3, true}, // groups and dilation together
       {{2, 16, 8, 8}, 16, 3, 3, 1, 1, 1, 2, true},               // a Winograd shape, grouped: im2col
       {{2, 16, 8, 8}, 16, 3, 3, 1, 2, 2, 1, true},               // a Winograd shape, dilated: im2col

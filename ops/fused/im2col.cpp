@@ -15,15 +15,6 @@ namespace xg::detail {
 
 namespace {
 
-// The range of output columns wo whose input column wo*S - P + k falls inside [0, in) (k: the tap's
-// offset, kw * DW).
-inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
-  lo = 0;
-  while (lo < out && lo * S - P + k < 0) ++lo;
-  hi = out;
-  while (hi > lo && (hi - 1) * S - P + k >= in) --hi;
-}
-
 // For one image x (C x H x W): cols[(c*KH + kh)*KW + kw][ho*WO + wo] = x[c, ho*SH-PH+kh*DH, wo*SW-PW+kw*DW]
 // (0 in the padding). col2im (scatter = true) is the adjoint: x += cols. Group g's rows are the
 // contiguous block of its C/G channels.
@@ -84,6 +75,7 @@ void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
 template <class T>
 void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
   if (use_winograd(g)) return winograd_forward(x, w, bias, g, out);
+  if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out);
   const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, Fg = g.F / g.G, Kg = CKK / g.G;
   for_images(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
     T* cols = scratch<T>(0, CKK * P);
@@ -122,6 +114,7 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
     winograd_backward(x, w, dout, g, dx, dw);
     return;
   }
+  if (use_depthwise(g)) return depthwise_backward(x, w, dout, g, dx, dw);
   const int64_t blocks = std::min<int64_t>(g.N, get_num_threads()), FK = Fg * CKK;  // FK: dw's size
   std::vector<T> partial(dw ? static_cast<size_t>(blocks * FK) : 0);
   for_images(blocks, [&](int64_t lo, int64_t hi, bool threaded) {

@@ -1,4 +1,4 @@
-// Linear, Conv2d, pooling, Flatten, Dropout and the activations: checks, initialisation, forward.
+// Linear, Conv2d, ConvTranspose2d, pooling, Flatten, Dropout and the activations: checks, initialisation, forward.
 #include "nn/layers.hpp"
 
 #include <cmath>
@@ -22,7 +22,9 @@ void reset_weight_and_bias(const Tensor& weight, const Tensor& bias) {
   }
 }
 
-Pool2dOptions pool_options(const MaxPool2dOptions& o, const char* module) {
+// Checks a pooling module's options and turns them into the functional op's.
+template <class O>
+Pool2dOptions pool_options(const O& o, const char* module) {
   check(o.kernel_size.h > 0 && o.kernel_size.w > 0, "{}: kernel_size must be positive, got ({}, {})", module,
         o.kernel_size.h, o.kernel_size.w);
   Pair2 stride = o.stride.value_or(o.kernel_size);
@@ -31,7 +33,31 @@ Pool2dOptions pool_options(const MaxPool2dOptions& o, const char* module) {
             2 * o.padding.w <= o.kernel_size.w,
         "{}: padding ({}, {}) must be non-negative and at most half of kernel_size ({}, {})", module, o.padding.h,
         o.padding.w, o.kernel_size.h, o.kernel_size.w);
-  return Pool2dOptions{.kernel = o.kernel_size, .stride = stride, .padding = o.padding};
+  Pool2dOptions p{.kernel = o.kernel_size, .stride = stride, .padding = o.padding, .ceil_mode = o.ceil_mode};
+  if constexpr (requires { o.dilation; }) {
+    check(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got ({}, {})", module, o.dilation.h,
+          o.dilation.w);
+    p.dilation = o.dilation;
+  }
+  if constexpr (requires { o.count_include_pad; }) p.count_include_pad = o.count_include_pad;
+  return p;
+}
+
+// Checks the options conv modules share.
+template <class O>
+void check_conv_options(const O& o, const char* module) {
+  check(o.in_channels > 0 && o.out_channels > 0, "{}: in_channels and out_channels must be positive, got {} and {}",
+        module, o.in_channels, o.out_channels);
+  check(o.kernel_size.h > 0 && o.kernel_size.w > 0, "{}: kernel_size must be positive, got ({}, {})", module,
+        o.kernel_size.h, o.kernel_size.w);
+  check(o.stride.h > 0 && o.stride.w > 0, "{}: stride must be positive, got ({}, {})", module, o.stride.h, o.stride.w);
+  check(o.padding.h >= 0 && o.padding.w >= 0, "{}: padding must be non-negative, got ({}, {})", module, o.padding.h,
+        o.padding.w);
+  check(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got ({}, {})", module, o.dilation.h,
+        o.dilation.w);
+  check(o.groups > 0 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
+        "{}: groups {} must be positive and divide in_channels {} and out_channels {}", module, o.groups,
+        o.in_channels, o.out_channels);
 }
 
 void check_image(const Tensor& x, const char* module) {
@@ -60,15 +86,9 @@ Tensor Linear::forward(const Tensor& x) {
 }
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
-  check(o.in_channels > 0 && o.out_channels > 0, "Conv2d: in_channels and out_channels must be positive, got {} and {}",
-        o.in_channels, o.out_channels);
-  check(o.kernel_size.h > 0 && o.kernel_size.w > 0, "Conv2d: kernel_size must be positive, got ({}, {})",
-        o.kernel_size.h, o.kernel_size.w);
-  check(o.stride.h > 0 && o.stride.w > 0, "Conv2d: stride must be positive, got ({}, {})", o.stride.h, o.stride.w);
-  check(o.padding.h >= 0 && o.padding.w >= 0, "Conv2d: padding must be non-negative, got ({}, {})", o.padding.h,
-        o.padding.w);
-  weight_ = register_parameter("weight",
-                               Tensor::empty({o.out_channels, o.in_channels, o.kernel_size.h, o.kernel_size.w}));
+  check_conv_options(o, "Conv2d");
+  weight_ = register_parameter(
+      "weight", Tensor::empty({o.out_channels, o.in_channels / o.groups, o.kernel_size.h, o.kernel_size.w}));
   if (o.bias) bias_ = register_parameter("bias", Tensor::empty({o.out_channels}));
   reset_parameters();
 }
@@ -81,7 +101,37 @@ Tensor Conv2d::forward(const Tensor& x) {
         x.shape(), x.shape()[1], options_.in_channels);
   check(x.dtype() == weight_.dtype(), "Conv2d: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
         dtype_name(weight_.dtype()));
-  return detail::conv2d(x, weight_, bias_, {.stride = options_.stride, .padding = options_.padding});
+  const Conv2dOptions& o = options_;
+  return detail::conv2d(x, weight_, bias_, {.stride = o.stride, .padding = o.padding, .dilation = o.dilation,
+                                            .groups = o.groups});
+}
+
+ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {
+  check_conv_options(o, "ConvTranspose2d");
+  check(o.output_padding.h >= 0 && o.output_padding.w >= 0 &&
+            (o.output_padding.h < o.stride.h || o.output_padding.h < o.dilation.h) &&
+            (o.output_padding.w < o.stride.w || o.output_padding.w < o.dilation.w),
+        "ConvTranspose2d: output_padding ({}, {}) must be non-negative and smaller than stride ({}, {}) or dilation "
+        "({}, {})",
+        o.output_padding.h, o.output_padding.w, o.stride.h, o.stride.w, o.dilation.h, o.dilation.w);
+  weight_ = register_parameter(
+      "weight", Tensor::empty({o.in_channels, o.out_channels / o.groups, o.kernel_size.h, o.kernel_size.w}));
+  if (o.bias) bias_ = register_parameter("bias", Tensor::empty({o.out_channels}));
+  reset_parameters();
+}
+
+void ConvTranspose2d::reset_parameters() { reset_weight_and_bias(weight_, bias_); }
+
+Tensor ConvTranspose2d::forward(const Tensor& x) {
+  check_image(x, "ConvTranspose2d");
+  check(x.shape()[1] == options_.in_channels, "ConvTranspose2d: input shape {} has {} channels, but in_channels is {}",
+        x.shape(), x.shape()[1], options_.in_channels);
+  check(x.dtype() == weight_.dtype(), "ConvTranspose2d: input dtype {} does not match weight dtype {}",
+        dtype_name(x.dtype()), dtype_name(weight_.dtype()));
+  const ConvTranspose2dOptions& o = options_;
+  return detail::conv_transpose2d(x, weight_, bias_, {.stride = o.stride, .padding = o.padding,
+                                                      .output_padding = o.output_padding, .groups = o.groups,
+                                                      .dilation = o.dilation});
 }
 
 MaxPool2d::MaxPool2d(const MaxPool2dOptions& o) : opts_(pool_options(o, "MaxPool2d")) {}
@@ -122,8 +172,21 @@ Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 // Printing, in libtorch's style.
 namespace {
 std::string pair(Pair2 p) { return fmt::format("[{}, {}]", p.h, p.w); }
-std::string pool_repr(const Pool2dOptions& o) {
-  return fmt::format("kernel_size={}, stride={}, padding={}", pair(o.kernel), pair(o.stride), pair(o.padding));
+std::string pool_repr(const Pool2dOptions& o, bool max) {
+  std::string s =
+      fmt::format("kernel_size={}, stride={}, padding={}", pair(o.kernel), pair(o.stride), pair(o.padding));
+  if (max && o.dilation != Pair2(1)) s += ", dilation=" + pair(o.dilation);
+  if (o.ceil_mode) s += ", ceil_mode=true";
+  if (!max && !o.count_include_pad) s += ", count_include_pad=false";
+  return s;
+}
+// The options PyTorch prints only when they differ from the default.
+std::string conv_extras(Pair2 dilation, int64_t groups, bool bias) {
+  std::string s;
+  if (dilation != Pair2(1)) s += ", dilation=" + pair(dilation);
+  if (groups != 1) s += fmt::format(", groups={}", groups);
+  if (!bias) s += ", bias=false";
+  return s;
 }
 }  // namespace
 
@@ -134,10 +197,17 @@ std::string Linear::extra_repr() const {
 std::string Conv2d::extra_repr() const {
   const Conv2dOptions& o = options_;
   return fmt::format("{}, {}, kernel_size={}, stride={}, padding={}{}", o.in_channels, o.out_channels,
-                     pair(o.kernel_size), pair(o.stride), pair(o.padding), o.bias ? "" : ", bias=false");
+                     pair(o.kernel_size), pair(o.stride), pair(o.padding), conv_extras(o.dilation, o.groups, o.bias));
 }
-std::string MaxPool2d::extra_repr() const { return pool_repr(opts_); }
-std::string AvgPool2d::extra_repr() const { return pool_repr(opts_); }
+std::string ConvTranspose2d::extra_repr() const {
+  const ConvTranspose2dOptions& o = options_;
+  return fmt::format("{}, {}, kernel_size={}, stride={}, padding={}{}{}", o.in_channels, o.out_channels,
+                     pair(o.kernel_size), pair(o.stride), pair(o.padding),
+                     o.output_padding != Pair2(0) ? ", output_padding=" + pair(o.output_padding) : "",
+                     conv_extras(o.dilation, o.groups, o.bias));
+}
+std::string MaxPool2d::extra_repr() const { return pool_repr(opts_, true); }
+std::string AvgPool2d::extra_repr() const { return pool_repr(opts_, false); }
 std::string Flatten::extra_repr() const { return fmt::format("start_dim={}, end_dim={}", start_dim_, end_dim_); }
 std::string Dropout::extra_repr() const { return fmt::format("p={}", p_); }
 std::string LeakyReLU::extra_repr() const { return fmt::format("negative_slope={}", negative_slope_); }

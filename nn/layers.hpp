@@ -1,5 +1,5 @@
 // Layers with PyTorch's arguments, defaults, parameter names and initialisation: Linear, Conv2d,
-// pooling, Flatten, Dropout and the activations. Options are aggregates with libtorch's names:
+// ConvTranspose2d, pooling, Flatten, Dropout and the activations. Options are aggregates with libtorch's names:
 //   nn::Conv2d({.in_channels = 3, .out_channels = 8, .kernel_size = 3, .padding = 1})
 // Parameters are read through accessors (fc->weight()), not public members: a member could be
 // rebound to a new tensor and silently stop being the registered parameter.
@@ -44,10 +44,12 @@ struct Conv2dOptions {
   Pair2 kernel_size = 0;  // required
   Pair2 stride = 1;
   Pair2 padding = 0;      // zeros
+  Pair2 dilation = 1;
+  int64_t groups = 1;  // divides in_channels and out_channels; groups = in_channels is depthwise
   bool bias = true;
 };
 
-// x [N, in_channels, H, W] -> [N, out_channels, HO, WO]; weight [out, in, KH, KW], bias [out].
+// x [N, in_channels, H, W] -> [N, out_channels, HO, WO]; weight [out, in / groups, KH, KW], bias [out].
 class Conv2d : public Module {
  public:
   explicit Conv2d(const Conv2dOptions& options);
@@ -55,7 +57,7 @@ class Conv2d : public Module {
       : Conv2d(Conv2dOptions{.in_channels = in_channels, .out_channels = out_channels, .kernel_size = kernel_size}) {}
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
-  void reset_parameters();  // as Linear, with fan_in = in_channels * KH * KW
+  void reset_parameters();  // as Linear, with fan_in = in_channels / groups * KH * KW
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
   const Conv2dOptions& options() const { return options_; }
@@ -65,12 +67,53 @@ class Conv2d : public Module {
   Tensor weight_, bias_;
 };
 
+struct ConvTranspose2dOptions {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  Pair2 kernel_size = 0;  // required
+  Pair2 stride = 1;
+  Pair2 padding = 0;
+  Pair2 output_padding = 0;  // smaller than stride or dilation
+  int64_t groups = 1;
+  bool bias = true;
+  Pair2 dilation = 1;
+};
+
+// The transposed convolution (xg::conv_transpose2d): x [N, in_channels, H, W] -> [N, out_channels,
+// (H - 1) stride - 2 padding + dilation (KH - 1) + output_padding + 1, ...]; weight
+// [in, out / groups, KH, KW] (PyTorch's layout), bias [out].
+class ConvTranspose2d : public Module {
+ public:
+  explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
+  ConvTranspose2d(int64_t in_channels, int64_t out_channels, Pair2 kernel_size)
+      : ConvTranspose2d(ConvTranspose2dOptions{
+            .in_channels = in_channels, .out_channels = out_channels, .kernel_size = kernel_size}) {}
+  Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  void reset_parameters();  // as PyTorch: fan_in = weight.size(1) * KH * KW = out_channels / groups * KH * KW
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const ConvTranspose2dOptions& options() const { return options_; }
+
+ private:
+  ConvTranspose2dOptions options_;
+  Tensor weight_, bias_;
+};
+
 struct MaxPool2dOptions {
   Pair2 kernel_size = 0;          // required
   std::optional<Pair2> stride{};  // default: kernel_size
   Pair2 padding = 0;
+  Pair2 dilation = 1;
+  bool ceil_mode = false;
 };
-using AvgPool2dOptions = MaxPool2dOptions;  // avg counts zero padding in the average (count_include_pad)
+struct AvgPool2dOptions {
+  Pair2 kernel_size = 0;          // required
+  std::optional<Pair2> stride{};  // default: kernel_size
+  Pair2 padding = 0;
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // zero padding counts in the average
+};
 
 class MaxPool2d : public Module {
  public:

@@ -18,6 +18,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const x
   return use_reference_ops() ? xg::ref::conv2d(x, weight, bias, opts) : xg::conv2d(x, weight, bias, opts);
 }
 
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        const xg::ConvTranspose2dOptions& opts) {
+  return use_reference_ops() ? xg::ref::conv_transpose2d(x, weight, bias, opts)
+                             : xg::conv_transpose2d(x, weight, bias, opts);
+}
+
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
   return use_reference_ops() ? xg::ref::max_pool2d(x, opts) : xg::max_pool2d(x, opts);
 }

@@ -5,7 +5,7 @@
 
 namespace xg::nn {
 
-// Global (all threads): while on, Conv2d, MaxPool2d, AvgPool2d and BatchNorm1d/2d call the
+// Global (all threads): while on, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d and BatchNorm1d/2d call the
 // compositions of primitives in xg::ref:: rather than the fused kernels, so a whole model can be
 // run both ways and its losses and gradients compared.
 void set_use_reference_ops(bool on);
@@ -25,6 +25,8 @@ class ReferenceOpsGuard {
 
 namespace detail {  // the routed calls, with xg::'s signatures
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const xg::Conv2dOptions& opts);
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        const xg::ConvTranspose2dOptions& opts);
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts);
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts);
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

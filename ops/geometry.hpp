@@ -7,14 +7,24 @@
 
 namespace xg::detail {
 
+// A convolution in conv2d's terms: input [N,C,H,W], weight [F,C/G,KH,KW], output [N,F,HO,WO];
+// D: dilation, G: groups.
 struct ConvGeometry {
   int64_t N, C, H, W, F, KH, KW, HO, WO, SH, SW, PH, PW;
+  int64_t DH = 1, DW = 1, G = 1;
 };
 ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o,
                            const char* op);
+// conv_transpose2d(x, weight) is the input gradient of the convolution returned here: its output
+// [N,F,HO,WO] has x's shape (F = C_in) and its input [N,C,H,W] the transposed convolution's output.
+ConvGeometry conv_transpose_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                     const ConvTranspose2dOptions& o, const char* op);
 
+// HO, WO follow PyTorch's rule with ceil_mode; a window may then reach past the bottom/right padding.
 struct PoolGeometry {
   int64_t N, C, H, W, KH, KW, HO, WO, SH, SW, PH, PW;
+  int64_t DH = 1, DW = 1;
+  bool ceil_mode = false, count_include_pad = true;
 };
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op);
 

@@ -1,4 +1,7 @@
 // Layer checks shared by fused and reference ops, and the norms built only from primitives.
+#include <limits>
+#include <string_view>
+
 #include "autograd/engine.hpp"
 #include "ops/geometry.hpp"
 
@@ -7,47 +10,108 @@ namespace xg {
 namespace detail {
 
 namespace {
-// Output size of a sliding window; throws when the window does not fit.
-int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p, const char* op, const char* what, const Shape& shape) {
-  int64_t padded = 0;  // in + 2p, which a hostile padding would overflow
+// Output size of a sliding window of k taps d apart; throws when the window does not fit. ceil_mode:
+// PyTorch's pooling rule (round up, but the last window starts inside the input or the left padding).
+int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode, const char* op,
+                   const char* what, const Shape& shape) {
+  int64_t padded = 0, span = 0;  // in + 2p and d (k - 1) + 1, which hostile options would overflow
   check(!__builtin_mul_overflow(p, 2, &padded) && !__builtin_add_overflow(in, padded, &padded),
         "{}: padding {} is too large for input {} {} (shape {})", op, p, what, in, shape);
-  check(padded >= k, "{}: kernel {} {} is larger than the padded input {} ({} + 2*{}) of shape {}", op, what, k,
-        padded, in, p, shape);
-  return (padded - k) / s + 1;
+  check(!__builtin_mul_overflow(d, k - 1, &span) && span < std::numeric_limits<int64_t>::max(),
+        "{}: dilation {} is too large for kernel {} {}", op, d, what, k);
+  ++span;
+  if (d == 1)
+    check(padded >= k, "{}: kernel {} {} is larger than the padded input {} ({} + 2*{}) of shape {}", op, what, k,
+          padded, in, p, shape);
+  else
+    check(padded >= span,
+          "{}: kernel {} {} with dilation {} spans {}, more than the padded input {} ({} + 2*{}) of shape {}", op, what,
+          k, d, span, padded, in, p, shape);
+  int64_t out = (padded - span + (ceil_mode ? s - 1 : 0)) / s + 1;
+  if (ceil_mode && (out - 1) * s >= in + p) --out;
+  return out;
 }
 
 void check_float_input(const Tensor& x, const char* op) {
   check(x.defined(), "{}: undefined input", op);
   check(is_floating(x.dtype()), "{}: input must be f32 or f64, got {}", op, dtype_name(x.dtype()));
 }
-}  // namespace
 
-ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o, const char* op) {
+// The checks conv2d and conv_transpose2d share: ranks, dtypes, positive strides and dilations.
+void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, Pair2 stride, Pair2 padding, Pair2 dilation,
+                     int64_t groups, const char* op, const char* weight_layout) {
   check_float_input(x, op);
   check(x.dim() == 4, "{}: input must be 4-D (N,C,H,W), got shape {}", op, x.shape());
-  check(w.defined() && w.dim() == 4, "{}: weight must be 4-D (F,C,KH,KW), got shape {}", op,
+  check(w.defined() && w.dim() == 4, "{}: weight must be 4-D {}, got shape {}", op, weight_layout,
         w.defined() ? w.shape() : Shape{});
   check(w.dtype() == x.dtype(), "{}: weight dtype {} does not match input dtype {}", op, dtype_name(w.dtype()),
         dtype_name(x.dtype()));
-  check(w.shape()[1] == x.shape()[1], "{}: input has {} channels (shape {}) but weight expects {} (shape {})", op,
-        x.shape()[1], x.shape(), w.shape()[1], w.shape());
-  check(o.stride.h > 0 && o.stride.w > 0, "{}: stride must be positive, got ({}, {}) for input shape {}", op,
-        o.stride.h, o.stride.w, x.shape());
-  check(o.padding.h >= 0 && o.padding.w >= 0, "{}: padding must be non-negative, got ({}, {}) for input shape {}", op,
-        o.padding.h, o.padding.w, x.shape());
+  check(stride.h > 0 && stride.w > 0, "{}: stride must be positive, got ({}, {}) for input shape {}", op, stride.h,
+        stride.w, x.shape());
+  check(padding.h >= 0 && padding.w >= 0, "{}: padding must be non-negative, got ({}, {}) for input shape {}", op,
+        padding.h, padding.w, x.shape());
+  check(dilation.h > 0 && dilation.w > 0, "{}: dilation must be positive, got ({}, {}) for input shape {}", op,
+        dilation.h, dilation.w, x.shape());
+  check(groups > 0, "{}: groups must be positive, got {}", op, groups);
+  check(x.shape()[1] % groups == 0, "{}: {} groups do not divide the input's {} channels (shape {})", op, groups,
+        x.shape()[1], x.shape());
   check(w.shape()[2] > 0 && w.shape()[3] > 0, "{}: empty kernel in weight shape {}", op, w.shape());
-  if (b.defined()) {
-    check(b.dim() == 1 && b.shape()[0] == w.shape()[0], "{}: bias shape {} does not match {} filters", op, b.shape(),
-          w.shape()[0]);
+  if (b.defined())
     check(b.dtype() == x.dtype(), "{}: bias dtype {} does not match input dtype {}", op, dtype_name(b.dtype()),
           dtype_name(x.dtype()));
-  }
+}
+}  // namespace
+
+ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o, const char* op) {
+  check_conv_args(x, w, b, o.stride, o.padding, o.dilation, o.groups, op, "(F,C/groups,KH,KW)");
+  const int64_t G = o.groups;
+  if (G == 1)
+    check(w.shape()[1] == x.shape()[1], "{}: input has {} channels (shape {}) but weight expects {} (shape {})", op,
+          x.shape()[1], x.shape(), w.shape()[1], w.shape());
+  else
+    check(w.shape()[1] * G == x.shape()[1],
+          "{}: input has {} channels (shape {}) but weight expects {} ({} per group, {} groups; shape {})", op,
+          x.shape()[1], x.shape(), w.shape()[1] * G, w.shape()[1], G, w.shape());
+  check(w.shape()[0] % G == 0, "{}: {} groups do not divide the weight's {} filters (shape {})", op, G, w.shape()[0],
+        w.shape());
+  if (b.defined())
+    check(b.dim() == 1 && b.shape()[0] == w.shape()[0], "{}: bias shape {} does not match {} filters", op, b.shape(),
+          w.shape()[0]);
   ConvGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], w.shape()[0], w.shape()[2], w.shape()[3],
-                 0, 0, o.stride.h, o.stride.w, o.padding.h, o.padding.w};
-  g.HO = window_out(g.H, g.KH, g.SH, g.PH, op, "height", x.shape());
-  g.WO = window_out(g.W, g.KW, g.SW, g.PW, op, "width", x.shape());
+                 0, 0, o.stride.h, o.stride.w, o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, G};
+  g.HO = window_out(g.H, g.KH, g.SH, g.PH, g.DH, false, op, "height", x.shape());
+  g.WO = window_out(g.W, g.KW, g.SW, g.PW, g.DW, false, op, "width", x.shape());
   return g;
+}
+
+ConvGeometry conv_transpose_geometry(const Tensor& x, const Tensor& w, const Tensor& b, const ConvTranspose2dOptions& o,
+                                     const char* op) {
+  check_conv_args(x, w, b, o.stride, o.padding, o.dilation, o.groups, op, "(C_in,C_out/groups,KH,KW)");
+  check(w.shape()[0] == x.shape()[1], "{}: input has {} channels (shape {}) but weight expects {} (shape {})", op,
+        x.shape()[1], x.shape(), w.shape()[0], w.shape());
+  const Pair2 s = o.stride, d = o.dilation, op_ = o.output_padding;
+  check(op_.h >= 0 && op_.w >= 0 && (op_.h < s.h || op_.h < d.h) && (op_.w < s.w || op_.w < d.w),
+        "{}: output_padding ({}, {}) must be non-negative and smaller than stride ({}, {}) or dilation ({}, {})", op,
+        op_.h, op_.w, s.h, s.w, d.h, d.w);
+  const int64_t G = o.groups, F = w.shape()[1] * G;
+  if (b.defined())
+    check(b.dim() == 1 && b.shape()[0] == F, "{}: bias shape {} does not match {} output channels", op, b.shape(), F);
+  // (in - 1) s - 2 p + d (k - 1) + output_padding + 1, in 128 bits: hostile options overflow 64.
+  auto out = [&](int64_t in, int64_t k, int64_t s_, int64_t p, int64_t d_, int64_t op_pad, const char* what) {
+    const __int128 n = static_cast<__int128>(in - 1) * s_ - 2 * static_cast<__int128>(p) +
+                       static_cast<__int128>(d_) * (k - 1) + op_pad + 1;
+    check(n > 0,
+          "{}: output {} would be {} for input {} {} (shape {}) with stride {}, padding {}, dilation {}, kernel {}", op,
+          what, static_cast<int64_t>(std::max<__int128>(n, std::numeric_limits<int64_t>::min())), what, in, x.shape(),
+          s_, p, d_, k);
+    check(n <= std::numeric_limits<int64_t>::max(), "{}: output {} is too large for input shape {}", op, what,
+          x.shape());
+    return static_cast<int64_t>(n);
+  };
+  const int64_t H = x.shape()[2], W = x.shape()[3], KH = w.shape()[2], KW = w.shape()[3];
+  return ConvGeometry{x.shape()[0], F, out(H, KH, s.h, o.padding.h, d.h, op_.h, "height"),
+                      out(W, KW, s.w, o.padding.w, d.w, op_.w, "width"), x.shape()[1], KH, KW, H, W, s.h, s.w,
+                      o.padding.h, o.padding.w, d.h, d.w, G};
 }
 
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op) {
@@ -60,10 +124,14 @@ PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* 
   check(o.padding.h >= 0 && o.padding.w >= 0 && 2 * o.padding.h <= o.kernel.h && 2 * o.padding.w <= o.kernel.w,
         "{}: padding ({}, {}) must be non-negative and at most half the kernel ({}, {})", op, o.padding.h,
         o.padding.w, o.kernel.h, o.kernel.w);
-  PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], o.kernel.h, o.kernel.w, 0, 0,
-                 s.h, s.w, o.padding.h, o.padding.w};
-  g.HO = window_out(g.H, g.KH, g.SH, g.PH, op, "height", x.shape());
-  g.WO = window_out(g.W, g.KW, g.SW, g.PW, op, "width", x.shape());
+  check(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got ({}, {}) for input shape {}", op,
+        o.dilation.h, o.dilation.w, x.shape());
+  check(o.dilation == Pair2(1) || std::string_view(op) != "avg_pool2d",
+        "{}: dilation ({}, {}) is not supported (PyTorch's avg_pool2d has none)", op, o.dilation.h, o.dilation.w);
+  PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], o.kernel.h, o.kernel.w, 0, 0, s.h, s.w,
+                 o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.ceil_mode, o.count_include_pad};
+  g.HO = window_out(g.H, g.KH, g.SH, g.PH, g.DH, g.ceil_mode, op, "height", x.shape());
+  g.WO = window_out(g.W, g.KW, g.SW, g.PW, g.DW, g.ceil_mode, op, "width", x.shape());
   return g;
 }
 

@@ -163,8 +163,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target);
 // random.cpp
 Tensor dropout(const Tensor& x, double p = 0.5, bool training = true);  // inverted; p drops
 
-// Layers (layers.hpp for the options). conv2d, max_pool2d, avg_pool2d and batch_norm are fused ops
-// with hand-written kernels (ops/fused/); xg::ref:: holds their compositions from primitives.
+// Layers (layers.hpp for the options). conv2d, conv_transpose2d, max_pool2d, avg_pool2d and batch_norm are
+// fused ops with hand-written kernels (ops/fused/); xg::ref:: holds their compositions from primitives.
 struct Pair2 {  // a size for H and W: 3 or {3, 1}
   int64_t h, w;
   Pair2(int64_t v) : h(v), w(v) {}  // NOLINT: implicit on purpose
@@ -173,15 +173,36 @@ struct Pair2 {  // a size for H and W: 3 or {3, 1}
 };
 struct Conv2dOptions {
   Pair2 stride = 1;
-  Pair2 padding = 0;  // zeros
+  Pair2 padding = 0;   // zeros
+  Pair2 dilation = 1;  // spacing between kernel taps: the kernel spans dilation * (K - 1) + 1
+  int64_t groups = 1;  // channels split into groups convolved separately; groups = C is depthwise
+};
+struct ConvTranspose2dOptions {
+  Pair2 stride = 1;
+  Pair2 padding = 0;         // removed from each side of the full output
+  Pair2 output_padding = 0;  // added to the bottom/right; smaller than stride or dilation
+  int64_t groups = 1;
+  Pair2 dilation = 1;
 };
 struct Pool2dOptions {
   Pair2 kernel = 2;
   Pair2 stride = 0;   // 0: the kernel size, as PyTorch's default
-  Pair2 padding = 0;  // max: -inf padding; avg: zeros counted in the average (count_include_pad)
+  Pair2 padding = 0;  // max: -inf padding; avg: zeros, counted in the average unless !count_include_pad
+  Pair2 dilation = 1;  // max_pool2d only
+  // Output size rounded up, as PyTorch: the last window must start inside the input or the left
+  // padding; windows reaching past the right padding are cut there.
+  bool ceil_mode = false;
+  // avg_pool2d only: the divisor is the window's size within the padded input (true) or the number
+  // of its positions inside the input (false).
+  bool count_include_pad = true;
 };
-// x [N,C,H,W], weight [F,C,KH,KW], bias [F] or undefined.
+// x [N,C,H,W], weight [F,C/groups,KH,KW], bias [F] or undefined. Output size along H:
+// (H + 2 PH - DH (KH - 1) - 1) / SH + 1.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});
+// The adjoint of conv2d in its input (PyTorch's ConvTranspose2d): x [N,C_in,H,W], weight
+// [C_in,C_out/groups,KH,KW], bias [C_out]. Output size along H: (H - 1) SH - 2 PH + DH (KH - 1) + OPH + 1.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        const ConvTranspose2dOptions& opts = {});
 // When several positions of a window tie for the maximum, the whole gradient goes to the first of
 // them in row-major window order (one position, as in PyTorch), in both the fused and the ref op.
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
@@ -221,6 +242,8 @@ Tensor embedding(const Tensor& input, const Tensor& weight, std::optional<int64_
 
 namespace ref {  // the executable specifications of the fused ops, from primitives (ops/ref/)
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opts = {});
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        const ConvTranspose2dOptions& opts = {});
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

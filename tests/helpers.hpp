@@ -45,3 +45,11 @@ inline const GradcheckOptions strict{.eps = 1e-6, .atol = 1e-8, .rtol = 1e-6};
     INFO("message: " << err_msg_);                                                                \
     CHECK_MESSAGE(err_msg_.find(text) != std::string::npos, "expected an xg::Error containing: " << text); \
   } while (0)
+
+// Two implementations agree in value and in every input's gradient (xg::check_against_reference).
+#define CHECK_MATCHES_REFERENCE(fused, reference, ...)                                   \
+  do {                                                                                   \
+    auto rc_ = xg::check_against_reference(fused, reference, __VA_ARGS__);               \
+    INFO(rc_.message);                                                                   \
+    CHECK(rc_.ok);                                                                       \
+  } while (0)

@@ -65,6 +65,27 @@ TEST_CASE("double backward: max and average pooling") {
                      [](auto& v) { return ref::avg_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1}); }, {x});
 }
 
+TEST_CASE("double backward: conv2d with dilation and groups, conv_transpose2d") {
+  Tensor x = test::leaf({2, 4, 6, 5}, 31), w = test::leaf({6, 2, 3, 2}, 32), b = test::leaf({6}, 33);
+  const Conv2dOptions o{.stride = {1, 2}, .padding = 1, .dilation = {2, 1}, .groups = 2};
+  check_second_order([o](auto& v) { return conv2d(v[0], v[1], v[2], o); },
+                     [o](auto& v) { return ref::conv2d(v[0], v[1], v[2], o); }, {x, w, b});
+  Tensor xt = test::leaf({2, 4, 3, 3}, 34), wt = test::leaf({4, 3, 3, 2}, 35), bt = test::leaf({6}, 36);
+  const ConvTranspose2dOptions t{.stride = 2, .padding = {1, 0}, .output_padding = 1, .groups = 2, .dilation = {1, 2}};
+  check_second_order([t](auto& v) { return conv_transpose2d(v[0], v[1], v[2], t); },
+                     [t](auto& v) { return ref::conv_transpose2d(v[0], v[1], v[2], t); }, {xt, wt, bt});
+}
+
+TEST_CASE("double backward: pooling with ceil_mode, dilation and count_include_pad") {
+  Tensor x = test::leaf({2, 2, 7, 6}, 37);
+  const Pool2dOptions m{.kernel = 2, .stride = 2, .padding = 1, .dilation = {2, 1}, .ceil_mode = true};
+  check_second_order([m](auto& v) { return max_pool2d(v[0], m); }, [m](auto& v) { return ref::max_pool2d(v[0], m); },
+                     {x});
+  const Pool2dOptions a{.kernel = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false};
+  check_second_order([a](auto& v) { return avg_pool2d(v[0], a); }, [a](auto& v) { return ref::avg_pool2d(v[0], a); },
+                     {x});
+}
+
 TEST_CASE("double backward: batch_norm in training and eval, 4-D and 2-D") {
   Tensor x = test::leaf({4, 3, 2, 2}, 8), gamma = test::leaf({3}, 9), beta = test::leaf({3}, 10);
   for (bool training : {true, false}) {

@@ -1,9 +1,11 @@
 // Fused max and average pooling over contiguous (N,C) planes. Max pooling remembers each window's
 // argmax; both backwards accumulate with += so overlapping windows (kernel > stride) are right.
 // Max-pool ties: the first maximum in row-major window order takes the whole gradient (as PyTorch).
+// Max pooling's taps may be dilated; with ceil_mode, the last windows are cut at the input's edge.
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
@@ -15,11 +17,34 @@ namespace {
 
 using detail::PoolGeometry;
 
+// The first position h0 + k d (k >= 0) of a window's taps that is not above or left of the input.
+inline int64_t first_tap(int64_t h0, int64_t d) { return h0 >= 0 ? h0 : h0 + (-h0 + d - 1) / d * d; }
+
+// 1 / the divisor of each window (ho, wo) of avg_pool2d, as PyTorch: the window cut at the end of
+// the padding (ceil_mode windows may reach beyond it), then, without count_include_pad, to the input.
+template <class T>
+std::vector<T> avg_scales(const PoolGeometry& g) {
+  auto counts = [&](int64_t in, int64_t k, int64_t s, int64_t p, int64_t out) {
+    std::vector<int64_t> c(static_cast<size_t>(out));
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t lo = o * s - p, hi = std::min(lo + k, in + p);
+      c[o] = g.count_include_pad ? hi - lo : std::min(hi, in) - std::max<int64_t>(lo, 0);
+    }
+    return c;
+  };
+  const std::vector<int64_t> ch = counts(g.H, g.KH, g.SH, g.PH, g.HO), cw = counts(g.W, g.KW, g.SW, g.PW, g.WO);
+  std::vector<T> scale(static_cast<size_t>(g.HO * g.WO));
+  for (int64_t ho = 0; ho < g.HO; ++ho)
+    for (int64_t wo = 0; wo < g.WO; ++wo) scale[ho * g.WO + wo] = T(1) / static_cast<T>(ch[ho] * cw[wo]);
+  return scale;
+}
+
 // With create_graph on, the gradient through the op's reference composition, which the tape can
 // differentiate again (the input is saved for this alone).
 std::vector<Tensor> differentiable_backward(Context& ctx, const Tensor& dy, Tensor (*ref_op)(const Tensor&, const Pool2dOptions&)) {
   const auto& g = ctx.get<PoolGeometry>("g");
-  const Pool2dOptions o{.kernel = {g.KH, g.KW}, .stride = {g.SH, g.SW}, .padding = {g.PH, g.PW}};
+  const Pool2dOptions o{.kernel = {g.KH, g.KW}, .stride = {g.SH, g.SW}, .padding = {g.PH, g.PW},
+                       .dilation = {g.DH, g.DW}, .ceil_mode = g.ceil_mode, .count_include_pad = g.count_include_pad};
   return composite_backward([&](const std::vector<Tensor>& v) { return ref_op(v[0], o); }, ctx.saved(), dy,
                             {ctx.needs_input_grad(0)});
 }
@@ -38,7 +63,8 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
       for (int64_t plane = lo; plane < hi; ++plane) {
         const T* src = px + plane * g.H * g.W;
-        if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0) {
+        if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 &&
+            2 * g.HO <= g.H && 2 * g.WO <= g.W) {
           // The common 2x2/2 case: four loads, no bounds checks. Same tie and NaN rule as below.
           for (int64_t ho = 0; ho < g.HO; ++ho)
             for (int64_t wo = 0; wo < g.WO; ++wo) {
@@ -59,9 +85,9 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
           for (int64_t wo = 0; wo < g.WO; ++wo) {
             const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW;
             T best = -std::numeric_limits<T>::infinity();
-            int64_t at = -1;
-            for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
-              for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) {
+            int64_t at = -1;  // stays -1 for a dilated window with no tap inside the input: -inf, no gradient
+            for (int64_t h = first_tap(h0, g.DH); h < std::min(h0 + (g.KH - 1) * g.DH + 1, g.H); h += g.DH)
+              for (int64_t w = first_tap(w0, g.DW); w < std::min(w0 + (g.KW - 1) * g.DW + 1, g.W); w += g.DW) {
                 const T v = src[h * g.W + w];
                 if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = h * g.W + w;
               }
@@ -91,7 +117,11 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
         for (int64_t plane = lo; plane < hi; ++plane) {
           T* dst = pd + plane * g.H * g.W;
-          for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
+          if (g.DH == 1 && g.DW == 1)  // every window has a tap inside the input
+            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
+          else
+            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o)
+              if (pa[o] >= 0) dst[pa[o]] += pg[o];
         }
       });
     });
@@ -121,9 +151,11 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
     dispatch_floating(x.dtype(), [&]<class T>() {
       const T* px = x.data<T>();
       T* po = out.data<T>();
-      const T scale = T(1) / static_cast<T>(g.KH * g.KW);  // padding counts (count_include_pad)
+      const std::vector<T> scale = avg_scales<T>(g);
+      const int64_t P = g.HO * g.WO;
       for_windows(g, [&](int64_t plane, int64_t o, int64_t i) { po[o] += px[plane * g.H * g.W + i]; });
-      for (int64_t o = 0; o < out.numel(); ++o) po[o] *= scale;
+      for (int64_t plane = 0; plane < g.N * g.C; ++plane)
+        for (int64_t p = 0; p < P; ++p) po[plane * P + p] *= scale[p];
     });
     ctx.save_for_backward({x});  // read only by the create_graph backward
     ctx.save("g", g);
@@ -138,8 +170,11 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
     dispatch_floating(dx.dtype(), [&]<class T>() {
       const T* pg = grads[0].data<T>();
       T* pd = dx.data<T>();
-      const T scale = T(1) / static_cast<T>(g.KH * g.KW);
-      for_windows(g, [&](int64_t plane, int64_t o, int64_t i) { pd[plane * g.H * g.W + i] += pg[o] * scale; });
+      const std::vector<T> scale = avg_scales<T>(g);
+      const int64_t P = g.HO * g.WO;
+      for_windows(g, [&](int64_t plane, int64_t o, int64_t i) {
+        pd[plane * g.H * g.W + i] += pg[o] * scale[o - plane * P];
+      });
     });
     return {dx};
   }

@@ -376,6 +376,7 @@ int64_t winograd_chunk_tiles(const ConvGeometry& g, int64_t elem_bytes) {
 
 bool use_winograd(const ConvGeometry& g) {
   if (g.KH != 3 || g.KW != 3 || g.SH != 1 || g.SW != 1 || g.HO <= 0 || g.WO <= 0) return false;
+  if (g.DH != 1 || g.DW != 1 || g.G != 1) return false;  // dilated and grouped convolutions: im2col
   if ((g.HO + 6) * (g.WO + 6) > (int64_t{1} << 30)) return false;  // lane offsets into staged planes are 32-bit
   switch (conv_algorithm()) {
     case ConvAlgorithm::im2col:

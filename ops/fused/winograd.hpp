@@ -14,7 +14,7 @@ enum class ConvAlgorithm { automatic, im2col, winograd };
 void set_conv_algorithm(ConvAlgorithm a);
 ConvAlgorithm conv_algorithm();
 
-// True when g is a 3x3 stride-1 convolution and Winograd is chosen for it.
+// True when g is a 3x3 stride-1 convolution (dilation 1, one group) and Winograd is chosen for it.
 bool use_winograd(const ConvGeometry& g);
 
 // The tiles in one full chunk of images as winograd_forward and winograd_backward cut the batch for

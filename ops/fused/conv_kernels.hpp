@@ -1,0 +1,36 @@
+// The fused convolution's kernels (ops/fused/im2col.cpp, depthwise.cpp), shared by conv2d and
+// conv_transpose2d: a transposed convolution's forward is a convolution's input gradient, and its
+// backward a convolution's forward and weight gradient. Winograd takes the shapes it serves.
+#pragma once
+
+#include "ops/geometry.hpp"
+
+namespace xg::detail {
+
+// The range of output columns wo whose input column wo*S - P + k falls inside [0, in) (k: the tap's
+// offset, kw * DW).
+inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out, int64_t& lo, int64_t& hi) {
+  lo = 0;
+  while (lo < out && lo * S - P + k < 0) ++lo;
+  hi = out;
+  while (hi > lo && (hi - 1) * S - P + k >= in) --hi;
+}
+
+// Depthwise convolutions (one input channel per group, G = C > 1) run direct loops over the planes
+// (ops/fused/depthwise.cpp) instead of im2col and a GEMM of one row per group.
+inline bool use_depthwise(const ConvGeometry& g) { return g.G > 1 && g.G == g.C; }
+template <class T>
+void depthwise_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out);
+template <class T>
+void depthwise_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw);
+
+// out [N,F,HO,WO] = conv(x, w) + bias (bias may be null).
+template <class T>
+void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out);
+
+// The gradients of conv_forward for the upstream gradient dout; dx, dw and db may each be null when
+// not needed (x is read only for dw), and are overwritten.
+template <class T>
+void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw, T* db);
+
+}  // namespace xg::detail

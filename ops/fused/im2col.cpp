@@ -1,0 +1,155 @@
+// The fused convolution by im2col: each image unfolded into columns, then one BLAS GEMM per group
+// (forward, weight gradient) and col2im for the input gradient. 3x3 stride-1 convolutions with
+// enough channels go through Winograd instead (ops/fused/winograd.cpp).
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "autograd/parallel.hpp"
+#include "ops/blas.hpp"
+#include "ops/fused/conv_kernels.hpp"
+#include "ops/fused/winograd.hpp"
+#include "ops/lanes.hpp"
+
+namespace xg::detail {
+
+namespace {
+
+// For one image x (C x H x W): cols[(c*KH + kh)*KW + kw][ho*WO + wo] = x[c, ho*SH-PH+kh*DH, wo*SW-PW+kw*DW]
+// (0 in the padding). col2im (scatter = true) is the adjoint: x += cols. Group g's rows are the
+// contiguous block of its C/G channels.
+template <class T, bool scatter>
+void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, T* cols) {
+  const int64_t P = g.HO * g.WO;
+  for (int64_t c = 0; c < g.C; ++c) {
+    auto* plane = x + c * g.H * g.W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      int64_t h_lo, h_hi;
+      valid_range(kh * g.DH, g.SH, g.PH, g.H, g.HO, h_lo, h_hi);
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        int64_t w_lo, w_hi;
+        valid_range(kw * g.DW, g.SW, g.PW, g.W, g.WO, w_lo, w_hi);
+        T* col = cols + ((c * g.KH + kh) * g.KW + kw) * P;
+        for (int64_t ho = 0; ho < g.HO; ++ho) {
+          T* dst = col + ho * g.WO;
+          if (ho < h_lo || ho >= h_hi) {
+            if constexpr (!scatter) std::fill(dst, dst + g.WO, T(0));
+            continue;
+          }
+          auto* src = plane + (ho * g.SH - g.PH + kh * g.DH) * g.W - g.PW + kw * g.DW;
+          if constexpr (scatter) {
+            for (int64_t wo = w_lo; wo < w_hi; ++wo) src[wo * g.SW] += dst[wo];
+          } else {
+            std::fill(dst, dst + w_lo, T(0));
+            if (g.SW == 1) std::memcpy(dst + w_lo, src + w_lo, (w_hi - w_lo) * sizeof(T));
+            else for (int64_t wo = w_lo; wo < w_hi; ++wo) dst[wo] = src[wo * g.SW];
+            std::fill(dst + w_hi, dst + g.WO, T(0));
+          }
+        }
+      }
+    }
+  }
+}
+
+// Images are shared out over the threads; each thread unfolds one image at a time into its own
+// buffer (cache-resident) and runs single-threaded GEMMs on it, reading and writing the image's
+// planes in place. With fewer images than threads, the images run in turn with threaded GEMMs.
+void for_images(int64_t blocks, const std::function<void(int64_t, int64_t, bool)>& f) {
+  if (blocks >= get_num_threads() && blas_single_threaded()) {
+    parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) { f(lo, hi, false); });
+  } else {
+    f(0, blocks, true);
+  }
+}
+
+template <class T>
+void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+        int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (threaded) gemm<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+  else gemm_serial<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+// Per group gi: out[n][gi] (F/G x P) = w[gi] (F/G x CKK/G) cols[n][gi] (CKK/G x P), plus bias.
+template <class T>
+void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
+  if (use_winograd(g)) return winograd_forward(x, w, bias, g, out);
+  if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out);
+  const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, Fg = g.F / g.G, Kg = CKK / g.G;
+  for_images(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
+    T* cols = scratch<T>(0, CKK * P);
+    for (int64_t n = lo; n < hi; ++n) {
+      im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
+      T* o = out + n * g.F * P;
+      for (int64_t gi = 0; gi < g.G; ++gi)
+        mm<T>(threaded, false, false, Fg, P, Kg, w + gi * Fg * Kg, Kg, cols + gi * Kg * P, P, T(0), o + gi * Fg * P, P);
+      if (bias)
+        for (int64_t f = 0; f < g.F; ++f)
+          for (int64_t p = 0; p < P; ++p) o[f * P + p] += bias[f];
+    }
+  });
+}
+
+// dx[n] = col2im(w^T dout[n]); dw = sum_n dout[n] cols[n]^T (per group), summed per block of images
+// into a partial per block and the partials added in a fixed order, so the result does not depend
+// on which thread ran which block.
+template <class T>
+void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw, T* db) {
+  const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, Fg = g.F / g.G, Kg = CKK / g.G;
+  if (db) {
+    parallel_for(0, g.F, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t f = lo; f < hi; ++f) {
+        double s = 0;
+        for (int64_t n = 0; n < g.N; ++n) {
+          const T* src = dout + (n * g.F + f) * P;
+          s += lane_sum<T>(P, [&](int64_t p) { return src[p]; });
+        }
+        db[f] = static_cast<T>(s);
+      }
+    });
+  }
+  if (!dx && !dw) return;
+  if (use_winograd(g)) {
+    winograd_backward(x, w, dout, g, dx, dw);
+    return;
+  }
+  if (use_depthwise(g)) return depthwise_backward(x, w, dout, g, dx, dw);
+  const int64_t blocks = std::min<int64_t>(g.N, get_num_threads()), FK = Fg * CKK;  // FK: dw's size
+  std::vector<T> partial(dw ? static_cast<size_t>(blocks * FK) : 0);
+  for_images(blocks, [&](int64_t lo, int64_t hi, bool threaded) {
+    T* cols = scratch<T>(0, CKK * P);
+    for (int64_t k = lo; k < hi; ++k)
+      for (int64_t n = g.N * k / blocks; n < g.N * (k + 1) / blocks; ++n) {
+        const T* dy = dout + n * g.F * P;
+        if (dw) {
+          im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
+          for (int64_t gi = 0; gi < g.G; ++gi)
+            mm<T>(threaded, false, true, Fg, Kg, P, dy + gi * Fg * P, P, cols + gi * Kg * P, P, T(1),
+                  partial.data() + k * FK + gi * Fg * Kg, Kg);
+        }
+        if (dx) {
+          T* dxn = dx + n * g.C * g.H * g.W;
+          std::fill(dxn, dxn + g.C * g.H * g.W, T(0));
+          for (int64_t gi = 0; gi < g.G; ++gi)
+            mm<T>(threaded, true, false, Kg, P, Fg, w + gi * Fg * Kg, Kg, dy + gi * Fg * P, P, T(0), cols + gi * Kg * P,
+                  P);
+          im2col<T, true>(dxn, g, cols);
+        }
+      }
+  });
+  if (dw) {
+    std::fill(dw, dw + FK, T(0));
+    for (int64_t k = 0; k < blocks; ++k)
+      for (int64_t i = 0; i < FK; ++i) dw[i] += partial[k * FK + i];
+  }
+}
+
+template void conv_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*);
+template void conv_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*);
+template void conv_backward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, float*,
+                                   float*);
+template void conv_backward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,
+                                    double*, double*);
+
+}  // namespace xg::detail

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 TOLERANCE = 1e-4
-EXPECTED_MODELS = 7
+EXPECTED_MODELS = 8
 # What OpenCV 4.6's importer refuses, with a piece of its message; every other model must match.
 OPENCV_REFUSES = {"ops": "parseClip"}  # 4.6 takes Clip only in its opset-6 form (one input)
 

@@ -97,6 +97,29 @@ class OpsNet : public nn::Module {
   std::shared_ptr<nn::Linear> fc;
 };
 
+// The convolution and pooling options: a dilated conv, a depthwise and a grouped conv (MobileNet's
+// separable block), pools with ceil_mode, and an average pool that leaves padding out of its divisor.
+class OptionsNet : public nn::Module {
+ public:
+  OptionsNet() {
+    dilated = register_module("dilated", nn::Conv2d(nn::Conv2dOptions{.in_channels = 3, .out_channels = 8,
+                                                                       .kernel_size = 3, .padding = 2, .dilation = 2}));
+    depthwise = register_module("depthwise", nn::Conv2d(nn::Conv2dOptions{.in_channels = 8, .out_channels = 8,
+                                                                           .kernel_size = 3, .padding = 1, .groups = 8}));
+    grouped = register_module("grouped", nn::Conv2d(nn::Conv2dOptions{.in_channels = 8, .out_channels = 16,
+                                                                       .kernel_size = 1, .groups = 2}));
+    fc = register_module("fc", nn::Linear(16, 10));
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor h = (*grouped)(relu((*depthwise)(relu((*dilated)(x)))));                    // [N, 16, 32, 32]
+    h = max_pool2d(h, {.kernel = 3, .stride = 2, .ceil_mode = true});                     // [N, 16, 16, 16]
+    h = avg_pool2d(h, {.kernel = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false});  // 9x9
+    return (*fc)(flatten(adaptive_avg_pool2d(h, 1), 1));
+  }
+  std::shared_ptr<nn::Conv2d> dilated, depthwise, grouped;
+  std::shared_ptr<nn::Linear> fc;
+};
+
 // Random running statistics (and affine parameters) for every batch norm, so eval mode is not the
 // identity.
 inline void randomize_batch_norms(nn::Module& model) {
@@ -115,6 +138,7 @@ inline std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> export_t
   for (const std::string& name : models::model_names()) out.emplace_back(name, models::make_model(name));
   out.emplace_back("residual", std::make_shared<ResidualNet>());
   out.emplace_back("ops", std::make_shared<OpsNet>());
+  out.emplace_back("options", std::make_shared<OptionsNet>());
   for (auto& [name, m] : out) randomize_batch_norms(*m);
   return out;
 }

@@ -15,6 +15,7 @@
 #include "autograd/random.hpp"
 #include "train/files.hpp"
 #include "train/models.hpp"
+#include "train/tta.hpp"
 
 namespace xg::train {
 
@@ -79,8 +80,9 @@ double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples
   int64_t correct = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    Tensor logits = model.forward(batch->images);
-    if (flip_tta && batch->images.dim() == 4) logits = add(logits, model.forward(flip(batch->images, {3})));
+    // the mirror average (its argmax is that of the summed logits: halving is exact)
+    Tensor logits = flip_tta && batch->images.dim() == 4 ? tta_logits(model, batch->images, {.flip = true})
+                                                         : model.forward(batch->images);
     Tensor pred = argmax(logits, 1);
     correct += sum(eq(pred, batch->labels)).item<int64_t>();
   }

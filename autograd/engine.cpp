@@ -239,6 +239,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
 
   for (auto& [leaf, g] : leaf_grads) {
     Tensor gl = leaf->hooks ? fit_gradient(leaf->hooks->run(g, "leaf"), leaf->shape, leaf->dtype, "leaf", "hook", 0) : g;
+    g = Tensor();  // stored below: hold no second copy while the other leaves are stored
     store(leaf, gl);
   }
 }

@@ -64,6 +64,15 @@ void check_image(const Tensor& x, const char* module) {
   check(x.defined(), "{}: undefined input", module);
   check(x.dim() == 4, "{}: input must be 4-D (N,C,H,W), got shape {}", module, x.shape());
 }
+
+// A convolution module's input: an image batch with in_channels channels, in the weight's dtype.
+void check_conv_input(const Tensor& x, int64_t in_channels, const Tensor& weight, const char* module) {
+  check_image(x, module);
+  check(x.shape()[1] == in_channels, "{}: input shape {} has {} channels, but in_channels is {}", module, x.shape(),
+        x.shape()[1], in_channels);
+  check(x.dtype() == weight.dtype(), "{}: input dtype {} does not match weight dtype {}", module,
+        dtype_name(x.dtype()), dtype_name(weight.dtype()));
+}
 }  // namespace
 
 Linear::Linear(const LinearOptions& o) : options_(o) {
@@ -96,11 +105,7 @@ Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
 void Conv2d::reset_parameters() { reset_weight_and_bias(weight_, bias_); }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  check_image(x, "Conv2d");
-  check(x.shape()[1] == options_.in_channels, "Conv2d: input shape {} has {} channels, but in_channels is {}",
-        x.shape(), x.shape()[1], options_.in_channels);
-  check(x.dtype() == weight_.dtype(), "Conv2d: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
-        dtype_name(weight_.dtype()));
+  check_conv_input(x, options_.in_channels, weight_, "Conv2d");
   const Conv2dOptions& o = options_;
   return detail::conv2d(x, weight_, bias_, {.stride = o.stride, .padding = o.padding, .dilation = o.dilation,
                                             .groups = o.groups});
@@ -123,11 +128,7 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) 
 void ConvTranspose2d::reset_parameters() { reset_weight_and_bias(weight_, bias_); }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
-  check_image(x, "ConvTranspose2d");
-  check(x.shape()[1] == options_.in_channels, "ConvTranspose2d: input shape {} has {} channels, but in_channels is {}",
-        x.shape(), x.shape()[1], options_.in_channels);
-  check(x.dtype() == weight_.dtype(), "ConvTranspose2d: input dtype {} does not match weight dtype {}",
-        dtype_name(x.dtype()), dtype_name(weight_.dtype()));
+  check_conv_input(x, options_.in_channels, weight_, "ConvTranspose2d");
   const ConvTranspose2dOptions& o = options_;
   return detail::conv_transpose2d(x, weight_, bias_, {.stride = o.stride, .padding = o.padding,
                                                       .output_padding = o.output_padding, .groups = o.groups,

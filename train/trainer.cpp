@@ -37,10 +37,12 @@ std::string generator_state() {
   return s.str();
 }
 
-void set_generator_state(const std::string& text) {
+std::mt19937_64 parse_generator_state(const std::string& text) {
+  std::mt19937_64 gen;
   std::istringstream s(text);
-  s >> generator();
+  s >> gen;
   check(!s.fail(), "Trainer: the checkpoint's random generator state is corrupt");
+  return gen;
 }
 
 const std::string& meta(const nn::Metadata& m, const std::string& key, const std::string& path) {
@@ -320,9 +322,7 @@ int64_t Trainer::load_checkpoint(const std::string& path) {
   const auto epoch = meta_number<int64_t>(ck.metadata, "epoch", path);
   const auto best_val_acc = meta_number<double>(ck.metadata, "best_val_acc", path);
   const auto best_epoch = meta_number<int64_t>(ck.metadata, "best_epoch", path);
-  const std::mt19937_64 generator_before = generator();
-  set_generator_state(meta(ck.metadata, "rng", path));
-  generator() = generator_before;
+  const std::mt19937_64 rng = parse_generator_state(meta(ck.metadata, "rng", path));
   nn::NamedTensors model_state = ck.with_prefix("model."), best = ck.with_prefix("best.");
   Tensor losses, epochs;
   for (auto& [name, t] : ck.tensors) {
@@ -357,7 +357,7 @@ int64_t Trainer::load_checkpoint(const std::string& path) {
                               rows[i + 5], rows[i + 6]});
   result_.best_val_acc = best_val_acc;
   result_.best_epoch = best_epoch;
-  set_generator_state(meta(ck.metadata, "rng", path));
+  generator() = rng;
   return epoch;
 }
 

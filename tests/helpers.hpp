@@ -9,13 +9,16 @@
 
 namespace xg::test {
 
-// f64 leaf with values from randn, requiring grad.
-inline Tensor leaf(const Shape& shape, uint64_t seed = 1) {
+// A leaf of dtype d with values from randn (seeded), requiring grad.
+inline Tensor input(const Shape& shape, Dtype d, uint64_t seed) {
   manual_seed(seed);
-  Tensor t = randn(shape, Dtype::f64);
+  Tensor t = randn(shape, d);
   t.requires_grad_();
   return t;
 }
+
+// f64 leaf with values from randn, requiring grad.
+inline Tensor leaf(const Shape& shape, uint64_t seed = 1) { return input(shape, Dtype::f64, seed); }
 
 inline Tensor f64(const std::vector<double>& v, const Shape& s) { return from_vector(v, s); }
 

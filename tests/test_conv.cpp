@@ -7,15 +7,9 @@
 
 using namespace xg;
 using test::f64;
+using test::input;
 
 namespace {
-Tensor input(const Shape& s, Dtype d, uint64_t seed) {
-  manual_seed(seed);
-  Tensor t = randn(s, d);
-  t.requires_grad_();
-  return t;
-}
-
 struct ConvCase {
   Shape x;
   int64_t F, KH, KW;

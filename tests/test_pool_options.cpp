@@ -5,15 +5,7 @@
 
 using namespace xg;
 using test::f64;
-
-namespace {
-Tensor input(const Shape& s, Dtype d, uint64_t seed) {
-  manual_seed(seed);
-  Tensor t = randn(s, d);
-  t.requires_grad_();
-  return t;
-}
-}  // namespace
+using test::input;
 
 TEST_CASE("pooling options: fused equals reference, values and gradients") {
   struct PoolCase {

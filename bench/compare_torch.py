@@ -2,7 +2,9 @@
 """Runs xgrad's and PyTorch's halves of the benchmark (bench/vs_torch.cpp, bench/vs_torch.py) in
 alternating order, round after round, so that drift of the machine hits both alike, and prints the
 medians and the ratios as a Markdown table. Usage:
-  compare_torch.py XGRAD_BINARY [--rounds R] [--threads T] [--seconds S]
+  compare_torch.py XGRAD_BINARY [--rounds R] [--threads T] [--seconds S] [--openblas]
+--openblas adds a third side, xgrad with its f32 GEMMs on OpenBLAS instead of oneDNN, in the same
+rotation, and a column with xgrad's speed-up over it.
 """
 import argparse
 import json
@@ -28,27 +30,32 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=3)
+    p.add_argument("--openblas", action="store_true")
     a = p.parse_args()
     flags = ["--threads", str(a.threads), "--seconds", str(a.seconds)]
     torch_half = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vs_torch.py")]
     sides = {"xgrad": [a.xgrad], "torch": torch_half}
+    if a.openblas:
+        sides["openblas"] = [a.xgrad]
     results = {s: {} for s in sides}  # side -> job -> list of JSON objects
 
     jobs = [["model", m] for m, _ in MODELS] + [["ops"]]
     for r in range(a.rounds):
-        order = ["xgrad", "torch"] if r % 2 == 0 else ["torch", "xgrad"]
+        order = list(sides) if r % 2 == 0 else list(reversed(sides))
         for job in jobs:
             for side in order:
-                results[side].setdefault(" ".join(job), []).append(run(sides[side] + job + flags))
+                extra = ["--sgemm", "openblas"] if side == "openblas" else []
+                results[side].setdefault(" ".join(job), []).append(run(sides[side] + job + flags + extra))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
 
     def med(side, job, key):
         return statistics.median(x[key] for x in results[side][job])
 
     print(f"threads {a.threads}, batch 128, median of {a.rounds} interleaved runs; ratio > 1: xgrad is faster\n")
+    ob = "openblas" in sides
     print("| model | train img/s xgrad | PyTorch | ratio | inference img/s xgrad | PyTorch | ratio "
-          "| peak RSS MB xgrad | PyTorch |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| peak RSS MB xgrad | PyTorch |" + (" train, inference: oneDNN / OpenBLAS |" if ob else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if ob else ""))
     for m, title in MODELS:
         job = f"model {m}"
         tx, tt = med("xgrad", job, "train_ips"), med("torch", job, "train_ips")
@@ -56,13 +63,18 @@ def main():
         rx, rt = med("xgrad", job, "peak_rss_mb"), med("torch", job, "peak_rss_mb")
         bx, bt = med("xgrad", job, "base_rss_mb"), med("torch", job, "base_rss_mb")
         print(f"| {title} | {tx:.0f} | {tt:.0f} | **{tx / tt:.2f}** | {ix:.0f} | {it:.0f} | **{ix / it:.2f}** "
-              f"| {rx:.0f} (+{rx - bx:.0f}) | {rt:.0f} (+{rt - bt:.0f}) |")
+              f"| {rx:.0f} (+{rx - bx:.0f}) | {rt:.0f} (+{rt - bt:.0f}) |", end="")
+        if ob:
+            print(f" {tx / med('openblas', job, 'train_ips'):.2f}, {ix / med('openblas', job, 'infer_ips'):.2f} |",
+                  end="")
+        print()
     print("\n(peak RSS while training; in brackets, the growth above the process's size before the model was built)\n")
-    print("| op, batch 128, forward + backward | xgrad ms | PyTorch ms | ratio |")
-    print("|---|---:|---:|---:|")
+    print("| op, batch 128, forward + backward | xgrad ms | PyTorch ms | ratio |" + (" OpenBLAS ms |" if ob else ""))
+    print("|---|---:|---:|---:|" + ("---:|" if ob else ""))
     for key in results["xgrad"]["ops"][0]:
         x, t = med("xgrad", "ops", key), med("torch", "ops", key)
-        print(f"| {key} | {x:.2f} | {t:.2f} | **{t / x:.2f}** |")
+        extra = f" {med('openblas', 'ops', key):.2f} |" if ob else ""
+        print(f"| {key} | {x:.2f} | {t:.2f} | **{t / x:.2f}** |{extra}")
 
 
 if __name__ == "__main__":

@@ -63,4 +63,25 @@ std::pair<double, double> median_pair(A&& a, B&& b, int reps) {
   return {ta, tb};
 }
 
+// Medians of a and of b over `rounds` rounds, each round timing both for about `seconds` each, the
+// order swapped every round, so that drift in the machine's speed falls on both alike.
+template <class A, class B>
+std::pair<double, double> alternating_medians(A&& a, B&& b, int rounds, double seconds) {
+  std::vector<double> ta, tb;
+  for (int r = 0; r < rounds; ++r) {
+    if (r % 2 == 0) {
+      ta.push_back(median_seconds_for(a, seconds));
+      tb.push_back(median_seconds_for(b, seconds));
+    } else {
+      tb.push_back(median_seconds_for(b, seconds));
+      ta.push_back(median_seconds_for(a, seconds));
+    }
+  }
+  auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  return {median(ta), median(tb)};
+}
+
 }  // namespace xg::bench

@@ -3,6 +3,8 @@
 // one thing and prints one JSON object, so that peak RSS belongs to one model:
 //   vs_torch model NAME [--threads T] [--seconds S]   training and inference images/s, peak RSS
 //   vs_torch ops [--threads T] [--seconds S]          forward + backward ms of single ops
+// --sgemm openblas runs the f32 GEMMs on OpenBLAS instead of oneDNN (the same build, for a
+// side-by-side measure of what oneDNN brings).
 #include <sys/resource.h>
 
 #include <cstring>
@@ -13,6 +15,7 @@
 
 #include <xgrad.hpp>
 
+#include "ops/blas.hpp"
 #include "timing.hpp"
 #include "train/models.hpp"
 
@@ -112,6 +115,11 @@ int main(int argc, char** argv) try {
   for (; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--seconds")) seconds = std::stod(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--sgemm")) {
+      check(!std::strcmp(argv[i + 1], "openblas") || !std::strcmp(argv[i + 1], "onednn"),
+            "vs_torch: --sgemm takes openblas or onednn, got '{}'", argv[i + 1]);
+      detail::set_sgemm_onednn(!std::strcmp(argv[i + 1], "onednn"));
+    }
     else fail("vs_torch: unknown flag '{}'", argv[i]);
   }
   set_num_threads(threads);

@@ -1,29 +1,50 @@
-// Internal BLAS layer: a typed row-major GEMM that splits large products over xgrad's worker pool
-// (when configure_process has made OpenBLAS single-threaded, so that its own thread pool never
-// fights ours for the cores), and per-thread scratch buffers for hot paths.
+// Internal BLAS layer: a typed row-major GEMM that splits large products over xgrad's worker pool,
+// and per-thread scratch buffers for hot paths. f32 products go to oneDNN when the build has it
+// (ops/blas.cpp: always single-threaded per call, so they may always be split over our workers);
+// f64 products and builds without oneDNN go to OpenBLAS, split over our workers only when
+// configure_process has made OpenBLAS single-threaded, so that its own thread pool never fights ours.
 #pragma once
 
 #include <cblas.h>
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/parallel.hpp"
 
 namespace xg::detail {
 
-// Whether OpenBLAS runs single-threaded (configure_process), so that xgrad may run several GEMMs at
-// once on its own workers; otherwise OpenBLAS's threads do the splitting.
-inline bool blas_single_threaded() { return openblas_get_num_threads() == 1; }
+// Whether the f32 GEMMs run on oneDNN: a build option (XGRAD_ONEDNN), and a switch for benchmarks that
+// compare it with OpenBLAS in one run (flip it only while no kernel runs).
+bool sgemm_uses_onednn();
+void set_sgemm_onednn(bool on);
+
+// One single-threaded f32 GEMM: oneDNN above a size where its per-call cost pays (bench/bench_gemm),
+// OpenBLAS below it and in builds without oneDNN.
+void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// One f32 GEMM on oneDNN, single-threaded, whatever its size (benchmarks; an error without oneDNN).
+void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Whether GEMMs of type T run on one thread per call, so that xgrad may run several at once on its
+// own workers; otherwise OpenBLAS's threads do the splitting.
+template <class T>
+inline bool serial_gemms() {
+  return (std::is_same_v<T, float> && sgemm_uses_onednn()) || openblas_get_num_threads() == 1;
+}
 
 template <class T>
 inline void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else
-    cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if constexpr (std::is_same_v<T, float>) {
+    sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                lda, B, ldb, beta, C, ldc);
+  }
 }
 
 // C = alpha * op(A) op(B) + beta * C, row-major. Large products are cut into one block of C's
@@ -32,8 +53,8 @@ template <class T>
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                  int64_t ldb, T beta, T* C, int64_t ldc) {
   // Small products, and every product when the process left OpenBLAS its own threads (see
-  // configure_process), go to OpenBLAS whole.
-  if (M * N * K < (int64_t{1} << 24) || !blas_single_threaded()) {
+  // configure_process), go to the library whole.
+  if (M * N * K < (int64_t{1} << 24) || !serial_gemms<T>()) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

@@ -1,7 +1,9 @@
 // A program that uses xgrad without calling configure_process keeps its own process settings:
-// OpenBLAS's thread count is what the program set, and xgrad's results are the same as under
+// OpenBLAS's thread count and OpenMP's (oneDNN, xgrad's f32 GEMMs, runs on OpenMP) are what the
+// program set, and xgrad's results are the same as under
 // configure_process's settings. Exits non-zero, saying why, otherwise.
 #include <cblas.h>
+#include <omp.h>
 
 #include <cstdio>
 
@@ -9,7 +11,8 @@
 
 int main() {
   using namespace xg;
-  openblas_set_num_threads(2);  // the host's choice
+  openblas_set_num_threads(2);  // the host's choices
+  omp_set_num_threads(3);
   manual_seed(1);
   Tensor x = randn({8, 16, 12, 12}), w = randn({16, 16, 3, 3}), a = randn({256, 256}), b = randn({256, 256});
   x.requires_grad_();
@@ -26,6 +29,10 @@ int main() {
   std::vector<Tensor> host = run();
   if (openblas_get_num_threads() != 2) {
     std::fprintf(stderr, "FAIL: xgrad changed OpenBLAS's thread count to %d\n", openblas_get_num_threads());
+    return 1;
+  }
+  if (omp_get_max_threads() != 3) {
+    std::fprintf(stderr, "FAIL: xgrad changed OpenMP's thread count to %d\n", omp_get_max_threads());
     return 1;
   }
   configure_process();

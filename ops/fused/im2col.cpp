@@ -54,8 +54,9 @@ void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, 
 // Images are shared out over the threads; each thread unfolds one image at a time into its own
 // buffer (cache-resident) and runs single-threaded GEMMs on it, reading and writing the image's
 // planes in place. With fewer images than threads, the images run in turn with threaded GEMMs.
+template <class T>
 void for_images(int64_t blocks, const std::function<void(int64_t, int64_t, bool)>& f) {
-  if (blocks >= get_num_threads() && blas_single_threaded()) {
+  if (blocks >= get_num_threads() && serial_gemms<T>()) {
     parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) { f(lo, hi, false); });
   } else {
     f(0, blocks, true);
@@ -77,7 +78,7 @@ void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, 
   if (use_winograd(g)) return winograd_forward(x, w, bias, g, out);
   if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out);
   const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, Fg = g.F / g.G, Kg = CKK / g.G;
-  for_images(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
+  for_images<T>(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
     T* cols = scratch<T>(0, CKK * P);
     for (int64_t n = lo; n < hi; ++n) {
       im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
@@ -117,7 +118,7 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   if (use_depthwise(g)) return depthwise_backward(x, w, dout, g, dx, dw);
   const int64_t blocks = std::min<int64_t>(g.N, get_num_threads()), FK = Fg * CKK;  // FK: dw's size
   std::vector<T> partial(dw ? static_cast<size_t>(blocks * FK) : 0);
-  for_images(blocks, [&](int64_t lo, int64_t hi, bool threaded) {
+  for_images<T>(blocks, [&](int64_t lo, int64_t hi, bool threaded) {
     T* cols = scratch<T>(0, CKK * P);
     for (int64_t k = lo; k < hi; ++k)
       for (int64_t n = g.N * k / blocks; n < g.N * (k + 1) / blocks; ++n) {

@@ -360,7 +360,7 @@ void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
       gemm_serial<T>(ta, tb, M, N, K, T(1), A + p * sa, lda, B + p * sb, ldb, accumulate ? T(1) : T(0), C + p * sc,
                      ldc);
   };
-  if (blas_single_threaded()) parallel_for(0, P36, 1, run);
+  if (serial_gemms<T>()) parallel_for(0, P36, 1, run);
   else run(0, P36);  // OpenBLAS's own threads split each GEMM
 }
 

@@ -1,0 +1,95 @@
+// The internal f32 GEMM (ops/blas.hpp) on each backend: oneDNN (when built with it) and OpenBLAS,
+// against an f64 reference, over every transpose, leading dimensions wider than the matrices,
+// alpha/beta, sizes either side of the oneDNN threshold, and products large enough to be split over
+// the worker pool.
+#include <random>
+#include <vector>
+
+#include "helpers.hpp"
+#include "ops/blas.hpp"
+
+using namespace xg;
+
+namespace {
+
+struct Case {
+  int64_t M, N, K;
+  bool ta, tb;
+  float alpha, beta;
+};
+
+// Max |C - reference| / max(1, |reference|) of detail::gemm<float> on submatrices padded by 3
+// columns, C starting from random values (so beta matters).
+double gemm_error(const Case& c) {
+  const int64_t pad = 3, ar = c.ta ? c.K : c.M, ac = c.ta ? c.M : c.K, br = c.tb ? c.N : c.K,
+                bc = c.tb ? c.K : c.N, lda = ac + pad, ldb = bc + pad, ldc = c.N + pad;
+  std::mt19937 gen(7);
+  std::normal_distribution<float> nd;
+  std::vector<float> A(ar * lda), B(br * ldb), C(c.M * ldc);
+  for (std::vector<float>* v : {&A, &B, &C})
+    for (float& e : *v) e = nd(gen);
+  const std::vector<float> C0 = C;
+  detail::gemm<float>(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, C.data(), ldc);
+  double worst = 0;
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = 0; j < c.N; ++j) {
+      double ref = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        const double a = c.ta ? A[k * lda + i] : A[i * lda + k], b = c.tb ? B[j * ldb + k] : B[k * ldb + j];
+        ref += a * b;
+      }
+      ref = c.alpha * ref + c.beta * C0[i * ldc + j];
+      worst = std::max(worst, std::abs(C[i * ldc + j] - ref) / std::max(1.0, std::abs(ref)));
+    }
+  // The padding columns of C are never written.
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = c.N; j < ldc; ++j)
+      if (C[i * ldc + j] != C0[i * ldc + j]) return 1e9;
+  return worst;
+}
+
+void check_backend(bool onednn) {
+  detail::set_sgemm_onednn(onednn);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (Case c : {Case{3, 5, 4, ta, tb, 1, 0}, Case{33, 17, 40, ta, tb, 0.5f, 1}, Case{64, 96, 128, ta, tb, 1, 0},
+                     Case{300, 260, 220, ta, tb, -1.5f, 0.25f}}) {
+        INFO(fmt::format("onednn {} M {} N {} K {} ta {} tb {} alpha {} beta {}", onednn, c.M, c.N, c.K, ta, tb,
+                         c.alpha, c.beta));
+        CHECK(gemm_error(c) < 1e-4);  // f32 rounding over K <= 220 terms of size ~1
+      }
+}
+
+}  // namespace
+
+TEST_CASE("gemm f32: every transpose, stride and size on each backend matches an f64 reference") {
+  const bool built = detail::sgemm_uses_onednn();
+  check_backend(false);
+  if (built) check_backend(true);
+  detail::set_sgemm_onednn(built);
+}
+
+TEST_CASE("gemm f32: oneDNN and OpenBLAS agree through matmul, conv2d and their gradients") {
+  if (!detail::sgemm_uses_onednn()) {
+    CHECK_ERROR(detail::set_sgemm_onednn(true), "this build has no oneDNN");
+    return;
+  }
+  manual_seed(3);
+  Tensor x = randn({4, 16, 12, 12}), w = randn({32, 16, 3, 3}) * 0.1, a = randn({300, 200}), b = randn({200, 260});
+  for (Tensor* t : {&x, &w, &a}) t->requires_grad_();
+  auto run = [&](bool onednn) {
+    detail::set_sgemm_onednn(onednn);
+    for (Tensor* t : {&x, &w, &a}) t->zero_grad();
+    Tensor y = conv2d(x, w, Tensor(), {.padding = 1});  // Winograd
+    Tensor z = conv2d(x, w, Tensor(), {.stride = 2});   // im2col
+    Tensor loss = sum(y * y) + sum(z * z) + sum(matmul(a, b) * matmul(a, b));
+    loss.backward();
+    detail::set_sgemm_onednn(true);
+    return std::vector<Tensor>{loss.detach(), x.grad().clone(), w.grad().clone(), a.grad().clone()};
+  };
+  const auto one = run(true), ob = run(false);
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("result " << i);
+    CHECK(allclose(one[i], ob[i], 1e-4, 1e-3));
+  }
+}

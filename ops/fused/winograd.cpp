@@ -157,6 +157,16 @@ struct Tiling {
   bool whole;                 // the 4x4 output tiles cover the output exactly
 };
 
+// The stride between the 36 planes p of V and M (each channels x tiles of one chunk): whole 4 KiB
+// pages plus one cache line, so that the 36 lines a transform stores or loads for one group of tiles
+// fall in 36 different cache sets. The bare product (a power-of-two channel count times the tiles) is
+// often a multiple of 4 KiB, and then all 36 lines compete for the ways of one L1 set.
+template <class T>
+int64_t plane_stride(int64_t n) {
+  constexpr int64_t page = 4096 / sizeof(T), line = 64 / sizeof(T);
+  return (n + page - 1) / page * page + line;
+}
+
 Tiling tiling(const ConvGeometry& g, int64_t elem) {
   Tiling t;
   t.TH = (g.HO + 3) / 4;
@@ -306,7 +316,7 @@ inline void scatter(const Lanes<T>* d, int64_t n, const int32_t* off, int64_t co
 // images n0 .. n0+B-1; tile (i, j) starts at input row 4i - PH, column 4j - PW (zeros outside).
 template <class T>
 void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, int64_t n0, int64_t B, T* V) {
-  const int64_t Tn = B * tl.per_image;
+  const int64_t Tn = B * tl.per_image, sV = plane_stride<T>(g.C * Tn);
   const Staging st{4 * tl.TH + 2, 4 * tl.TW + 2};
   for_planes<T>(g.C, B * st.plane(), [&](int64_t c, T* S) {
     stage_in(x + (n0 * g.C + c) * g.H * g.W, g.C * g.H * g.W, g.H, g.W, B, g.PH, g.PW, st, S);
@@ -314,7 +324,7 @@ void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, int64_
       Lanes<T> d[36], v[36];
       gather<6, 6>(S, st.cols, off, d);
       both_axes<6, 6, BT>(d, v);
-      for (int p = 0; p < 36; ++p) store(v[p], n, V + (p * g.C + c) * Tn + t0);
+      for (int p = 0; p < 36; ++p) store(v[p], n, V + p * sV + c * Tn + t0);
     });
   });
 }
@@ -395,11 +405,11 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
   T* U = scratch<T>(2, P36 * FC);  // shared, read-only once transformed
   filter_transform(w, g, U);
   for_chunks(g, tl, [&](int64_t, int64_t n0, int64_t B, bool) {
-    const int64_t Tn = B * tl.per_image;
-    T* V = scratch<T>(0, P36 * g.C * maxT);
-    T* M = scratch<T>(1, P36 * g.F * maxT);
+    const int64_t Tn = B * tl.per_image, sV = plane_stride<T>(g.C * Tn), sM = plane_stride<T>(g.F * Tn);
+    T* V = scratch<T>(0, P36 * plane_stride<T>(g.C * maxT));
+    T* M = scratch<T>(1, P36 * plane_stride<T>(g.F * maxT));
     input_transform(x, g, tl, n0, B, V);
-    batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, g.C * Tn, false, M, Tn, g.F * Tn);
+    batched_gemm<T>(false, false, g.F, Tn, g.C, U, g.C, FC, V, Tn, sV, false, M, Tn, sM);
     // Y = A^T m A (+ bias) for each filter and tile. When the tiles cover the output exactly, they
     // go straight into it; otherwise into a staged plane, whose part inside the output is copied.
     const Staging st = output_grid(g, tl);
@@ -408,7 +418,7 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
       const T add = tl.whole && bias ? bias[f] : T(0);
       for_groups(tl, Tn, st, [&](int64_t t0, int64_t n, const int32_t* off) {
         Lanes<T> m[36], y[16];
-        for (int p = 0; p < 36; ++p) load(M + (p * g.F + f) * Tn + t0, n, m[p]);
+        for (int p = 0; p < 36; ++p) load(M + p * sM + f * Tn + t0, n, m[p]);
         both_axes<6, 4, AT>(m, y);
         if (add != T(0))
           for (Lanes<T>& v : y)
@@ -432,9 +442,9 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   T* dU = scratch<T>(3, P36 * FC * std::max<int64_t>(blocks, 1));
   if (dx) filter_transform(w, g, U);
   for_chunks(g, tl, [&](int64_t block, int64_t n0, int64_t B, bool first) {
-    const int64_t Tn = B * tl.per_image;
-    T* V = scratch<T>(0, P36 * g.C * maxT);
-    T* Mg = scratch<T>(1, P36 * g.F * maxT);
+    const int64_t Tn = B * tl.per_image, sV = plane_stride<T>(g.C * Tn), sM = plane_stride<T>(g.F * Tn);
+    T* V = scratch<T>(0, P36 * plane_stride<T>(g.C * maxT));
+    T* Mg = scratch<T>(1, P36 * plane_stride<T>(g.F * maxT));
     // M'[p][f][t] = (A dY A^T)[p], with dY's tile zero beyond the output's edge. When the tiles cover
     // the output exactly, they are read straight from dY; otherwise from a zero-padded staged copy.
     const Staging sg = output_grid(g, tl);
@@ -445,23 +455,23 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
         Lanes<T> y[16], m[36];
         gather<4, 4>(tl.whole ? plane : S, sg.cols, off, y);
         both_axes<4, 6, Am>(y, m);
-        for (int p = 0; p < 36; ++p) store(m[p], n, Mg + (p * g.F + f) * Tn + t0);
+        for (int p = 0; p < 36; ++p) store(m[p], n, Mg + p * sM + f * Tn + t0);
       });
     });
     if (dw) {
       input_transform(x, g, tl, n0, B, V);
-      batched_gemm<T>(false, true, g.F, g.C, Tn, Mg, Tn, g.F * Tn, V, Tn, g.C * Tn, !first, dU + block * P36 * FC,
+      batched_gemm<T>(false, true, g.F, g.C, Tn, Mg, Tn, sM, V, Tn, sV, !first, dU + block * P36 * FC,
                       g.C, FC);
     }
     if (dx) {
-      batched_gemm<T>(true, false, g.C, Tn, g.F, U, g.C, FC, Mg, Tn, g.F * Tn, false, V, Tn, g.C * Tn);
+      batched_gemm<T>(true, false, g.C, Tn, g.F, U, g.C, FC, Mg, Tn, sM, false, V, Tn, sV);
       // dd = B dV B^T, overlap-added into a staged plane per input channel, then copied into dx.
       const Staging sx{4 * tl.TH + 2, 4 * tl.TW + 2};
       for_planes<T>(g.C, B * sx.plane(), [&](int64_t c, T* S) {
         std::fill(S, S + B * sx.plane(), T(0));
         for_groups(tl, Tn, sx, [&](int64_t t0, int64_t n, const int32_t* off) {
           Lanes<T> v[36], d[36];
-          for (int p = 0; p < 36; ++p) load(V + (p * g.C + c) * Tn + t0, n, v[p]);
+          for (int p = 0; p < 36; ++p) load(V + p * sV + c * Tn + t0, n, v[p]);
           both_axes<6, 6, Bm>(v, d);
           scatter<6, 6, true>(d, n, off, sx.cols, S);
         });

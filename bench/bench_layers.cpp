@@ -93,6 +93,14 @@ int main() {
                bf * 1e3, br * 1e3, br / bf);
   }
 
+  {  // GELU at airbench's size after its second group (batch 1024, 256 channels, 7x7)
+    std::vector<Tensor> in{randn({1024, 256, 7, 7})};
+    leafify(in);
+    double tf = fwd_bwd([](auto& v) { return gelu(v[0]); }, in, 5);
+    double tr = fwd_bwd([](auto& v) { return ref::gelu(v[0]); }, in, 3);
+    fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.1f}x\n", "gelu, 1024x256x7x7", tf * 1e3, tr * 1e3, tr / tf);
+  }
+
   // The two algorithms of the fused conv on the main command's VGG layers.
   fmt::print("\n{:<40} {:>10} {:>10} {:>9}\n", "VGG conv 3x3 pad 1, forward + backward", "im2col ms", "Winograd", "speed-up");
   for (Conv c : {Conv{32, 32, 32}, Conv{32, 64, 16}, Conv{64, 64, 16}, Conv{64, 128, 8}, Conv{128, 128, 8}}) {

@@ -248,6 +248,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+Tensor gelu(const Tensor& x);  // the exact form, 0.5 x (1 + erf(x / sqrt 2))
 }  // namespace ref
 
 // Operators.

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   configure_process();  // malloc and OpenBLAS settings for training speed (autograd/process.hpp)
   train::TrainerOptions o;
   std::string data_dir;
-  int64_t num_val = 1000, train_images = 0;
+  int64_t num_val = 1000, train_images = 0, test_images = 0;
   int threads = 0;
   bool no_augment = false;
   double epochs = static_cast<double>(o.epochs);
@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-tta", o.flip_tta, "val/test accuracy without the mirror-image average");
   app.add_option("--num-val", num_val, "validation images, taken from the end of the training set")->capture_default_str();
   app.add_option("--train-images", train_images, "use only the first N training images (0: all)")->capture_default_str();
+  app.add_option("--test-images", test_images, "evaluate on the first N test images only (0: all)")->capture_default_str();
   app.add_option("--max-steps", o.max_steps_per_epoch, "at most N steps per epoch (0: whole epochs)")->capture_default_str();
   app.add_option("--seed", o.seed)->capture_default_str();
   app.add_option("--threads", threads, "worker threads (0: all cores)")->capture_default_str();
@@ -84,7 +85,8 @@ int main(int argc, char** argv) {
     data::Split split = data::train_val_split(train_set, num_val);
     if (train_images > 0) split.train = split.train.first(std::min(train_images, split.train.size()));
     fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {} threads\n", dir, split.train.size(),
-               split.val.size(), test_set->size(), o.model, get_num_threads());
+               split.val.size(), test_images > 0 ? std::min(test_images, test_set->size()) : test_set->size(), o.model,
+               get_num_threads());
     if (airbench) {
       o = train::airbench_options(o, recipe, split.train.size());
       train::airbench_whitening(static_cast<models::Airbench&>(*model), split.train,
@@ -97,7 +99,9 @@ int main(int argc, char** argv) {
         o.max_iterations = static_cast<int64_t>(std::ceil(epochs * train::steps_per_epoch(split.train.size(), o)));
     }
 
-    train::Trainer trainer(model, split.train, split.val, data::Subset(test_set), o);
+    data::Subset test(test_set);
+    if (test_images > 0) test = test.first(std::min(test_images, test.size()));
+    train::Trainer trainer(model, split.train, split.val, test, o);
     train::TrainResult r = trainer.fit();
     fmt::print("best val accuracy {:.2f}% (epoch {}), test accuracy {:.2f}%, {:.0f} img/s over {:.0f} s of training\n",
                100 * r.best_val_acc, r.best_epoch, 100 * r.test_acc, r.images_per_second, r.train_seconds);

@@ -103,8 +103,10 @@ int main(int argc, char** argv) {
     if (test_images > 0) test = test.first(std::min(test_images, test.size()));
     train::Trainer trainer(model, split.train, split.val, test, o);
     train::TrainResult r = trainer.fit();
-    fmt::print("best val accuracy {:.2f}% (epoch {}), test accuracy {:.2f}%, {:.0f} img/s over {:.0f} s of training\n",
-               100 * r.best_val_acc, r.best_epoch, 100 * r.test_acc, r.images_per_second, r.train_seconds);
+    if (!split.val.empty())
+      fmt::print("best val accuracy {:.2f}% (epoch {}), ", 100 * r.best_val_acc, r.best_epoch);
+    fmt::print("test accuracy {:.2f}% ({} weights), {:.0f} img/s over {:.0f} s of training\n", 100 * r.test_acc,
+               o.keep_best ? "the best epoch's" : "the last", r.images_per_second, r.train_seconds);
     fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, model.onnx, "
                "summary.json\n",
                o.run_dir);

@@ -203,3 +203,38 @@ TEST_CASE("airbench: the whole recipe end to end on tiny synthetic images (smoke
   for (const char* f : {"metrics.csv", "summary.json", "best.safetensors", "model.onnx", "checkpoint.safetensors"})
     CHECK_MESSAGE(std::filesystem::exists(tmp.path / f), f);
 }
+
+TEST_CASE("airbench: a run stopped after an epoch resumes with exactly the uninterrupted run's losses") {
+  TempDir a, b;
+  auto data = two_classes(192, 5);
+  data::Split split = data::train_val_split(data, 32);
+  const train::AirbenchRecipe recipe{.batch_size = 32, .epochs = 3.5, .whiten_bias_epochs = 2, .whitening_images = 64};
+  auto make = [&] {
+    manual_seed(0);
+    auto net = std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = {8, 8, 8}});
+    train::airbench_whitening(*net, split.train, recipe.whitening_images);
+    return net;
+  };
+  auto options = [&](const TempDir& dir) {
+    return train::airbench_options(
+        {.model = "airbench", .train_acc_samples = 32, .seed = 1, .run_dir = dir.str(), .progress = 3}, recipe,
+        split.train.size());
+  };
+  const train::TrainResult full = train::Trainer(make(), split.train, split.val, split.val, options(a)).fit();
+  CHECK(full.losses.size() == 18);  // ceil(3.5 x 5)
+
+  train::TrainerOptions o = options(b);
+  const auto freeze = o.on_epoch_start;
+  o.on_epoch_start = [&](int64_t epoch, nn::Module& m) {
+    if (epoch == 2) fail("test: stopped before epoch 3");
+    freeze(epoch, m);
+  };
+  CHECK_ERROR(train::Trainer(make(), split.train, split.val, split.val, o).fit(), "test: stopped before epoch 3");
+  o.on_epoch_start = freeze;
+  o.resume = true;
+  auto net = make();
+  const train::TrainResult resumed = train::Trainer(net, split.train, split.val, split.val, o).fit();
+  CHECK(resumed.losses == full.losses);  // the lr schedule, momentum and lookahead average carried over
+  CHECK(resumed.test_acc == full.test_acc);
+  CHECK(!net->whiten->bias().requires_grad());
+}

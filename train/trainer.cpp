@@ -328,9 +328,12 @@ TrainResult Trainer::fit() {
         for (auto& [name, t] : model_->state_dict()) best_state_.emplace_back(name, t.detach().clone());
     }
     if (epoch_lines)
-      fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}% (best {:.1f}%), lr {:.3g}, {:.0f} img/s, "
-                 "{:.0f} s\n", m.epoch, opts_.epochs, m.train_loss, 100 * m.train_acc, 100 * m.val_acc,
-                 100 * result_.best_val_acc, m.lr, m.images_per_second, m.seconds);
+      fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, {}, lr {:.3g}, {:.0f} img/s, {:.0f} s\n", m.epoch,
+                 opts_.epochs, m.train_loss, 100 * m.train_acc,
+                 val_ == nullptr || val_->size() == 0
+                     ? std::string("no validation set")
+                     : fmt::format("val acc {:.1f}% (best {:.1f}%)", 100 * m.val_acc, 100 * result_.best_val_acc),
+                 m.lr, m.images_per_second, m.seconds);
     std::fflush(stdout);
     if (files) save_checkpoint(epoch + 1, ckpt);
   }

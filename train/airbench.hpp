@@ -45,7 +45,8 @@ std::unique_ptr<optim::SGD> airbench_optimizer(nn::Module& model, const Airbench
 TrainerOptions airbench_options(TrainerOptions base, const AirbenchRecipe& recipe, int64_t train_examples);
 
 // model.set_whitening on the first `images` training images normalised with the training set's
-// per-channel statistics (those the Trainer's image recipe computes).
+// per-channel statistics (those the Trainer's image recipe computes). Call it before constructing the
+// Trainer: its Lookahead starts the average from the model's values at that point.
 void airbench_whitening(models::Airbench& model, const data::ImageDataset& train, int64_t images = 5000);
 
 }  // namespace xg::train

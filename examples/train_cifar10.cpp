@@ -1,8 +1,12 @@
 // The main command: train a model from the zoo on CIFAR-10 and leave the results in a run directory.
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 
 #include <xgrad.hpp>
 
+#include <cmath>
+
+#include "train/airbench.hpp"
 #include "train/models.hpp"
 #include "train/trainer.hpp"
 
@@ -11,17 +15,30 @@ int main(int argc, char** argv) {
   configure_process();  // malloc and OpenBLAS settings for training speed (autograd/process.hpp)
   train::TrainerOptions o;
   std::string data_dir;
-  int64_t num_val = 1000, train_images = 0;
+  int64_t num_val = 1000, train_images = 0, test_images = 0;
   int threads = 0;
   bool no_augment = false;
+  double epochs = static_cast<double>(o.epochs);
+  train::AirbenchRecipe recipe;
+  std::vector<int64_t> widths = models::AirbenchOptions{}.widths;
 
   CLI::App app{"Train a convolutional network on CIFAR-10 with xgrad"};
   app.add_option("--data", data_dir, "CIFAR-10 binary directory (else $CIFAR10_DIR, ./data/cifar-10-batches-bin, download)");
-  app.add_option("--model", o.model, "vgg, convnet, convnet-bn, twolayer, fc, resnet18 or resnet9")->capture_default_str();
-  app.add_option("--epochs", o.epochs)->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", o.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--model", o.model,
+                 "vgg, convnet, convnet-bn, twolayer, fc, resnet18, resnet9, or airbench (airbench94's network and "
+                 "recipe: batch 1024, 9.9 epochs, its own lr, momentum, decay and smoothing unless given)")
+      ->capture_default_str();
+  auto* epochs_opt = app.add_option("--epochs", epochs, "a fraction cuts the last epoch short (airbench: 9.9)")
+                         ->capture_default_str()
+                         ->check(CLI::PositiveNumber);
+  auto* batch_opt = app.add_option("--batch-size", o.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--widths", widths, "airbench: the three conv groups' channels")
+      ->delimiter(',')
+      ->expected(3)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")->capture_default_str();
-  app.add_option("--lr", o.lr, "learning rate (the peak, with onecycle)")->capture_default_str();
+  app.add_option("--lr", o.lr, "learning rate (the peak, with onecycle; airbench: per 1024 examples, 11.5)")->capture_default_str();
   app.add_option("--momentum", o.momentum)->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay)->capture_default_str();
   app.add_option("--schedule", o.schedule, "none, step, cosine, onecycle or decay")->capture_default_str();
@@ -33,6 +50,7 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-tta", o.flip_tta, "val/test accuracy without the mirror-image average");
   app.add_option("--num-val", num_val, "validation images, taken from the end of the training set")->capture_default_str();
   app.add_option("--train-images", train_images, "use only the first N training images (0: all)")->capture_default_str();
+  app.add_option("--test-images", test_images, "evaluate on the first N test images only (0: all)")->capture_default_str();
   app.add_option("--max-steps", o.max_steps_per_epoch, "at most N steps per epoch (0: whole epochs)")->capture_default_str();
   app.add_option("--seed", o.seed)->capture_default_str();
   app.add_option("--threads", threads, "worker threads (0: all cores)")->capture_default_str();
@@ -40,22 +58,55 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", o.resume, "continue from <run-dir>/checkpoint.safetensors");
   CLI11_PARSE(app, argc, argv);
   o.augment = !no_augment;
+  const bool airbench = o.model == "airbench";
 
   try {
     if (threads > 0) set_num_threads(threads);
-    auto model = models::make_model(o.model);  // a wrong name fails before any data is read
+    std::shared_ptr<nn::Module> model;
+    if (airbench) {
+      // The recipe's values unless a flag gave one; it has its own optimizer and schedule.
+      check(!app.count("--optimizer") && !app.count("--schedule") && !app.count("--lr-decay"),
+            "--model airbench has its own optimizer and schedule: drop --optimizer, --schedule and --lr-decay");
+      if (app.count("--lr")) recipe.lr = o.lr;
+      if (app.count("--momentum")) recipe.momentum = o.momentum;
+      if (app.count("--weight-decay")) recipe.weight_decay = o.weight_decay;
+      if (app.count("--label-smoothing")) recipe.label_smoothing = o.label_smoothing;
+      if (batch_opt->count()) recipe.batch_size = o.batch_size;
+      if (epochs_opt->count()) recipe.epochs = epochs;
+      manual_seed(o.seed);  // the initial weights follow --seed
+      model = std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths});
+    } else {
+      check(!app.count("--widths"), "--widths is for --model airbench");
+      model = models::make_model(o.model);  // a wrong name fails before any data is read
+    }
     const std::string dir = data::find_cifar10_dir(data_dir);
     auto train_set = std::make_shared<const data::CIFAR10>(dir, true);
     auto test_set = std::make_shared<const data::CIFAR10>(dir, false);
     data::Split split = data::train_val_split(train_set, num_val);
     if (train_images > 0) split.train = split.train.first(std::min(train_images, split.train.size()));
     fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {} threads\n", dir, split.train.size(),
-               split.val.size(), test_set->size(), o.model, get_num_threads());
+               split.val.size(), test_images > 0 ? std::min(test_images, test_set->size()) : test_set->size(), o.model,
+               get_num_threads());
+    if (airbench) {
+      o = train::airbench_options(o, recipe, split.train.size());
+      train::airbench_whitening(static_cast<models::Airbench&>(*model), split.train,
+                                std::min(recipe.whitening_images, split.train.size()));
+      fmt::print("airbench: {} steps of {} ({:g} epochs of {} steps), widths {}\n", o.max_iterations, o.batch_size,
+                 recipe.epochs, train::steps_per_epoch(split.train.size(), o), fmt::join(widths, ","));
+    } else {
+      o.epochs = static_cast<int64_t>(std::ceil(epochs));
+      if (epochs != std::floor(epochs))  // a fractional epoch: the run stops part-way through the last one
+        o.max_iterations = static_cast<int64_t>(std::ceil(epochs * train::steps_per_epoch(split.train.size(), o)));
+    }
 
-    train::Trainer trainer(model, split.train, split.val, data::Subset(test_set), o);
+    data::Subset test(test_set);
+    if (test_images > 0) test = test.first(std::min(test_images, test.size()));
+    train::Trainer trainer(model, split.train, split.val, test, o);
     train::TrainResult r = trainer.fit();
-    fmt::print("best val accuracy {:.2f}% (epoch {}), test accuracy {:.2f}%, {:.0f} img/s over {:.0f} s of training\n",
-               100 * r.best_val_acc, r.best_epoch, 100 * r.test_acc, r.images_per_second, r.train_seconds);
+    if (!split.val.empty())
+      fmt::print("best val accuracy {:.2f}% (epoch {}), ", 100 * r.best_val_acc, r.best_epoch);
+    fmt::print("test accuracy {:.2f}% ({} weights), {:.0f} img/s over {:.0f} s of training\n", 100 * r.test_acc,
+               o.keep_best ? "the best epoch's" : "the last", r.images_per_second, r.train_seconds);
     fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, model.onnx, "
                "summary.json\n",
                o.run_dir);

@@ -136,4 +136,36 @@ void OneCycleLR::on_step(int64_t step) {
   if (options_.cycle_momentum) optimizer_.set_momentum(at(step, true));
 }
 
+LambdaLR::LambdaLR(Optimizer& optimizer, std::function<double(int64_t)> lr_lambda)
+    : LRScheduler(optimizer, "LambdaLR"), lr_lambda_(std::move(lr_lambda)) {
+  check(static_cast<bool>(lr_lambda_), "LambdaLR: no lr_lambda");
+  initial_step();
+}
+
+double LambdaLR::lr_at(double base_lr, int64_t epoch) const {
+  const double m = lr_lambda_(epoch);
+  check(std::isfinite(m) && m >= 0, "LambdaLR: lr_lambda({}) = {}; it must be finite and non-negative", epoch, m);
+  return base_lr * m;
+}
+
+std::function<double(double)> piecewise_linear(std::vector<std::pair<double, double>> points) {
+  check(!points.empty(), "piecewise_linear: needs at least one point");
+  for (size_t i = 0; i < points.size(); ++i) {
+    check(std::isfinite(points[i].first) && std::isfinite(points[i].second), "piecewise_linear: point {} is ({}, {})",
+          i, points[i].first, points[i].second);
+    check(i == 0 || points[i].first > points[i - 1].first,
+          "piecewise_linear: x must increase strictly, but point {} has x = {} after {}", i, points[i].first,
+          points[i - 1].first);
+  }
+  return [p = std::move(points)](double x) {
+    if (x <= p.front().first) return p.front().second;
+    for (size_t i = 1; i < p.size(); ++i)
+      if (x <= p[i].first) {
+        const double t = (x - p[i - 1].first) / (p[i].first - p[i - 1].first);
+        return p[i - 1].second + t * (p[i].second - p[i - 1].second);
+      }
+    return p.back().second;
+  };
+}
+
 }  // namespace xg::optim

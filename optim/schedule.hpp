@@ -1,8 +1,12 @@
 // Learning-rate schedules (torch.optim.lr_scheduler): StepLR, ExponentialLR (CS231n's per-epoch
-// decay), CosineAnnealingLR and OneCycleLR. A schedule holds a reference to its optimizer, which
+// decay), CosineAnnealingLR, OneCycleLR, LambdaLR, and piecewise-linear multipliers for LambdaLR. A schedule holds a reference to its optimizer, which
 // must outlive it. Construction sets the epoch-0 rate; step() advances one epoch (one batch for
 // OneCycleLR), called after optimizer.step().
 #pragma once
+
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "optim/optimizer.hpp"
 
@@ -113,5 +117,23 @@ class OneCycleLR : public LRScheduler {
   int64_t total_steps_;
   std::vector<Phase> phases_;
 };
+
+// lr = base_lr * lr_lambda(epoch), every group from its own base rate (PyTorch's LambdaLR with one
+// function). Stepped per epoch or per batch, as the caller counts.
+class LambdaLR : public LRScheduler {
+ public:
+  LambdaLR(Optimizer& optimizer, std::function<double(int64_t)> lr_lambda);
+
+ protected:
+  double lr_at(double base_lr, int64_t epoch) const override;
+
+ private:
+  std::function<double(int64_t)> lr_lambda_;
+};
+
+// The piecewise-linear function through `points` (x strictly increasing, at least one point), constant
+// beyond the first and the last (numpy.interp). airbench's multiplier over T steps:
+// piecewise_linear({{0, 0.2}, {floor(0.23 T), 1}, {T, 0.07}}).
+std::function<double(double)> piecewise_linear(std::vector<std::pair<double, double>> points);
 
 }  // namespace xg::optim

@@ -74,6 +74,46 @@ void Lookahead::set_alpha(double alpha) {
   options_.alpha = alpha;
 }
 
+void Lookahead::finalize() {
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < fast_.size(); ++i) fast_[i].copy_(slow_[i]);
+}
+
+nn::NamedTensors Lookahead::state_dict() const {
+  nn::NamedTensors out{{"steps", scalar_tensor(static_cast<double>(steps_), Dtype::i64)}};
+  for (size_t i = 0; i < slow_.size(); ++i) out.emplace_back(fmt::format("slow.{}", i), slow_[i].clone());
+  return out;
+}
+
+void Lookahead::load_state_dict(const nn::NamedTensors& state) {
+  Tensor steps;
+  std::vector<Tensor> slow(slow_.size());
+  for (const auto& [name, t] : state) {
+    if (name == "steps") {
+      steps = t;
+      continue;
+    }
+    size_t i = slow.size();
+    if (name.starts_with("slow.")) {
+      const std::string index = name.substr(5);
+      if (!index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos)
+        i = std::stoul(index);
+    }
+    check(i < slow.size(), "Lookahead: load_state_dict: unexpected '{}' ({} tracked tensors)", name, slow.size());
+    check(t.defined() && t.shape() == slow_[i].shape() && t.dtype() == slow_[i].dtype(),
+          "Lookahead: load_state_dict: '{}' must be {} {}, got {}", name, dtype_name(slow_[i].dtype()),
+          slow_[i].shape(), t.defined() ? fmt::format("{} {}", dtype_name(t.dtype()), t.shape()) : "undefined");
+    slow[i] = t;
+  }
+  check(steps.defined() && steps.dtype() == Dtype::i64 && steps.numel() == 1 && steps.item<int64_t>() >= 0,
+        "Lookahead: load_state_dict: needs 'steps', one non-negative i64");
+  for (size_t i = 0; i < slow.size(); ++i)
+    check(slow[i].defined(), "Lookahead: load_state_dict: 'slow.{}' is missing", i);
+  steps_ = steps.item<int64_t>();
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < slow.size(); ++i) slow_[i].copy_(slow[i]);
+}
+
 void Lookahead::step() {
   inner_.step();
   if (++steps_ % options_.k != 0) return;

@@ -52,7 +52,14 @@ class Lookahead {
   void step();
   void zero_grad() { inner_.zero_grad(); }
   void set_alpha(double alpha);
+  // The fast weights (and extra tensors) become the slow ones, with no step: airbench's last update,
+  // which makes the average the final weights.
+  void finalize();
   int64_t steps() const { return steps_; }
+  // "steps" (i64 0-d) and "slow.i" per tracked tensor (the inner optimizer's parameters, then the
+  // extra tensors). load_state_dict checks everything before it changes anything.
+  nn::NamedTensors state_dict() const;
+  void load_state_dict(const nn::NamedTensors& state);
   Optimizer& inner() { return inner_; }
 
  private:

@@ -160,3 +160,33 @@ TEST_CASE("param groups: state is saved and restored per group, and another layo
   CHECK(again.lr(0) == doctest::Approx(0.05));
   CHECK(again.momentum(1) == 0.5);
 }
+
+TEST_CASE("LambdaLR and piecewise_linear: every group follows the multiplier from its own base rate") {
+  Tensor w1 = param({2}, 1), w2 = param({2}, 2);
+  SGD opt({{{w1}, {.lr = 0.1, .momentum = 0.9}}, {{w2}, {.lr = 6.4, .momentum = 0.9}}});
+  // airbench's multiplier over 10 steps: 0.2 -> 1 over the first 2 steps, then down to 0.07 at step 10
+  const auto f = piecewise_linear({{0, 0.2}, {2, 1}, {10, 0.07}});
+  CHECK(f(-1) == 0.2);  // constant beyond the ends, as numpy.interp
+  CHECK(f(1) == doctest::Approx(0.6));
+  CHECK(f(6) == doctest::Approx(1 - 0.93 / 2));
+  CHECK(f(12) == 0.07);
+  LambdaLR sched(opt, [&](int64_t step) { return f(static_cast<double>(step)); });
+  CHECK(opt.lr(0) == doctest::Approx(0.02));  // construction sets step 0's rate
+  CHECK(opt.lr(1) == doctest::Approx(1.28));
+  sched.step(), sched.step();
+  CHECK(opt.lr(0) == doctest::Approx(0.1));
+  CHECK(opt.lr(1) == doctest::Approx(6.4));
+  for (int i = 0; i < 8; ++i) sched.step();
+  CHECK(opt.lr(0) == doctest::Approx(0.007));
+  CHECK(sched.get_last_lr() == doctest::Approx(0.007));
+  // The state round trip restores the step and the base rates.
+  const NamedTensors state = sched.state_dict();
+  CHECK_ERROR(LambdaLR(opt, {}), "LambdaLR: no lr_lambda");
+  CHECK_ERROR(LambdaLR(opt, [](int64_t) { return -1.0; }), "LambdaLR: lr_lambda(0) = -1; it must be finite and non-negative");
+  CHECK(opt.lr(0) == doctest::Approx(0.007));  // the refused schedules changed nothing
+  LambdaLR other(opt, [&](int64_t step) { return f(static_cast<double>(step)); });
+  other.load_state_dict(state);
+  CHECK(other.last_epoch() == 10);
+  CHECK_ERROR(piecewise_linear({}), "piecewise_linear: needs at least one point");
+  CHECK_ERROR(piecewise_linear({{0, 1}, {0, 2}}), "piecewise_linear: x must increase strictly, but point 1 has x = 0 after 0");
+}

@@ -82,3 +82,47 @@ TEST_CASE("Lookahead: every k steps the slow weights move alpha of the way and t
   CHECK_ERROR(Lookahead(sgd, {.k = 0}), "Lookahead: k must be at least 1, got 0");
   CHECK_ERROR(Lookahead(sgd, {}, {zeros({1}, Dtype::i64)}), "Lookahead: extra tensors must be defined and floating");
 }
+
+TEST_CASE("Lookahead: finalize hands the fast weights the average; the state round-trips exactly") {
+  Tensor w = from_vector<double>({0.0}, {1});
+  w.requires_grad_();
+  Tensor buf = from_vector<double>({10.0}, {1});
+  SGD sgd({w}, {.lr = 1.0});
+  Lookahead la(sgd, {.k = 2, .alpha = 0.5}, {buf});
+  auto step = [&] {
+    la.zero_grad();
+    sum(w * -1.0).backward();  // each SGD step adds 1
+    la.step();
+  };
+  step(), step();  // slow 1
+  step();          // fast 2, slow still 1
+  const NamedTensors state = la.state_dict();
+  CHECK(state.size() == 3);  // steps, slow.0 (w), slow.1 (buf)
+  la.finalize();
+  CHECK(first(w) == 1.0);
+  CHECK(first(buf) == 10.0);
+  CHECK(la.steps() == 3);  // finalize is not a step
+
+  // A second Lookahead restored from the state continues as the first would have.
+  Tensor w2 = from_vector<double>({2.0}, {1});
+  w2.requires_grad_();
+  Tensor buf2 = from_vector<double>({10.0}, {1});
+  SGD sgd2({w2}, {.lr = 1.0});
+  Lookahead la2(sgd2, {.k = 2, .alpha = 0.5}, {buf2});
+  la2.load_state_dict(state);
+  CHECK(la2.steps() == 3);
+  la2.zero_grad();
+  sum(w2 * -1.0).backward();
+  la2.step();  // fast 3, slow 1 -> 2
+  CHECK(first(w2) == 2.0);
+
+  NamedTensors bad = state;
+  bad[1].second = zeros({2}, Dtype::f64);
+  CHECK_ERROR(la2.load_state_dict(bad), "Lookahead: load_state_dict: 'slow.0' must be f64 [1], got f64 [2]");
+  CHECK_ERROR(la2.load_state_dict({{"steps", state[0].second}, {"slow.7", state[1].second}}),
+              "Lookahead: load_state_dict: unexpected 'slow.7' (2 tracked tensors)");
+  CHECK_ERROR(la2.load_state_dict({{"steps", state[0].second}, {"slow.0", state[1].second}}),
+              "Lookahead: load_state_dict: 'slow.1' is missing");
+  CHECK(la2.steps() == 4);  // the refused states changed nothing
+  CHECK(first(w2) == 2.0);
+}

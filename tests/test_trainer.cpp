@@ -191,3 +191,105 @@ TEST_CASE("trainer: any dataset, a loss callback and a regulariser, no files, it
   CHECK_ERROR(train::Trainer(model, std::make_shared<const Points>(0), val_set, nullptr, o),
               "Trainer: the training set is empty");
 }
+
+namespace {
+// Linear - BatchNorm1d - ReLU - Linear on the points: parameters and batch-norm buffers.
+std::shared_ptr<nn::Sequential> points_net() {
+  return std::make_shared<nn::Sequential>(nn::Linear(4, 16), nn::BatchNorm1d(16), nn::ReLU(), nn::Linear(16, 2));
+}
+nn::NamedTensors snapshot(const nn::Module& m) {
+  nn::NamedTensors out;
+  for (const auto& [n, t] : m.state_dict()) out.emplace_back(n, t.detach().clone());
+  return out;
+}
+// The floating parameters and buffers equal s's within tol (num_batches_tracked is not compared).
+bool same_state(const nn::Module& m, const nn::NamedTensors& s, double tol = 0) {
+  const nn::NamedTensors now = m.state_dict();
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (!is_floating(now[i].second.dtype())) continue;
+    const std::vector<double> a = now[i].second.to_vector<double>(), b = s[i].second.to_vector<double>();
+    for (size_t j = 0; j < a.size(); ++j)
+      if (std::abs(a[j] - b[j]) > tol) return false;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("trainer: recipe hooks (optimizer factory, lambda schedule, epoch callback, summed loss)") {
+  auto train_set = std::make_shared<const Points>(256), val_set = std::make_shared<const Points>(64);
+  train::TrainerOptions o{.model = "points", .epochs = 5, .batch_size = 32, .lr = 0.01, .schedule = "lambda",
+                          .max_iterations = 20, .run_dir = "", .progress = 3};
+  int64_t factory_calls = 0, seen_total = 0;
+  std::vector<int64_t> epochs_started;
+  o.make_optimizer = [&](nn::Module& m) -> std::unique_ptr<optim::Optimizer> {
+    ++factory_calls;
+    return std::make_unique<optim::SGD>(m.parameters(), optim::SGDOptions{.lr = 0.02, .momentum = 0.9});
+  };
+  o.lr_lambda = [&](int64_t step, int64_t total) {
+    seen_total = total;
+    return 1.0 + static_cast<double>(step);
+  };
+  o.on_epoch_start = [&](int64_t epoch, nn::Module&) { epochs_started.push_back(epoch); };
+  manual_seed(1);
+  auto model = points_net();
+  const nn::NamedTensors init = snapshot(*model);
+  const train::TrainResult r = train::Trainer(model, train_set, val_set, nullptr, o).fit();
+  CHECK(factory_calls == 1);
+  CHECK(seen_total == 20);  // min(5 epochs x 8 steps, max_iterations)
+  CHECK(epochs_started == std::vector<int64_t>{0, 1, 2});
+  REQUIRE(r.epochs.size() == 3);  // each epoch's lr at its start: the factory's 0.02 x (1 + step)
+  CHECK(r.epochs[0].lr == doctest::Approx(0.02));
+  CHECK(r.epochs[1].lr == doctest::Approx(0.02 * 9));
+  CHECK(r.epochs[2].lr == doctest::Approx(0.02 * 17));
+
+  // The summed loss of the first batch is the batch size times its mean (same weights, same batch).
+  train::TrainerOptions sum_o{.model = "points", .epochs = 1, .batch_size = 32, .lr = 0.01, .schedule = "none",
+                              .max_iterations = 1, .run_dir = "", .progress = 3};
+  model->load_state_dict(init);
+  const double mean_loss = train::Trainer(model, train_set, val_set, nullptr, sum_o).fit().losses.at(0);
+  sum_o.loss_reduction = "sum";
+  model->load_state_dict(init);
+  const double sum_loss = train::Trainer(model, train_set, val_set, nullptr, sum_o).fit().losses.at(0);
+  CHECK(sum_loss == doctest::Approx(32 * mean_loss).epsilon(1e-5));
+
+  sum_o.loss_reduction = "avg";
+  CHECK_ERROR(train::Trainer(model, train_set, val_set, nullptr, sum_o),
+              "Trainer: loss_reduction must be \"mean\" or \"sum\", got \"avg\"");
+  sum_o.loss_reduction = "mean";
+  sum_o.schedule = "lambda";
+  CHECK_ERROR(train::Trainer(model, train_set, val_set, nullptr, sum_o), "Trainer: schedule \"lambda\" needs an lr_lambda");
+  sum_o.schedule = "none";
+  sum_o.lookahead_k = 5;
+  CHECK_ERROR(train::Trainer(model, train_set, val_set, nullptr, sum_o),
+              "Trainer: lookahead_k (5) needs to be >= 0, and a lookahead_alpha when positive");
+}
+
+TEST_CASE("trainer: lookahead over parameters and batch-norm buffers, last weights, no validation") {
+  auto train_set = std::make_shared<const Points>(256);
+  train::TrainerOptions o{.model = "points", .epochs = 3, .batch_size = 32, .lr = 0.1, .schedule = "none",
+                          .run_dir = "", .progress = 3, .keep_best = false};
+  // alpha 0 every step: the average never moves, so the run ends on the initial weights and statistics.
+  o.lookahead_k = 1;
+  o.lookahead_alpha = [](int64_t, int64_t) { return 0.0; };
+  manual_seed(2);
+  auto model = points_net();
+  const nn::NamedTensors init = snapshot(*model);
+  train::TrainResult r = train::Trainer(model, train_set, nullptr, nullptr, o).fit();
+  CHECK(r.losses.size() == 24);
+  CHECK(same_state(*model, init));
+
+  // alpha 1: plain training; with keep_best off (and without validation, where every epoch counts as
+  // best) the model ends on its last weights.
+  o.lookahead_alpha = [](int64_t, int64_t) { return 1.0; };
+  model->load_state_dict(init);
+  r = train::Trainer(model, train_set, nullptr, nullptr, o).fit();
+  CHECK(!same_state(*model, init));
+  CHECK(r.best_epoch == 3);
+  const nn::NamedTensors last = snapshot(*model);
+  o.lookahead_k = 0;
+  o.keep_best = true;
+  model->load_state_dict(init);
+  r = train::Trainer(model, train_set, nullptr, nullptr, o).fit();
+  CHECK(r.best_epoch == 3);  // no validation: the last epoch is the best, not the first
+  CHECK(same_state(*model, last, 1e-5));  // alpha 1 every step is the plain run (up to rounding)
+}

@@ -93,7 +93,49 @@ class ResNet9 : public nn::Module {
   std::shared_ptr<nn::Linear> fc;
 };
 
-// "vgg", "convnet", "convnet-bn", "twolayer", "fc", "resnet18" or "resnet9"; throws naming the choices otherwise.
+struct AirbenchOptions {
+  std::vector<int64_t> widths = {64, 256, 256};  // the three conv groups' channels (airbench94's)
+  int64_t classes = 10;
+  double bn_eps = 1e-12;
+  double bn_momentum = 0.4;  // PyTorch's convention (airbench's own 0.6 is 1 - this)
+  double scale = 1.0 / 9;    // the logits' factor
+};
+
+// airbench94's conv group: conv 3x3 (same padding, no bias) - max-pool 2 - batch norm - GELU - conv 3x3 -
+// batch norm - GELU. Both convs start as PyTorch's default with their first in_channels filters set to
+// the identity (dirac); both batch norms have their scale frozen at 1 (only the shift learns).
+class AirbenchGroup : public nn::Module {
+ public:
+  AirbenchGroup(int64_t in_channels, int64_t channels, const AirbenchOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<nn::Conv2d> conv1, conv2;
+  std::shared_ptr<nn::MaxPool2d> pool;
+  std::shared_ptr<nn::BatchNorm2d> norm1, norm2;
+  std::shared_ptr<nn::GELU> activ;
+};
+
+// Keller Jordan's airbench94 network for 3x32x32 images (arXiv 2404.00498): a 2x2 convolution 3 -> 24
+// without padding (31x31 out) whose weights are frozen (set them with set_whitening; the bias learns),
+// GELU, three AirbenchGroups (31 -> 15 -> 7 -> 3), max-pool 3, flatten, linear without bias, times `scale`.
+class Airbench : public nn::Module {
+ public:
+  explicit Airbench(const AirbenchOptions& options = {});
+  Tensor forward(const Tensor& x) override;
+  // The whitening filters of `images` [N, 3, H, W] (normalised as the model's inputs will be):
+  // data::patch_whitening(images, 2, eps) into whiten's frozen weight, and a zero bias.
+  void set_whitening(const Tensor& images, double eps = 5e-4);
+  std::shared_ptr<nn::Conv2d> whiten;
+  std::shared_ptr<nn::GELU> activ;
+  std::shared_ptr<AirbenchGroup> group1, group2, group3;
+  std::shared_ptr<nn::MaxPool2d> pool;
+  std::shared_ptr<nn::Linear> head;
+
+ private:
+  double scale_;
+};
+
+// "vgg", "convnet", "convnet-bn", "twolayer", "fc", "resnet18", "resnet9" or "airbench"; throws naming the
+// choices otherwise.
 std::shared_ptr<nn::Module> make_model(const std::string& name);
 const std::vector<std::string>& model_names();
 

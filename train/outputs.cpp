@@ -36,7 +36,9 @@ void Trainer::write_outputs(const TrainResult& r) const {
   if (Tensor filters = models::first_layer_images(*model_); filters.defined())
     plot::image_grid((dir / "filters.png").string(), filters, filters.shape()[2] >= 16 ? 2 : 6);
 
-  nn::Metadata meta{{"model", opts_.model}, {"epoch", std::to_string(r.best_epoch)},
+  // the weights saved: the best validation epoch's, or with keep_best off the last epoch's
+  const int64_t saved_epoch = opts_.keep_best || r.epochs.empty() ? r.best_epoch : r.epochs.back().epoch;
+  nn::Metadata meta{{"model", opts_.model}, {"epoch", std::to_string(saved_epoch)},
                     {"val_acc", fmt::format("{:.4f}", r.best_val_acc)}};
   // RGB images under the image recipe: the normalisation is recorded, and model.onnx takes raw
   // pixels in [0, 1] and normalises them itself (other datasets and transforms get neither).
@@ -60,7 +62,10 @@ void Trainer::write_outputs(const TrainResult& r) const {
                  {"label_smoothing", opts_.label_smoothing}, {"flip_tta", opts_.flip_tta},
                  {"seed", opts_.seed},             {"max_steps_per_epoch", opts_.max_steps_per_epoch},
                  {"train_images", train_->size()}, {"val_images", val_ ? val_->size() : 0},
-                 {"test_images", test_ ? test_->size() : 0}};
+                 {"test_images", test_ ? test_->size() : 0},
+                 {"max_iterations", opts_.max_iterations}, {"loss_reduction", opts_.loss_reduction},
+                 {"tta_shifts", opts_.tta_shifts.size()}, {"lookahead_k", opts_.lookahead_k},
+                 {"keep_best", opts_.keep_best}};
   write_text_file((dir / "summary.json").string(), j.dump(2) + "\n", "Trainer");
 }
 

@@ -73,6 +73,13 @@ nn::Metadata run_identity(const TrainerOptions& o) {
 double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples,
                 const data::transforms::AnyTransform& transform, int64_t batch_size, bool flip_tta,
                 const std::function<void(data::Batch&)>& batch_transform) {
+  // the mirror average (its argmax is that of the summed logits: halving is exact)
+  return accuracy(model, std::move(examples), transform, batch_size, TTAOptions{.flip = flip_tta}, batch_transform);
+}
+
+double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples,
+                const data::transforms::AnyTransform& transform, int64_t batch_size, const TTAOptions& tta,
+                const std::function<void(data::Batch&)>& batch_transform) {
   if (examples == nullptr || examples->size() == 0) return 0.0;
   const bool was_training = model.is_training();
   model.eval();
@@ -82,9 +89,9 @@ double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples
   int64_t correct = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    // the mirror average (its argmax is that of the summed logits: halving is exact)
-    Tensor logits = flip_tta && batch->images.dim() == 4 ? tta_logits(model, batch->images, {.flip = true})
-                                                         : model.forward(batch->images);
+    const bool views = tta.flip || !tta.shifts.empty();
+    Tensor logits = views && batch->images.dim() == 4 ? tta_logits(model, batch->images, tta)
+                                                      : model.forward(batch->images);
     Tensor pred = argmax(logits, 1);
     correct += sum(eq(pred, batch->labels)).item<int64_t>();
   }
@@ -97,6 +104,11 @@ double accuracy(nn::Module& model, const data::Subset& images, const data::Norma
   data::transforms::AnyTransform t;
   if (!norm.mean.empty()) t = data::transforms::Normalize(norm);
   return accuracy(model, std::make_shared<const data::Subset>(images), t, batch_size, flip_tta);
+}
+
+int64_t steps_per_epoch(int64_t examples, const TrainerOptions& o) {
+  const int64_t full = examples / o.batch_size;  // drop_last
+  return o.max_steps_per_epoch > 0 ? std::min(full, o.max_steps_per_epoch) : full;
 }
 
 namespace {
@@ -126,9 +138,16 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<const data::
   std::vector<int64_t> first(static_cast<size_t>(std::min(opts_.train_acc_samples, train_->size())));
   std::iota(first.begin(), first.end(), int64_t{0});
   train_eval_ = std::make_shared<const data::Subset>(train_, std::move(first));
-  const int64_t full = train_->size() / opts_.batch_size;  // drop_last
-  check(full > 0, "Trainer: {} training images make no full batch of {}", train_->size(), opts_.batch_size);
-  steps_per_epoch_ = opts_.max_steps_per_epoch > 0 ? std::min(full, opts_.max_steps_per_epoch) : full;
+  check(train_->size() >= opts_.batch_size, "Trainer: {} training images make no full batch of {}", train_->size(),
+        opts_.batch_size);
+  steps_per_epoch_ = steps_per_epoch(train_->size(), opts_);
+  total_steps_ = opts_.epochs * steps_per_epoch_;
+  if (opts_.max_iterations > 0) total_steps_ = std::min(total_steps_, opts_.max_iterations);
+  check(opts_.loss_reduction == "mean" || opts_.loss_reduction == "sum",
+        "Trainer: loss_reduction must be \"mean\" or \"sum\", got \"{}\"", opts_.loss_reduction);
+  check(opts_.augment_shift >= 0, "Trainer: augment_shift must be >= 0, got {}", opts_.augment_shift);
+  check(opts_.lookahead_k >= 0 && (opts_.lookahead_k == 0 || opts_.lookahead_alpha),
+        "Trainer: lookahead_k ({}) needs to be >= 0, and a lookahead_alpha when positive", opts_.lookahead_k);
   make_optimizer();
 }
 
@@ -140,28 +159,39 @@ void Trainer::apply_image_recipe() {
     norm_ = norm;
     const Shape chw = img->image_shape();
     opts_.eval_transform = T::Normalize(norm);
-    opts_.train_transform = opts_.augment ? T::AnyTransform(T::Compose({T::RandomCrop(chw[1], chw[2], {.padding = 4}),
-                                                                        T::RandomHorizontalFlip(), T::Normalize(norm)}))
+    const int64_t pad = opts_.augment_shift;
+    const T::AnyTransform shift = opts_.reflect_shift ? T::AnyTransform(T::RandomTranslate(pad))
+                                                      : T::AnyTransform(T::RandomCrop(chw[1], chw[2], {.padding = pad}));
+    const T::AnyTransform flip = opts_.alternating_flip ? T::AnyTransform(T::AlternatingFlip())
+                                                        : T::AnyTransform(T::RandomHorizontalFlip());
+    opts_.train_transform = opts_.augment ? T::AnyTransform(T::Compose({shift, flip, T::Normalize(norm)}))
                                           : T::AnyTransform(T::Normalize(norm));
   }
   opts_.image_recipe = false;  // once
 }
 
 double Trainer::evaluate(const std::shared_ptr<const data::Dataset>& d, bool tta) const {
-  return accuracy(*model_, d, opts_.eval_transform, 500, tta, opts_.batch_transform);
+  const TTAOptions views{.flip = tta && opts_.flip_tta,
+                         .shifts = tta ? opts_.tta_shifts : std::vector<std::pair<int64_t, int64_t>>{},
+                         .shift_weight = opts_.tta_shift_weight};
+  return accuracy(*model_, d, opts_.eval_transform, 500, views, opts_.batch_transform);
 }
 
 Tensor Trainer::objective(const data::Batch& batch) const {
   Tensor out = model_->forward(batch.images);
   Tensor loss = opts_.loss ? opts_.loss(out, batch.labels)
-                           : cross_entropy(out, batch.labels, opts_.label_smoothing);
+                           : cross_entropy(out, batch.labels,
+                                           {.reduction = opts_.loss_reduction, .label_smoothing = opts_.label_smoothing});
   return opts_.regularizer ? add(loss, opts_.regularizer(*model_)) : loss;
 }
 
 void Trainer::make_optimizer() {
   std::vector<Tensor> params = model_->parameters();
   const std::string& o = opts_.optimizer;
-  if (o == "sgd")
+  if (opts_.make_optimizer) {
+    optimizer_ = opts_.make_optimizer(*model_);
+    check(optimizer_ != nullptr, "Trainer: make_optimizer returned no optimizer");
+  } else if (o == "sgd")
     optimizer_ = std::make_unique<optim::SGD>(params, optim::SGDOptions{.lr = opts_.lr, .momentum = opts_.momentum,
                                                                          .weight_decay = opts_.weight_decay,
                                                                          .nesterov = opts_.nesterov && opts_.momentum > 0});
@@ -178,8 +208,12 @@ void Trainer::make_optimizer() {
     fail("Trainer: unknown optimizer '{}'; choose sgd, adam, adamw, rmsprop or adagrad", o);
 
   const std::string& s = opts_.schedule;
-  per_step_schedule_ = s == "onecycle";
-  if (s == "onecycle")
+  per_step_schedule_ = s == "onecycle" || s == "lambda";
+  if (s == "lambda") {
+    check(static_cast<bool>(opts_.lr_lambda), "Trainer: schedule \"lambda\" needs an lr_lambda");
+    scheduler_ = std::make_unique<optim::LambdaLR>(
+        *optimizer_, [f = opts_.lr_lambda, total = total_steps_](int64_t step) { return f(step, total); });
+  } else if (s == "onecycle")
     scheduler_ = std::make_unique<optim::OneCycleLR>(
         *optimizer_, optim::OneCycleLROptions{.max_lr = opts_.lr, .epochs = opts_.epochs,
                                               .steps_per_epoch = steps_per_epoch_,
@@ -191,7 +225,14 @@ void Trainer::make_optimizer() {
   else if (s == "decay")
     scheduler_ = std::make_unique<optim::ExponentialLR>(*optimizer_, opts_.lr_decay);
   else
-    check(s == "none", "Trainer: unknown schedule '{}'; choose none, step, cosine, onecycle or decay", s);
+    check(s == "none", "Trainer: unknown schedule '{}'; choose none, step, cosine, onecycle, decay or lambda", s);
+
+  if (opts_.lookahead_k > 0) {
+    std::vector<Tensor> buffers;
+    for (const Tensor& b : model_->buffers())
+      if (is_floating(b.dtype())) buffers.push_back(b);
+    lookahead_ = std::make_unique<optim::Lookahead>(*optimizer_, optim::LookaheadOptions{.k = opts_.lookahead_k}, buffers);
+  }
 }
 
 TrainResult Trainer::fit() {
@@ -218,6 +259,7 @@ TrainResult Trainer::fit() {
   };
 
   for (int64_t epoch = first_epoch; epoch < opts_.epochs && !result_.diverged && !out_of_steps(); ++epoch) {
+    if (opts_.on_epoch_start) opts_.on_epoch_start(epoch, *model_);
     model_->train();
     loader.start_epoch(epoch);
     const auto start = Clock::now();
@@ -242,7 +284,13 @@ TrainResult Trainer::fit() {
       }
       optimizer_->zero_grad();
       loss.backward();
-      optimizer_->step();
+      if (lookahead_) {
+        lookahead_->set_alpha(opts_.lookahead_alpha(static_cast<int64_t>(result_.losses.size()), total_steps_));
+        lookahead_->step();
+        if (static_cast<int64_t>(result_.losses.size()) == total_steps_) lookahead_->finalize();
+      } else {
+        optimizer_->step();
+      }
       if (scheduler_ && per_step_schedule_ && result_.losses.size() < static_cast<size_t>(opts_.epochs * steps_per_epoch_))
         scheduler_->step();
       const double elapsed = seconds_since(start), ips = step * opts_.batch_size / elapsed;
@@ -271,21 +319,26 @@ TrainResult Trainer::fit() {
     m.train_acc = evaluate(train_eval_, false);
     m.val_acc = evaluate(val_, opts_.flip_tta);
     result_.epochs.push_back(m);
-    if (best_state_.empty() || m.val_acc > result_.best_val_acc) {
+    // Without validation every epoch counts as best.
+    if (result_.best_epoch == 0 || m.val_acc > result_.best_val_acc || val_ == nullptr || val_->size() == 0) {
       result_.best_val_acc = m.val_acc;
       result_.best_epoch = m.epoch;
       best_state_.clear();
-      for (auto& [name, t] : model_->state_dict()) best_state_.emplace_back(name, t.detach().clone());
+      if (opts_.keep_best)
+        for (auto& [name, t] : model_->state_dict()) best_state_.emplace_back(name, t.detach().clone());
     }
     if (epoch_lines)
-      fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, val acc {:.1f}% (best {:.1f}%), lr {:.3g}, {:.0f} img/s, "
-                 "{:.0f} s\n", m.epoch, opts_.epochs, m.train_loss, 100 * m.train_acc, 100 * m.val_acc,
-                 100 * result_.best_val_acc, m.lr, m.images_per_second, m.seconds);
+      fmt::print("epoch {}/{}: loss {:.4f}, train acc {:.1f}%, {}, lr {:.3g}, {:.0f} img/s, {:.0f} s\n", m.epoch,
+                 opts_.epochs, m.train_loss, 100 * m.train_acc,
+                 val_ == nullptr || val_->size() == 0
+                     ? std::string("no validation set")
+                     : fmt::format("val acc {:.1f}% (best {:.1f}%)", 100 * m.val_acc, 100 * result_.best_val_acc),
+                 m.lr, m.images_per_second, m.seconds);
     std::fflush(stdout);
     if (files) save_checkpoint(epoch + 1, ckpt);
   }
 
-  model_->load_state_dict(best_state_);  // the best-validation weights, as CS231n's Solver keeps
+  if (opts_.keep_best) model_->load_state_dict(best_state_);  // the best-validation weights, as CS231n's Solver keeps
   TrainResult r = result_;
   for (const EpochMetrics& m : r.epochs) r.train_seconds += m.seconds;
   const double images = static_cast<double>(r.losses.size() * opts_.batch_size);
@@ -299,6 +352,7 @@ void Trainer::save_checkpoint(int64_t epoch, const std::string& path) const {
   nn::NamedTensors t = nn::prefixed("model.", model_->state_dict());
   t = nn::concat(t, nn::prefixed("optim.", optimizer_->state_dict()));
   if (scheduler_) t = nn::concat(t, nn::prefixed("sched.", scheduler_->state_dict()));
+  if (lookahead_) t = nn::concat(t, nn::prefixed("lookahead.", lookahead_->state_dict()));
   t = nn::concat(t, nn::prefixed("best.", best_state_));
   t.emplace_back("trainer.losses", from_vector(result_.losses));
   std::vector<double> rows;
@@ -338,14 +392,17 @@ int64_t Trainer::load_checkpoint(const std::string& path) {
   for (const auto& [n, t] : model_->state_dict()) model_before.emplace_back(n, t.detach().clone());
   const nn::NamedTensors optim_before = optimizer_->state_dict();
   const nn::NamedTensors sched_before = scheduler_ ? scheduler_->state_dict() : nn::NamedTensors{};
+  const nn::NamedTensors lookahead_before = lookahead_ ? lookahead_->state_dict() : nn::NamedTensors{};
   try {
     model_->load_state_dict(model_state);
     optimizer_->load_state_dict(ck.with_prefix("optim."));
     if (scheduler_) scheduler_->load_state_dict(ck.with_prefix("sched."));
+    if (lookahead_) lookahead_->load_state_dict(ck.with_prefix("lookahead."));
   } catch (const Error&) {
     model_->load_state_dict(model_before);
     optimizer_->load_state_dict(optim_before);
     if (scheduler_) scheduler_->load_state_dict(sched_before);
+    if (lookahead_) lookahead_->load_state_dict(lookahead_before);
     throw;
   }
   best_state_ = best;

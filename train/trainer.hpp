@@ -12,6 +12,7 @@
 #include "data/data.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
+#include "train/tta.hpp"
 
 namespace xg::train {
 
@@ -51,7 +52,38 @@ struct TrainerOptions {
   data::transforms::AnyTransform train_transform{}, eval_transform{};
   bool image_recipe = true;
   std::function<void(data::Batch&)> batch_transform{};  // on every batch, training and evaluation
+  // The image recipe's augmentation (with augment): a shift of up to augment_shift pixels each way,
+  // as RandomCrop with zero padding or, with reflect_shift, RandomTranslate (reflect-padded); then a
+  // RandomHorizontalFlip or, with alternating_flip, an AlternatingFlip.
+  int64_t augment_shift = 4;
+  bool reflect_shift = false;
+  bool alternating_flip = false;
+  std::string loss_reduction = "mean";  // the default loss over the batch: "mean" or "sum"
+  // More test-time views for val and test (4-D images): translations (dy, dx), reflect-padded, each
+  // weighted tta_shift_weight (train::TTAOptions); mirrored too with flip_tta.
+  std::vector<std::pair<int64_t, int64_t>> tta_shifts{};
+  double tta_shift_weight = 0.25;
+  bool keep_best = true;  // false: the run ends on its last weights, not on the best validation epoch's
+
+  // Recipes beyond the named optimizers and schedules. total_steps is the run's length in steps:
+  // epochs x steps per epoch, or max_iterations when positive and smaller.
+  // Builds the optimizer (parameter groups, say) instead of `optimizer`, which is then only recorded.
+  std::function<std::unique_ptr<optim::Optimizer>(nn::Module& model)> make_optimizer{};
+  // With schedule "lambda", stepped per batch: every group's lr is its base lr x lr_lambda(step, total_steps).
+  std::function<double(int64_t step, int64_t total_steps)> lr_lambda{};
+  // lookahead_k > 0: optim::Lookahead over the parameters and the model's floating buffers (batch-norm
+  // statistics), its alpha for step s (from 1) lookahead_alpha(s, total_steps); after the last step
+  // the model takes the slow weights (Lookahead::finalize).
+  int64_t lookahead_k = 0;
+  std::function<double(int64_t step, int64_t total_steps)> lookahead_alpha{};
+  // Called before each epoch's training with the epoch (from 0) and the model, on resume too (e.g.
+  // freezing a parameter after some epochs).
+  std::function<void(int64_t epoch, nn::Module& model)> on_epoch_start{};
 };
+
+// Optimizer steps per epoch for `examples` training examples under `options` (full batches only,
+// capped by max_steps_per_epoch): what the Trainer runs.
+int64_t steps_per_epoch(int64_t examples, const TrainerOptions& options);
 
 struct EpochMetrics {
   int64_t epoch = 0;
@@ -73,6 +105,10 @@ struct TrainResult {
 // flip_tta, each image (of a 4-D batch) is classified by the sum of its logits and those of its mirror image.
 double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples,
                 const data::transforms::AnyTransform& transform, int64_t batch_size = 500, bool flip_tta = false,
+                const std::function<void(data::Batch&)>& batch_transform = {});
+// The same with any test-time views (tta_logits) for 4-D batches.
+double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples,
+                const data::transforms::AnyTransform& transform, int64_t batch_size, const TTAOptions& tta,
                 const std::function<void(data::Batch&)>& batch_transform = {});
 // The same for images normalised with `norm`.
 double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm,
@@ -102,8 +138,9 @@ class Trainer {
   TrainerOptions opts_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<optim::LRScheduler> scheduler_;
+  std::unique_ptr<optim::Lookahead> lookahead_;
   bool per_step_schedule_ = false;
-  int64_t steps_per_epoch_ = 0;
+  int64_t steps_per_epoch_ = 0, total_steps_ = 0;
   TrainResult result_;
   nn::NamedTensors best_state_;
   data::Normalization norm_;  // the image recipe's (for model.onnx and the checkpoint metadata); else empty

@@ -1,0 +1,120 @@
+// airbench94's layers one by one at its batch size (forward + backward, as training runs them), the
+// whole network, and OpenBLAS sgemm's peak in the same run: where a training step's time goes.
+// Usage: bench_airbench [batch = 1024] [reps = 3] [width1 width2 width3 = 64 256 256]
+#include <cblas.h>
+
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include <xgrad.hpp>
+
+#include "timing.hpp"
+#include "train/models.hpp"
+
+using namespace xg;
+
+namespace {
+
+struct Layer {
+  std::string what;
+  std::function<Tensor()> run;  // builds its inputs' graph and returns the output to backpropagate
+  double flop = 0;              // forward + backward multiply-adds x 2 (convs only)
+};
+
+double fwd_bwd(const std::function<Tensor()>& f, int reps) {
+  return bench::median_seconds([&] {
+    Tensor y = f();
+    y.backward(ones_like(y));
+  }, reps);
+}
+
+double sgemm_peak() {
+  const int64_t n = 2048;
+  std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  bench::OpenblasThreads all(get_num_threads());
+  const double t = bench::median_seconds([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+  }, 3);
+  return 2.0 * n * n * n / t / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  configure_process();
+  manual_seed(0);
+  const int64_t N = argc > 1 ? std::atoll(argv[1]) : 1024;
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 3;
+  const std::vector<int64_t> widths =
+      argc > 5 ? std::vector<int64_t>{std::atoll(argv[3]), std::atoll(argv[4]), std::atoll(argv[5])}
+               : std::vector<int64_t>{64, 256, 256};
+  const double peak = sgemm_peak();
+  bench::settle();
+  fmt::print("OpenBLAS sgemm 2048^3 on {} threads: {:.1f} GFLOP/s; batch {}, widths {}-{}-{}, median of {}\n\n",
+             get_num_threads(), peak, N, widths[0], widths[1], widths[2], reps);
+
+  auto leaf = [](const Shape& s, double scale = 1.0) {
+    Tensor t = randn(s) * scale;
+    t.requires_grad_();
+    return t;
+  };
+  // Inputs that need a gradient (every layer but the first gets one from the layer before it).
+  std::vector<Layer> layers;
+  {
+    Tensor x = randn({N, 3, 32, 32}), w = randn({24, 3, 2, 2}), b = leaf({24});  // frozen weight, no dinput
+    layers.push_back({"whiten conv 3->24 2x2, 32x32 (dbias only)", [=] { return conv2d(x, w, b); }, 0});
+  }
+  auto conv = [&](int64_t C, int64_t F, int64_t HW) {
+    Tensor x = leaf({N, C, HW, HW}), w = leaf({F, C, 3, 3}, 0.1);
+    layers.push_back({fmt::format("conv {}->{} 3x3 pad 1, {}x{}", C, F, HW, HW),
+                      [=] { return conv2d(x, w, Tensor(), {.padding = 1}); }, 3 * 2.0 * N * F * C * 9 * HW * HW});
+  };
+  auto pool = [&](int64_t C, int64_t HW, int64_t k) {
+    Tensor x = leaf({N, C, HW, HW});
+    layers.push_back({fmt::format("max_pool {}x{} on {}x{}x{}", k, k, C, HW, HW),
+                      [=] { return max_pool2d(x, {.kernel = k}); }, 0});
+  };
+  auto norm = [&](int64_t C, int64_t HW) {
+    Tensor x = leaf({N, C, HW, HW}), g = ones({C}), b = leaf({C}), rm = zeros({C}), rv = ones({C});
+    layers.push_back({fmt::format("batch_norm {}x{}x{} (frozen scale)", C, HW, HW),
+                      [=] { return batch_norm(x, g, b, rm, rv, true, 0.4, 1e-12); }, 0});
+  };
+  auto act = [&](int64_t C, int64_t HW) {
+    Tensor x = leaf({N, C, HW, HW});
+    layers.push_back({fmt::format("gelu {}x{}x{}", C, HW, HW), [=] { return gelu(x); }, 0});
+  };
+  act(24, 31);
+  int64_t in = 24, hw = 31;
+  for (int64_t w : widths) {  // one group: conv, pool, norm, gelu, conv, norm, gelu
+    conv(in, w, hw), pool(w, hw, 2), hw /= 2, norm(w, hw), act(w, hw), conv(w, w, hw), norm(w, hw), act(w, hw);
+    in = w;
+  }
+  pool(in, 3, 3);
+
+  fmt::print("{:<44} {:>9} {:>7} {:>9} {:>8}\n", "layer (forward + backward)", "ms", "share", "GFLOP/s", "of peak");
+  std::vector<double> times;
+  double total = 0;
+  for (const Layer& l : layers) {
+    times.push_back(fwd_bwd(l.run, reps));
+    total += times.back();
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = layers[i];
+    const std::string gf = l.flop > 0 ? fmt::format("{:.1f}", l.flop / times[i] / 1e9) : "";
+    const std::string pk = l.flop > 0 ? fmt::format("{:.0f}%", 100 * l.flop / times[i] / 1e9 / peak) : "";
+    fmt::print("{:<44} {:>9.1f} {:>6.1f}% {:>9} {:>8}\n", l.what, times[i] * 1e3, 100 * times[i] / total, gf, pk);
+  }
+  fmt::print("{:<44} {:>9.1f}\n", "sum of the layers", total * 1e3);
+
+  auto net = std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths});
+  Tensor x = randn({N, 3, 32, 32});
+  Tensor labels = zeros({N}, Dtype::i64);
+  const double whole = bench::median_seconds([&] {
+    net->zero_grad();
+    cross_entropy(net->forward(x), labels, {.reduction = "sum", .label_smoothing = 0.2}).backward();
+  }, reps);
+  fmt::print("{:<44} {:>9.1f}   ({:.0f} img/s for forward + backward)\n", "whole network, summed cross-entropy",
+             whole * 1e3, N / whole);
+  return 0;
+}

@@ -4,10 +4,11 @@
 //     for each model: DIR/NAME.safetensors (its weights, random, with random batch-norm statistics),
 //     DIR/NAME.onnx (xgrad's ONNX export of that model, dynamic batch) and DIR/NAME.io.safetensors
 //     (one input batch of 128 and xgrad's eval-mode output for it)
-//   bench_inference time DIR NAME [--threads T] [--seconds S]
+//   bench_inference time DIR NAME [--threads T] [--seconds S] [--fused-only]
 //     loads NAME's weights and input, and times the eval-mode forward under no_grad of the model as
 //     built and of a second copy after nn::fuse_for_inference, alternating one call of each; prints
 //     one JSON object with both images/s and the fused output's largest difference from the unfused.
+//     --fused-only runs the fused copy alone (for a profiler).
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -69,7 +70,7 @@ void export_all(const std::string& dir) {
 
 double max_abs(const Tensor& t) { return max(abs(t)).item<double>(); }
 
-void time_model(const std::string& dir, const std::string& name, double seconds) {
+void time_model(const std::string& dir, const std::string& name, double seconds, bool fused_only) {
   auto plain = make(name), fused = make(name);
   plain->load(file(dir, name, ".safetensors"));
   fused->load(file(dir, name, ".safetensors"));
@@ -91,16 +92,17 @@ void time_model(const std::string& dir, const std::string& name, double seconds)
   };
   for (int i = 0; i < 2; ++i) timed(*plain, x), timed(*fused, x);  // warm-up
   const auto start = clock::now();
-  while (tp.size() < 5 || std::chrono::duration<double>(clock::now() - start).count() < seconds) {
-    tp.push_back(timed(*plain, x));
+  while (tf.size() < 5 || std::chrono::duration<double>(clock::now() - start).count() < seconds) {
+    tp.push_back(fused_only ? 0.0 : timed(*plain, x));
     tf.push_back(timed(*fused, x));
   }
   auto median = [](std::vector<double> v) {
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
     return v[v.size() / 2];
   };
-  fmt::print("{{\"unfused_ips\": {:.1f}, \"fused_ips\": {:.1f}, \"fused_rel_diff\": {:.3g}, \"runs\": {}}}\n",
-             batch / median(tp), batch / median(tf), diff, tp.size());
+  const std::string unfused = fused_only ? "" : fmt::format("\"unfused_ips\": {:.1f}, ", batch / median(tp));
+  fmt::print("{{{}\"fused_ips\": {:.1f}, \"fused_rel_diff\": {:.3g}, \"runs\": {}}}\n", unfused, batch / median(tf),
+             diff, tf.size());
 }
 
 }  // namespace
@@ -119,14 +121,20 @@ int main(int argc, char** argv) try {
   const std::string name = argv[3];
   int threads = 2;
   double seconds = 3;
+  bool fused_only = false;
   for (int i = 4; i < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--fused-only")) {
+      fused_only = true;
+      --i;
+      continue;
+    }
     check(i + 1 < argc, "bench_inference: flag '{}' needs a value", argv[i]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--seconds")) seconds = std::stod(argv[i + 1]);
     else fail("bench_inference: unknown flag '{}'", argv[i]);
   }
   set_num_threads(threads);
-  time_model(dir, name, seconds);
+  time_model(dir, name, seconds, fused_only);
   return 0;
 } catch (const std::exception& e) {
   fmt::print(stderr, "error: {}\n", e.what());

@@ -140,7 +140,12 @@ inline std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> export_t
   out.emplace_back("residual", std::make_shared<ResidualNet>());
   out.emplace_back("ops", std::make_shared<OpsNet>());
   out.emplace_back("options", std::make_shared<OptionsNet>());
-  for (auto& [name, m] : out) randomize_batch_norms(*m);
+  out.emplace_back("vgg-fused", models::make_model("vgg"));  // nn::fuse_for_inference's Conv + Relu, no batch norm
+  out.emplace_back("residual-fused", std::make_shared<ResidualNet>());
+  for (auto& [name, m] : out) {
+    randomize_batch_norms(*m);
+    if (name.ends_with("-fused")) m->eval(), nn::fuse_for_inference(*m);
+  }
   return out;
 }
 

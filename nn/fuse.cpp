@@ -73,18 +73,21 @@ struct Fusion {
     size_t i = 1;
     if (conv || linear) {
       g.layer = ms[0];
-      if (i < ms.size() && (conv ? dynamic_cast<BatchNorm2d*>(ms[i]) != nullptr : dynamic_cast<BatchNorm1d*>(ms[i]) != nullptr))
+      if (i < ms.size() &&
+          (conv ? dynamic_cast<BatchNorm2d*>(ms[i]) != nullptr : dynamic_cast<BatchNorm1d*>(ms[i]) != nullptr))
         g.bn = static_cast<BatchNormBase*>(ms[i++]);
       if (i < ms.size() && (g.relu = dynamic_cast<ReLU*>(ms[i]))) ++i;
     }
     if (!g.layer || i != ms.size() || ms.size() < 2) {
-      why = fmt::format("cannot fuse {} ({}): a group is a Conv2d or Linear followed by a batch norm (BatchNorm2d "
-                        "after Conv2d, BatchNorm1d after Linear), a ReLU, or both in that order",
-                        names, fmt::join(types, ", "));
+      why = fmt::format(
+          "cannot fuse {} ({}): a group is a Conv2d or Linear followed by a batch norm (BatchNorm2d "
+          "after Conv2d, BatchNorm1d after Linear), a ReLU, or both in that order",
+          names, fmt::join(types, ", "));
       return g;
     }
     for (size_t k = 0; k < ms.size(); ++k) {
-      if (fused(ms[k])) why = fmt::format("'{}' ({}) is already fused", names[k], types[k]);
+      if (fused(ms[k]))
+        why = fmt::format("'{}' ({}) is already fused", names[k], types[k]);
       else if (index.places.at(ms[k]) > 1)
         why = fmt::format("'{}' ({}) is registered at {} places in the model: fusing it would change each of them",
                           names[k], types[k], index.places.at(ms[k]));
@@ -94,9 +97,10 @@ struct Fusion {
       const Tensor& w = conv ? static_cast<Conv2d*>(g.layer)->weight_ : static_cast<Linear*>(g.layer)->weight_;
       const BatchNormOptions& o = g.bn->options_;
       if (!o.track_running_stats)
-        why = fmt::format("'{}' has no running statistics (track_running_stats=false): it normalises with each "
-                          "batch's statistics even in eval mode, which no weight can fold",
-                          names[1]);
+        why = fmt::format(
+            "'{}' has no running statistics (track_running_stats=false): it normalises with each "
+            "batch's statistics even in eval mode, which no weight can fold",
+            names[1]);
       else if (o.num_features != w.shape()[0])
         why = fmt::format("'{}' has {} features but '{}' has {} outputs", names[1], o.num_features, names[0],
                           w.shape()[0]);
@@ -119,7 +123,8 @@ struct Fusion {
       Shape per_filter(layer.weight_.dim(), 1);
       per_filter[0] = F;
       layer.weight_.copy_(mul(f64(layer.weight_), reshape(scale, per_filter)));
-      Tensor b = mul(sub(layer.bias_.defined() ? f64(layer.bias_) : zeros({F}, Dtype::f64), f64(bn->running_mean_)), scale);
+      Tensor b =
+          mul(sub(layer.bias_.defined() ? f64(layer.bias_) : zeros({F}, Dtype::f64), f64(bn->running_mean_)), scale);
       if (o.affine) b = add(b, f64(bn->bias_));
       if (layer.bias_.defined()) {
         layer.bias_.copy_(b);
@@ -139,8 +144,10 @@ struct Fusion {
   }
 
   static void apply(const Group& g) {
-    if (auto* c = dynamic_cast<Conv2d*>(g.layer)) fuse(*c, g.bn, g.relu);
-    else fuse(*static_cast<Linear*>(g.layer), g.bn, g.relu);
+    if (auto* c = dynamic_cast<Conv2d*>(g.layer))
+      fuse(*c, g.bn, g.relu);
+    else
+      fuse(*static_cast<Linear*>(g.layer), g.bn, g.relu);
   }
 
   static void check_eval(const Module& model, const char* op) {

@@ -101,10 +101,10 @@ Tensor Linear::forward(const Tensor& x) {
         "Linear: input shape {} does not match in_features {}", x.shape(), options_.in_features);
   check(x.dtype() == weight_.dtype(), "Linear: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
         dtype_name(weight_.dtype()));
-  if (!fused_.any()) return linear(x, weight_, bias_);
-  detail::check_fused_eval(*this);
+  if (fused_.any()) detail::check_fused_eval(*this);
   if (!fused_.relu) return linear(x, weight_, bias_);
-  return epilogue_applies(x, weight_, bias_) ? xg::detail::linear_relu_inference(x, weight_, bias_) : relu(linear(x, weight_, bias_));
+  return epilogue_applies(x, weight_, bias_) ? xg::detail::linear_relu_inference(x, weight_, bias_)
+                                             : relu(linear(x, weight_, bias_));
 }
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
@@ -121,11 +121,10 @@ Tensor Conv2d::forward(const Tensor& x) {
   check_conv_input(x, options_.in_channels, weight_, "Conv2d");
   const Conv2dOptions& o = options_;
   const xg::Conv2dOptions opts{.stride = o.stride, .padding = o.padding, .dilation = o.dilation, .groups = o.groups};
-  if (!fused_.any()) return detail::conv2d(x, weight_, bias_, opts);
-  detail::check_fused_eval(*this);
+  if (fused_.any()) detail::check_fused_eval(*this);
   if (!fused_.relu) return detail::conv2d(x, weight_, bias_, opts);
   return epilogue_applies(x, weight_, bias_) ? xg::detail::conv2d_relu_inference(x, weight_, bias_, opts)
-                             : relu(detail::conv2d(x, weight_, bias_, opts));
+                                             : relu(detail::conv2d(x, weight_, bias_, opts));
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {

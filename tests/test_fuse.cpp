@@ -102,7 +102,8 @@ struct Case {
 std::vector<Case> cases() {
   using namespace models;
   return {
-      {"VGG (bias-free convs)", [] { return std::make_shared<VGG>(std::vector<int64_t>{8, 8, 16, 16}); }, {2, 3, 32, 32},
+      {"VGG (bias-free convs)", [] { return std::make_shared<VGG>(std::vector<int64_t>{8, 8, 16, 16}); },
+       {2, 3, 32, 32},
        {{"features.0", "features.1", "features.2"}, {"features.3", "features.4", "features.5"},
         {"features.7", "features.8", "features.9"}, {"features.10", "features.11", "features.12"}}},
       {"ThreeLayerConvNet with batch norm", [] { return std::make_shared<ThreeLayerConvNet>(6, 5, 20, 10, true); },
@@ -222,8 +223,8 @@ TEST_CASE("fuse_modules: bad groups are refused naming the module, and nothing i
   auto& conv = model->features->at<nn::Conv2d>(0);
   CHECK_ERROR(nn::fuse_modules(*model, {{"features.0", "features.9"}}), "fuse_modules: no module named 'features.9'");
   CHECK_ERROR(nn::fuse_modules(*model, {{"features.1", "features.0"}}),
-              "fuse_modules: cannot fuse [\"features.1\", \"features.0\"] (BatchNorm2d, Conv2d): a group is a Conv2d or "
-              "Linear followed by a batch norm");
+              "fuse_modules: cannot fuse [\"features.1\", \"features.0\"] (BatchNorm2d, Conv2d): a group is a "
+              "Conv2d or Linear followed by a batch norm");
   CHECK_ERROR(nn::fuse_modules(*model, {{"features.0"}}), "cannot fuse [\"features.0\"] (Conv2d)");
   CHECK_ERROR(nn::fuse_modules(*model, {{"features.0", "features.3"}}), "(Conv2d, MaxPool2d)");
   CHECK_ERROR(nn::fuse_modules(*model, {{"classifier.1", "features.1"}}), "(Linear, BatchNorm2d)");
@@ -262,7 +263,7 @@ TEST_CASE("fuse_modules: bad groups are refused naming the module, and nothing i
   CHECK_ERROR(nn::fuse_modules(mixed, {{"conv", "bn"}}), "'bn' is f32 but 'conv' is f64");
 }
 
-TEST_CASE("fuse_for_inference: skips a batch norm without running statistics; a Sequential shared whole is fused once") {
+TEST_CASE("fuse_for_inference: skips a batch norm without running statistics; fuses a shared Sequential once") {
   auto s = std::make_shared<nn::Sequential>(
       nn::Conv2d(3, 4, 3), nn::BatchNorm2d(nn::BatchNormOptions{.num_features = 4, .track_running_stats = false}),
       nn::ReLU());

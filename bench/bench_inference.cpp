@@ -77,10 +77,18 @@ void time_model(const std::string& dir, const std::string& name, double seconds,
   plain->eval();
   fused->eval();
   nn::fuse_for_inference(*fused);
-  const nn::Safetensors io = nn::load_safetensors(file(dir, name, ".io.safetensors"));
-  const Tensor& x = io.tensors.at(0).second;
+  const nn::NamedTensors io = nn::load_safetensors(file(dir, name, ".io.safetensors")).tensors;
+  auto entry = [&](const char* key) {
+    for (const auto& [n, t] : io)
+      if (n == key) return t;
+    fail("bench_inference: {} has no '{}'", file(dir, name, ".io.safetensors"), key);
+  };
+  const Tensor x = entry("input");
   NoGradGuard no_grad;
+  // The model from the weights file reproduces the output the ONNX side is checked against.
   const Tensor want = (*plain)(x);
+  check(allclose(want, entry("output"), 1e-6, 1e-7), "bench_inference: {}'s output differs from the exported one",
+        name);
   const double diff = max_abs(sub((*fused)(x), want)) / max_abs(want);
   // One call of each in turn, so that drift of the machine hits both alike.
   std::vector<double> tp, tf;

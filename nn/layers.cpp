@@ -4,8 +4,10 @@
 #include <cmath>
 
 #include "autograd/grad_mode.hpp"
+#include "autograd/trace.hpp"
 #include "nn/init.hpp"
 #include "nn/reference_ops.hpp"
+#include "ops/fused/inference.hpp"
 
 namespace xg::nn {
 
@@ -73,6 +75,14 @@ void check_conv_input(const Tensor& x, int64_t in_channels, const Tensor& weight
   check(x.dtype() == weight.dtype(), "{}: input dtype {} does not match weight dtype {}", module,
         dtype_name(x.dtype()), dtype_name(weight.dtype()));
 }
+
+// A fused layer's ReLU goes into its output pass when nothing needs to see the two ops apart: no
+// gradient to record, no ONNX tracer, no switch to the reference ops.
+bool epilogue_applies(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const bool grad = GradMode::is_enabled() &&
+                    (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  return !grad && !trace::enabled() && !use_reference_ops();
+}
 }  // namespace
 
 Linear::Linear(const LinearOptions& o) : options_(o) {
@@ -91,7 +101,10 @@ Tensor Linear::forward(const Tensor& x) {
         "Linear: input shape {} does not match in_features {}", x.shape(), options_.in_features);
   check(x.dtype() == weight_.dtype(), "Linear: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
         dtype_name(weight_.dtype()));
-  return linear(x, weight_, bias_);
+  if (fused_.any()) detail::check_fused_eval(*this);
+  if (!fused_.relu) return linear(x, weight_, bias_);
+  return epilogue_applies(x, weight_, bias_) ? xg::detail::linear_relu_inference(x, weight_, bias_)
+                                             : relu(linear(x, weight_, bias_));
 }
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {
@@ -107,8 +120,11 @@ void Conv2d::reset_parameters() { reset_weight_and_bias(weight_, bias_); }
 Tensor Conv2d::forward(const Tensor& x) {
   check_conv_input(x, options_.in_channels, weight_, "Conv2d");
   const Conv2dOptions& o = options_;
-  return detail::conv2d(x, weight_, bias_, {.stride = o.stride, .padding = o.padding, .dilation = o.dilation,
-                                            .groups = o.groups});
+  const xg::Conv2dOptions opts{.stride = o.stride, .padding = o.padding, .dilation = o.dilation, .groups = o.groups};
+  if (fused_.any()) detail::check_fused_eval(*this);
+  if (!fused_.relu) return detail::conv2d(x, weight_, bias_, opts);
+  return epilogue_applies(x, weight_, bias_) ? xg::detail::conv2d_relu_inference(x, weight_, bias_, opts)
+                                             : relu(detail::conv2d(x, weight_, bias_, opts));
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {
@@ -165,7 +181,11 @@ Dropout::Dropout(double p) : p_(p) {
 
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training()); }
 
-Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+Tensor ReLU::forward(const Tensor& x) {
+  if (!fused_) return relu(x);
+  detail::check_fused_eval(*this);
+  return x;  // the layer before applied it
+}
 Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope_); }
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
@@ -189,16 +209,22 @@ std::string conv_extras(Pair2 dilation, int64_t groups, bool bias) {
   if (!bias) s += ", bias=false";
   return s;
 }
+std::string fused_repr(const Fused& f) {
+  if (!f.any()) return "";
+  return fmt::format(", fused={}{}{}", f.batch_norm ? "batch_norm" : "", f.batch_norm && f.relu ? "+" : "",
+                     f.relu ? "relu" : "");
+}
 }  // namespace
 
 std::string Linear::extra_repr() const {
-  return fmt::format("in_features={}, out_features={}, bias={}", options_.in_features, options_.out_features,
-                     options_.bias);
+  return fmt::format("in_features={}, out_features={}, bias={}{}", options_.in_features, options_.out_features,
+                     options_.bias, fused_repr(fused_));
 }
 std::string Conv2d::extra_repr() const {
   const Conv2dOptions& o = options_;
-  return fmt::format("{}, {}, kernel_size={}, stride={}, padding={}{}", o.in_channels, o.out_channels,
-                     pair(o.kernel_size), pair(o.stride), pair(o.padding), conv_extras(o.dilation, o.groups, o.bias));
+  return fmt::format("{}, {}, kernel_size={}, stride={}, padding={}{}{}", o.in_channels, o.out_channels,
+                     pair(o.kernel_size), pair(o.stride), pair(o.padding), conv_extras(o.dilation, o.groups, o.bias),
+                     fused_repr(fused_));
 }
 std::string ConvTranspose2d::extra_repr() const {
   const ConvTranspose2dOptions& o = options_;
@@ -211,6 +237,7 @@ std::string MaxPool2d::extra_repr() const { return pool_repr(opts_, true); }
 std::string AvgPool2d::extra_repr() const { return pool_repr(opts_, false); }
 std::string Flatten::extra_repr() const { return fmt::format("start_dim={}, end_dim={}", start_dim_, end_dim_); }
 std::string Dropout::extra_repr() const { return fmt::format("p={}", p_); }
+std::string ReLU::extra_repr() const { return fused_ ? "fused into the layer before" : ""; }
 std::string LeakyReLU::extra_repr() const { return fmt::format("negative_slope={}", negative_slope_); }
 
 }  // namespace xg::nn

@@ -12,6 +12,20 @@
 
 namespace xg::nn {
 
+namespace detail {
+struct Fusion;  // nn/fuse.cpp: nn::fuse_for_inference's changes to the layers below
+// Refuses training mode in a layer nn::fuse_for_inference changed, naming it.
+void check_fused_eval(const Module& m);
+}  // namespace detail
+
+// What nn::fuse_for_inference (nn/fuse.hpp) put into a Conv2d or Linear: such a layer computes what
+// layer -> batch norm -> ReLU computed, runs in eval mode only, and its parameters are frozen.
+struct Fused {
+  bool batch_norm = false;  // the batch norm after the layer, folded into weight and bias
+  bool relu = false;        // the ReLU after it (or after its batch norm), applied in the output pass
+  bool any() const { return batch_norm || relu; }
+};
+
 struct LinearOptions {
   int64_t in_features = 0;
   int64_t out_features = 0;
@@ -32,10 +46,13 @@ class Linear : public Module {
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }  // undefined without bias
   const LinearOptions& options() const { return options_; }
+  const Fused& fused() const { return fused_; }
 
  private:
+  friend struct detail::Fusion;
   LinearOptions options_;
   Tensor weight_, bias_;
+  Fused fused_;
 };
 
 struct Conv2dOptions {
@@ -61,10 +78,13 @@ class Conv2d : public Module {
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
   const Conv2dOptions& options() const { return options_; }
+  const Fused& fused() const { return fused_; }
 
  private:
+  friend struct detail::Fusion;
   Conv2dOptions options_;
   Tensor weight_, bias_;
+  Fused fused_;
 };
 
 struct ConvTranspose2dOptions {
@@ -159,9 +179,16 @@ class Dropout : public Module {
   double p_;
 };
 
+// After nn::fuse_for_inference fused it into the layer before it, the identity (eval mode only).
 class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  std::string extra_repr() const override;
+  bool fused() const { return fused_; }
+
+ private:
+  friend struct detail::Fusion;
+  bool fused_ = false;
 };
 
 class LeakyReLU : public Module {

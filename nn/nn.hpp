@@ -4,6 +4,7 @@
 #include "nn/activation.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/containers.hpp"
+#include "nn/fuse.hpp"
 #include "nn/init.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"

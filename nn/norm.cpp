@@ -2,6 +2,7 @@
 #include "nn/norm.hpp"
 
 #include "autograd/grad_mode.hpp"
+#include "nn/layers.hpp"
 #include "nn/reference_ops.hpp"
 
 namespace xg::nn {
@@ -43,6 +44,10 @@ Tensor BatchNormBase::forward(const Tensor& x) {
   const int64_t C = options_.num_features;
   check(x.shape()[1] == C, "{}: input shape {} has {} channels, but num_features is {}", name(), x.shape(),
         x.shape()[1], C);
+  if (folded_) {
+    detail::check_fused_eval(*this);
+    return x;  // the layer before computes it
+  }
   const Tensor& ref = options_.affine ? weight_ : running_mean_;
   if (ref.defined())  // (the message's arguments are evaluated eagerly: ref must exist)
     check(x.dtype() == ref.dtype(), "{}: input dtype {} does not match the layer's dtype {}", name(),
@@ -119,8 +124,9 @@ Tensor GroupNorm::forward(const Tensor& x) {
 
 std::string BatchNormBase::extra_repr() const {
   const BatchNormOptions& o = options_;
-  return fmt::format("{}, eps={}, momentum={}, affine={}, track_running_stats={}", o.num_features, o.eps,
-                     o.momentum ? fmt::format("{}", *o.momentum) : "none", o.affine, o.track_running_stats);
+  return fmt::format("{}, eps={}, momentum={}, affine={}, track_running_stats={}{}", o.num_features, o.eps,
+                     o.momentum ? fmt::format("{}", *o.momentum) : "none", o.affine, o.track_running_stats,
+                     folded_ ? ", folded into the layer before" : "");
 }
 
 std::string LayerNorm::extra_repr() const {

@@ -19,8 +19,13 @@ struct BatchNormOptions {
 using BatchNorm1dOptions = BatchNormOptions;
 using BatchNorm2dOptions = BatchNormOptions;
 
+namespace detail {
+struct Fusion;  // nn/fuse.cpp
+}
+
 // Training normalises with the batch statistics and updates the running ones; eval() uses the
-// running statistics (unless track_running_stats is off).
+// running statistics (unless track_running_stats is off). After nn::fuse_for_inference folded it
+// into the layer before it, the identity (eval mode only), its tensors reset to an identity's.
 class BatchNormBase : public Module {
  public:
   Tensor forward(const Tensor& x) override;
@@ -33,14 +38,17 @@ class BatchNormBase : public Module {
   const Tensor& running_var() const { return running_var_; }
   const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
   const BatchNormOptions& options() const { return options_; }
+  bool folded() const { return folded_; }
 
  protected:
   BatchNormBase(const BatchNormOptions& options, const char* module);
   virtual void check_input(const Tensor& x) const = 0;
 
  private:
+  friend struct detail::Fusion;
   BatchNormOptions options_;
   Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;
+  bool folded_ = false;
 };
 
 // x [N, C] or [N, C, L].

@@ -3,10 +3,11 @@
 # python3-onnx (the ONNX checker) and python3-opencv (OpenCV's DNN module), and ONNX Runtime's
 # Node.js binding (npm onnxruntime-node, which carries its CPU libraries) into tools/ort/node_modules
 # from tools/ort/package-lock.json. ONNXRUNTIME_NODE_INSTALL=skip: no CUDA download at install time.
+# `scripts/setup_onnx.sh ort` installs ONNX Runtime alone (scripts/bench_ort.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v node >/dev/null && command -v npm >/dev/null || scripts/setup.sh nodejs npm
-scripts/setup.sh python3-onnx python3-opencv
+[ "${1:-}" = ort ] || scripts/setup.sh python3-onnx python3-opencv
 want=$(node -p "require('./tools/ort/package-lock.json').packages['node_modules/onnxruntime-node'].version")
 have=$(cd tools/ort && node -p "require('onnxruntime-node/package.json').version" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then

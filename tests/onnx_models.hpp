@@ -120,16 +120,17 @@ class OptionsNet : public nn::Module {
   std::shared_ptr<nn::Linear> fc;
 };
 
-// Random running statistics (and affine parameters) for every batch norm, so eval mode is not the
+// Random running statistics and affine parameters for every batch norm, so eval mode is not the
 // identity.
 inline void randomize_batch_norms(nn::Module& model) {
   NoGradGuard no_grad;
-  for (auto& [name, t] : model.named_buffers()) {
-    if (name.ends_with("running_mean")) t.copy_(randn(t.shape()) * 0.2);
-    if (name.ends_with("running_var")) t.copy_(rand(t.shape()) + 0.5);
-  }
-  for (auto& [name, t] : model.named_parameters())
-    if (t.dim() == 1 && name.find("weight") != std::string::npos) t.copy_(rand(t.shape()) + 0.5);
+  for (auto& [name, m] : model.named_modules())
+    if (auto* bn = dynamic_cast<nn::BatchNormBase*>(m.get())) {
+      if (bn->running_mean().defined()) bn->running_mean().copy_(randn(bn->running_mean().shape()) * 0.2);
+      if (bn->running_var().defined()) bn->running_var().copy_(rand(bn->running_var().shape()) + 0.5);
+      if (bn->weight().defined()) bn->weight().copy_(rand(bn->weight().shape()) + 0.5);
+      if (bn->bias().defined()) bn->bias().copy_(randn(bn->bias().shape()) * 0.2);
+    }
 }
 
 // Every model the consumer checks run: name, model, one input's shape [C, H, W].
@@ -139,7 +140,12 @@ inline std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> export_t
   out.emplace_back("residual", std::make_shared<ResidualNet>());
   out.emplace_back("ops", std::make_shared<OpsNet>());
   out.emplace_back("options", std::make_shared<OptionsNet>());
-  for (auto& [name, m] : out) randomize_batch_norms(*m);
+  out.emplace_back("vgg-fused", models::make_model("vgg"));  // nn::fuse_for_inference's Conv + Relu, no batch norm
+  out.emplace_back("residual-fused", std::make_shared<ResidualNet>());
+  for (auto& [name, m] : out) {
+    randomize_batch_norms(*m);
+    if (name.ends_with("-fused")) m->eval(), nn::fuse_for_inference(*m);
+  }
   return out;
 }
 

@@ -1,0 +1,67 @@
+// The inference epilogues of ops/fused/inference.hpp. The convolution itself is conv2d's kernel
+// (ops/fused/im2col.cpp, winograd.cpp, depthwise.cpp) run without its bias; the epilogue then adds
+// the bias and clamps at zero in one parallel pass. (That pass could run inside the kernels, per
+// image or per Winograd chunk while the output is in cache; it is a pass of its own here so that the
+// kernels keep one signature.)
+#include "ops/fused/inference.hpp"
+
+#include <algorithm>
+
+#include "autograd/grad_mode.hpp"
+#include "autograd/parallel.hpp"
+#include "ops/fused/conv_kernels.hpp"
+
+namespace xg::detail {
+
+namespace {
+
+// y [outer, F, inner] = relu(y + bias[f]) in place (bias may be null). NaN stays NaN, as in relu.
+template <class T>
+void bias_relu(T* y, const T* bias, int64_t outer, int64_t F, int64_t inner) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, F * inner));
+  parallel_for(0, outer, grain, [=](int64_t lo, int64_t hi) {
+    auto clamp = [](T v) { return v < T(0) ? T(0) : v; };
+    for (int64_t o = lo; o < hi; ++o) {
+      if (inner == 1) {  // a linear layer's row: the bias runs along it
+        T* row = y + o * F;
+        for (int64_t f = 0; f < F; ++f) row[f] = clamp(row[f] + (bias ? bias[f] : T(0)));
+        continue;
+      }
+      for (int64_t f = 0; f < F; ++f) {
+        T* plane = y + (o * F + f) * inner;
+        const T b = bias ? bias[f] : T(0);
+        for (int64_t i = 0; i < inner; ++i) plane[i] = clamp(plane[i] + b);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
+  const ConvGeometry g = conv_geometry(x, weight, bias, opts, "conv2d");  // checks shapes and dtypes
+  Tensor out = Tensor::empty({g.N, g.F, g.HO, g.WO}, x.dtype());
+  if (out.numel() == 0) return out;
+  dispatch_floating(x.dtype(), [&]<class T>() {
+    T* po = out.data<T>();
+    conv_forward<T>(x.data<T>(), weight.data<T>(), nullptr, g, po);
+    bias_relu<T>(po, bias.defined() ? bias.data<T>() : nullptr, g.N, g.F, g.HO * g.WO);
+  });
+  return out;
+}
+
+Tensor linear_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  NoGradGuard no_grad;
+  Tensor y = linear(x, weight);  // a new tensor of its own: the epilogue may write it
+  if (y.numel() == 0) return y;
+  const int64_t F = weight.shape()[0];
+  check(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == F && bias.dtype() == y.dtype()),
+        "linear: bias shape {} ({}) does not match out_features {} ({})", bias.defined() ? bias.shape() : Shape{},
+        bias.defined() ? dtype_name(bias.dtype()) : "none", F, dtype_name(y.dtype()));
+  dispatch_floating(y.dtype(), [&]<class T>() {
+    bias_relu<T>(y.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.numel() / F, F, 1);
+  });
+  return y;
+}
+
+}  // namespace xg::detail

@@ -19,7 +19,9 @@
 // - afterwards every changed module refuses a forward in training mode (xg::Error naming it) and the
 //   fused layers' parameters no longer require grad, so a fused model cannot be trained by mistake.
 //   To train again, build the model anew and load its unfused weights;
-// - load weights before fusing: a checkpoint loaded into a fused model is not folded again;
+// - load weights before fusing: a fused model refuses load_state_dict and load (xg::Error). A fused
+//   model's own state dict loads into the unfused model and computes the same (its batch norms are
+//   identities);
 // - a fused model exports to ONNX as Conv (or Gemm) and Relu, the batch norms gone.
 #pragma once
 

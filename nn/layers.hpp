@@ -47,6 +47,7 @@ class Linear : public Module {
   const Tensor& bias() const { return bias_; }  // undefined without bias
   const LinearOptions& options() const { return options_; }
   const Fused& fused() const { return fused_; }
+  bool fused_for_inference() const override { return fused_.any(); }
 
  private:
   friend struct detail::Fusion;
@@ -79,6 +80,7 @@ class Conv2d : public Module {
   const Tensor& bias() const { return bias_; }
   const Conv2dOptions& options() const { return options_; }
   const Fused& fused() const { return fused_; }
+  bool fused_for_inference() const override { return fused_.any(); }
 
  private:
   friend struct detail::Fusion;

@@ -248,7 +248,20 @@ std::string Module::mismatches(const NamedTensors& state, bool strict, Incompati
   return msg;
 }
 
+namespace {
+// Weights cannot go into a model nn::fuse_for_inference changed: those of the unfused layers would be
+// misread (a folded batch norm is not folded again).
+void refuse_if_fused(const Module& model, const char* op) {
+  for (const auto& [n, m] : model.named_modules())
+    check(!m->fused_for_inference(),
+          "{}: {}: '{}' was fused for inference (nn::fuse_for_inference), so weights of the unfused layers would be "
+          "misread; load them into a model that is not fused, then fuse; the model is unchanged",
+          model.name(), op, n.empty() ? m->name() : n);
+}
+}  // namespace
+
 IncompatibleKeys Module::load_state_dict(const NamedTensors& state, const LoadStateDictOptions& options) {
+  refuse_if_fused(*this, "load_state_dict");
   IncompatibleKeys keys;
   std::string problems = mismatches(state, options.strict, &keys);
   check(problems.empty(), "{}: load_state_dict: {}; the model is unchanged", name(), problems);
@@ -291,6 +304,7 @@ std::string to_string(const Module& module) {
 }
 
 Metadata Module::load(const std::string& path) {
+  refuse_if_fused(*this, "load");
   Safetensors file = load_safetensors(path);  // validated in full before anything is touched
   std::string problems = mismatches(file.tensors, true);
   check(problems.empty(), "{}: load: checkpoint '{}' does not match the model: {}; the model is unchanged", name(),

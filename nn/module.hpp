@@ -57,6 +57,9 @@ class Module {
   virtual std::string name() const;
   // The options shown when printing the module ("in_features=4, out_features=3, bias=true").
   virtual std::string extra_repr() const { return ""; }
+  // Whether nn::fuse_for_inference changed this layer (nn/fuse.hpp). A model holding one refuses
+  // load_state_dict and load: weights for the unfused layers would be misread.
+  virtual bool fused_for_inference() const { return false; }
 
   // Names are non-empty, have no '.', and are unique within the module. Parameters become leaves
   // that require grad (unless requires_grad = false). The same handle is returned, so a layer keeps

@@ -3,6 +3,7 @@
 // epilogues against relu(conv2d) and relu(linear); refusals that change nothing; a fused model that
 // cannot train; and its ONNX export.
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "helpers.hpp"
@@ -215,6 +216,24 @@ TEST_CASE("fuse_for_inference: a fused model cannot train: training-mode forward
   CHECK_ERROR(model->features->at<nn::ReLU>(2).forward(randn({2, 4, 8, 8})), "ReLU: fused for inference");
   model->eval();
   CHECK((*model)(randn({2, 3, 32, 32})).shape() == Shape{2, 10});
+}
+
+TEST_CASE("fuse_for_inference: a fused model refuses to load weights, changing nothing") {
+  auto model = std::make_shared<models::VGG>(std::vector<int64_t>{4, 4});
+  auto other = std::make_shared<models::VGG>(std::vector<int64_t>{4, 4});
+  model->eval();
+  nn::fuse_for_inference(*model);
+  std::vector<Tensor> before;  // copies: the state dict aliases the live tensors
+  for (auto& [n, t] : model->state_dict()) before.push_back(t.clone());
+  CHECK_ERROR(model->load_state_dict(other->state_dict()),
+              "load_state_dict: 'features.0' was fused for inference (nn::fuse_for_inference), so weights of the "
+              "unfused layers would be misread");
+  const std::string path = "fuse_refuses_load.safetensors";
+  other->save(path);
+  CHECK_ERROR(model->load(path), "was fused for inference");
+  std::remove(path.c_str());
+  const auto after = model->state_dict();
+  for (size_t i = 0; i < before.size(); ++i) CHECK(allclose(before[i], after[i].second, 0, 0));
 }
 
 TEST_CASE("fuse_modules: bad groups are refused naming the module, and nothing is fused") {

@@ -9,24 +9,6 @@
 
 namespace xg::data {
 
-namespace {
-
-// splitmix64's finaliser: decorrelates (seed, epoch, stream) into one generator seed.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-std::mt19937_64 make_rng(uint64_t seed, int64_t epoch, uint64_t stream) {
-  return std::mt19937_64(mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ stream));
-}
-
-constexpr uint64_t kShuffleStream = ~0ull;  // batch b draws from stream b
-
-}  // namespace
-
 DataLoader::DataLoader(Subset data, DataLoaderOptions opts)
     : DataLoader(std::make_shared<const Subset>(std::move(data)), std::move(opts)) {}
 
@@ -49,7 +31,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> data, DataLoaderOptions op
       plan_ = std::move(plan);
     }
   }
-  const int64_t n = data_->size(), bs = opts_.batch_size;
+  const int64_t n = positions(), bs = opts_.batch_size;
   num_batches_ = opts_.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 
@@ -62,15 +44,25 @@ DataLoader::~DataLoader() {
   for (std::thread& t : workers_) t.join();
 }
 
-int64_t DataLoader::size() const { return opts_.drop_last ? num_batches_ * opts_.batch_size : data_->size(); }
+int64_t DataLoader::size() const { return opts_.drop_last ? num_batches_ * opts_.batch_size : positions(); }
+int64_t DataLoader::positions() const { return opts_.sampler ? opts_.sampler->size() : data_->size(); }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  if (opts_.sampler) {
+    std::vector<int64_t> order = opts_.sampler->order(epoch);
+    check(static_cast<int64_t>(order.size()) == opts_.sampler->size(),
+          "DataLoader: the sampler gave {} positions for epoch {}, but its size() is {}", order.size(), epoch,
+          opts_.sampler->size());
+    for (int64_t pos : order)
+      check(pos >= 0 && pos < data_->size(), "DataLoader: the sampler gave position {} for a dataset of {} examples",
+            pos, data_->size());
+    return order;
+  }
   std::vector<int64_t> order(static_cast<size_t>(data_->size()));
   std::iota(order.begin(), order.end(), int64_t{0});
   if (!opts_.shuffle) return order;
-  // Fisher-Yates with our own draws: the same permutation on every platform.
-  auto rng = make_rng(opts_.seed, epoch, kShuffleStream);
-  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[transforms::below(rng, i)]);
+  auto rng = transforms::stream_rng(opts_.seed, epoch, transforms::kShuffleStream);
+  transforms::shuffle(order, rng);
   return order;
 }
 
@@ -100,12 +92,12 @@ Batch DataLoader::fused_batch(std::span<const int64_t> idx, int64_t epoch, std::
 
 Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const {
   check(b >= 0 && b < num_batches_, "DataLoader: batch {} out of range for {} batches", b, num_batches_);
-  check(static_cast<int64_t>(order.size()) == data_->size(), "DataLoader: order has {} positions for {} examples",
-        order.size(), data_->size());
+  check(static_cast<int64_t>(order.size()) == positions(), "DataLoader: order has {} positions for {} per epoch",
+        order.size(), positions());
   const int64_t begin = b * opts_.batch_size;
-  const int64_t B = std::min(opts_.batch_size, data_->size() - begin);
+  const int64_t B = std::min(opts_.batch_size, positions() - begin);
   const std::span<const int64_t> idx(order.data() + begin, static_cast<size_t>(B));
-  auto rng = make_rng(opts_.seed, epoch, static_cast<uint64_t>(b));
+  auto rng = transforms::stream_rng(opts_.seed, epoch, static_cast<uint64_t>(b));
   NoGradGuard no_grad;  // transforms never record, on any thread
   Batch out;
   if (plan_) {

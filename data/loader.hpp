@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "data/sampler.hpp"
 #include "data/subset.hpp"
 #include "data/transforms.hpp"
 
@@ -18,7 +19,7 @@ namespace xg::data {
 
 struct DataLoaderOptions {
   int64_t batch_size = 128;
-  bool shuffle = true;     // a new permutation every epoch
+  bool shuffle = true;     // a new permutation every epoch (ignored with a sampler)
   bool drop_last = false;  // drop the final batch when it is smaller than batch_size
   // Applied to every example's data (transforms::Compose for several); empty: none.
   transforms::AnyTransform transform{};
@@ -32,6 +33,9 @@ struct DataLoaderOptions {
   // Applied to every finished batch (on a worker thread when there is one). Must depend only on
   // its input for the loader to stay deterministic.
   std::function<void(Batch&)> batch_transform{};
+  // The positions each epoch visits, in order, instead of all of them (shuffled or not); e.g. this
+  // rank's shard, data::DistributedSampler. The loader passes the epoch: set_epoch is not needed.
+  std::shared_ptr<const Sampler> sampler{};
 };
 
 // Usage:
@@ -67,7 +71,8 @@ class DataLoader {
   const DataLoaderOptions& options() const { return opts_; }
   bool is_fused() const { return plan_.has_value(); }  // batches come from raw bytes
 
-  // Positions in data() in the order epoch `epoch` visits them (the identity without shuffle).
+  // Positions in data() in the order epoch `epoch` visits them (the identity without shuffle; the
+  // sampler's order with one).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Batch b of epoch `epoch`, built on the calling thread: what next() returns as batch b.
   Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const;
@@ -77,6 +82,7 @@ class DataLoader {
   EpochRange epoch(int64_t e);
 
  private:
+  int64_t positions() const;  // per epoch, before drop_last: the sampler's size, else the dataset's
   void worker_loop();
   Batch fused_batch(std::span<const int64_t> idx, int64_t epoch, std::mt19937_64& rng) const;
   [[noreturn]] void rethrow(std::exception_ptr e, int64_t batch) const;

@@ -31,35 +31,6 @@ std::string signature(const Module& m, const DistributedDataParallelOptions& o) 
   return s;
 }
 
-std::vector<std::string> lines(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t at = 0; at < s.size();) {
-    size_t end = s.find('\n', at);
-    out.push_back(s.substr(at, end - at));
-    at = end + 1;
-  }
-  return out;
-}
-
-// The same verdict on every rank: the first line (then the lowest rank) that differs from rank 0's.
-void check_same_model(const Module& m, const DistributedDataParallelOptions& o) {
-  const std::vector<std::string> all = dist::detail::all_gather(signature(m, o), kOp);
-  const std::vector<std::string> ref = lines(all[0]);
-  std::vector<std::vector<std::string>> ranks;
-  size_t longest = ref.size();
-  for (const std::string& s : all) {
-    ranks.push_back(lines(s));
-    longest = std::max(longest, ranks.back().size());
-  }
-  for (size_t k = 0; k < longest; ++k)
-    for (size_t r = 1; r < ranks.size(); ++r) {
-      auto at = [k](const std::vector<std::string>& v) { return k < v.size() ? v[k] : std::string("nothing"); };
-      if (at(ranks[r]) != at(ref))
-        fail("{}: the ranks' models differ: entry {} is {} on rank 0 but {} on rank {}; every rank must build the "
-             "same model with the same options", kOp, k, at(ref), at(ranks[r]), r);
-    }
-}
-
 }  // namespace
 
 struct DistributedDataParallel::Reducer {
@@ -223,7 +194,7 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
   check(dist::detail::threads_supported(),
         "{}: the MPI library does not provide MPI_THREAD_SERIALIZED, which the communication thread needs", kOp);
   register_module("module", module_);
-  check_same_model(*module_, options_);
+  dist::detail::check_same_on_all_ranks(signature(*module_, options_), kOp, "the models or options");
   {
     NoGradGuard no_grad;
     for (const auto& [name, t] : module_->state_dict()) {
@@ -269,7 +240,7 @@ DistributedDataParallel::DistributedDataParallel(DistributedDataParallel&&) noex
 
 Tensor DistributedDataParallel::forward(const Tensor& x) {
   reducer_->reset();
-  if (options_.broadcast_buffers && is_training() && dist::get_world_size() > 1) {
+  if (options_.broadcast_buffers && module_->is_training() && dist::get_world_size() > 1) {
     NoGradGuard no_grad;
     for (const Tensor& b : module_->buffers()) {
       dist::detail::broadcast(b.impl().storage->data(), b.numel(), b.dtype(), 0, kOp);

@@ -46,6 +46,9 @@ void all_reduce(void* data, int64_t count, Dtype dtype, ReduceOp op, const char*
 void broadcast(void* data, int64_t count, Dtype dtype, int src, const char* who);
 // Every rank's string, in rank order.
 std::vector<std::string> all_gather(const std::string& s, const char* who);
+// Throws the same xg::Error on every rank unless `lines` (one item a line) is the same on every rank,
+// naming the first line that differs and the lowest rank where it does; `what` names the lines.
+void check_same_on_all_ranks(const std::string& lines, const char* who, const char* what);
 // MPI calls may come from a second thread (DistributedDataParallel checks this before starting one).
 bool threads_supported();
 // DistributedDataParallel objects alive (destroy_process_group refuses while there are some).

@@ -253,6 +253,29 @@ std::vector<std::string> all_gather(const std::string& s, const char* who) {
   return out;
 }
 
+void check_same_on_all_ranks(const std::string& lines, const char* who, const char* what) {
+  auto split = [](const std::string& text) {
+    std::vector<std::string> out;
+    for (size_t at = 0; at < text.size();) {
+      const size_t end = std::min(text.find('\n', at), text.size());
+      out.push_back(text.substr(at, end - at));
+      at = end + 1;
+    }
+    return out;
+  };
+  std::vector<std::vector<std::string>> ranks;
+  size_t longest = 0;
+  for (const std::string& text : all_gather(lines, who)) {
+    ranks.push_back(split(text));
+    longest = std::max(longest, ranks.back().size());
+  }
+  auto line = [](const std::vector<std::string>& v, size_t k) { return k < v.size() ? v[k] : std::string("nothing"); };
+  for (size_t k = 0; k < longest; ++k)
+    for (size_t r = 1; r < ranks.size(); ++r)
+      if (line(ranks[r], k) != line(ranks[0], k))
+        fail("{}: {} differ across ranks: {} on rank 0 but {} on rank {}", who, what, line(ranks[0], k), line(ranks[r], k), r);
+}
+
 bool threads_supported() { return !group.mpi || group.thread_level >= MPI_THREAD_SERIALIZED; }
 
 void add_user(int delta) { users += delta; }

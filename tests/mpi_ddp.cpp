@@ -1,9 +1,14 @@
 // Multi-rank checks of xg::distributed and DistributedDataParallel, run under mpirun by ctest through
-// tests/mpi_run.sh:  mpi_ddp <case>  (collectives, equivalence, seeds, buckets, mismatch, throw, abort).
+// tests/mpi_run.sh:  mpi_ddp <case>  (collectives, equivalence, seeds, buckets, mismatch, throw, abort),
+// and by tests/mpi_trainer.sh:  mpi_ddp trainer <run_dir> <max_iterations> <resume 0|1> <own_dirs 0|1>.
 // Exits 0 when every check of the case holds on every rank; each failed check prints its rank.
 #include <cstring>
+#include <fstream>
+#include <random>
 #include <stdexcept>
 
+#include "train/models.hpp"
+#include "train/trainer.hpp"
 #include "xgrad.hpp"
 
 using namespace xg;
@@ -186,12 +191,38 @@ void fault(bool uncaught) {
   expect(false, "the job went on after a rank failed");
 }
 
+// A short Trainer run on random 32x32 images (TwoLayerNet: no batch norm, no dropout, so one process
+// and N ranks agree to rounding), global batch 32, augmentation on. own_dirs: rank r > 0 gets
+// run_dir-rank<r>, which must stay absent (only rank 0 writes). Rank 0 writes every loss to
+// run_dir/losses.txt.
+void trainer(const std::string& run_dir, int64_t max_iterations, bool resume, bool own_dirs) {
+  std::mt19937 gen(3);
+  std::vector<uint8_t> pixels(320 * 3072);
+  for (uint8_t& p : pixels) p = static_cast<uint8_t>(gen() & 255);
+  std::vector<int64_t> labels(320);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>(gen() % 10);
+  auto all = std::make_shared<const data::CIFAR10>(data::CIFAR10::from_memory(std::move(pixels), std::move(labels)));
+  data::Split split = data::train_val_split(all, 64);
+  const int r = dist::get_rank();
+  train::TrainerOptions o{.model = "twolayer", .epochs = 2, .batch_size = 32, .max_steps_per_epoch = 4,
+                          .max_iterations = max_iterations, .progress = 3};
+  o.run_dir = own_dirs && r > 0 ? fmt::format("{}-rank{}", run_dir, r) : run_dir;
+  o.resume = resume;
+  train::Trainer t(std::make_shared<models::TwoLayerNet>(), split.train, split.val, data::Subset(), o);
+  const train::TrainResult res = t.fit();
+  if (r == 0) {
+    std::ofstream out(run_dir + "/losses.txt");
+    for (double l : res.losses) out << fmt::format("{:.17g}\n", l);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   configure_process();
-  if (argc != 2) {
-    fmt::print(stderr, "usage: mpi_ddp collectives|equivalence|seeds|buckets|mismatch|throw|abort\n");
+  if (argc != 2 && !(argc == 6 && std::string(argv[1]) == "trainer")) {
+    fmt::print(stderr, "usage: mpi_ddp collectives|equivalence|seeds|buckets|mismatch|throw|abort\n"
+                       "       mpi_ddp trainer <run_dir> <max_iterations> <resume 0|1> <own_dirs 0|1>\n");
     return 2;
   }
   const std::string what = argv[1];
@@ -204,6 +235,7 @@ int main(int argc, char** argv) {
     else if (what == "mismatch") mismatch();
     else if (what == "throw") fault(true);
     else if (what == "abort") fault(false);
+    else if (what == "trainer") trainer(argv[2], std::atoll(argv[3]), argv[4] == std::string("1"), argv[5] == std::string("1"));
     else fail("mpi_ddp: unknown case '{}'", what);
   } catch (const Error& e) {
     // Errors these cases expect arise on every rank at once, so every rank can leave cleanly.

@@ -24,7 +24,7 @@ case $case in
   abort) grep -q "error: rank 1: caught a fault in step 3" "$out" || fail "no message from rank 1" ;;
   mismatch)
     for r in 0 1; do
-      grep -q "error: rank $r: DistributedDataParallel: the ranks' models differ: entry 1 is parameter '0.weight' f32 \[32,8\] on rank 0 but parameter '0.weight' f32 \[24,8\] on rank 1" "$out" ||
+      grep -q "error: rank $r: DistributedDataParallel: the models or options differ across ranks: parameter '0.weight' f32 \[32,8\] on rank 0 but parameter '0.weight' f32 \[24,8\] on rank 1" "$out" ||
         fail "rank $r did not name the first difference"
     done ;;
   *) fail "unknown case $case" ;;

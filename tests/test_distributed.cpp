@@ -210,3 +210,35 @@ TEST_CASE("DistributedSampler in the DataLoader: the rank's shard; at world size
   data::DataLoader whole(ds, {.batch_size = 5, .seed = 9});
   CHECK(whole.epoch_order(3) == data::DistributedSampler(36, 1, 0, {.seed = 9}).order(3));
 }
+
+TEST_CASE("DataLoader shard: the ranks' batches put together are the global batch, augmentation included") {
+  using namespace xg::test::data_fixtures;
+  namespace T = data::transforms;
+  auto ds = synthetic(36);
+  for (bool fused : {true, false}) {
+    CAPTURE(fused);
+    const data::DataLoaderOptions base{.batch_size = 8, .drop_last = true,
+                                       .transform = T::Compose({T::RandomCrop(32, {.padding = 4}), T::RandomHorizontalFlip()}),
+                                       .seed = 3, .fused = fused};
+    data::DataLoader whole(ds, base);
+    const std::vector<data::Batch> expect = whole_epoch(whole, 1);
+    for (int64_t world : {2, 4}) {
+      std::vector<std::vector<data::Batch>> ranks;
+      for (int64_t r = 0; r < world; ++r) {
+        data::DataLoaderOptions o = base;
+        o.shard = {r, world};
+        data::DataLoader l(ds, o);
+        CHECK(l.size() == 32 / world);
+        ranks.push_back(whole_epoch(l, 1));
+      }
+      for (size_t b = 0; b < expect.size(); ++b) {
+        std::vector<Tensor> images, labels;
+        for (const auto& batches : ranks) images.push_back(batches[b].images), labels.push_back(batches[b].labels);
+        CHECK(same_bits({{cat(images), cat(labels)}}, {expect[b]}));
+      }
+    }
+  }
+  CHECK_ERROR(data::DataLoader(ds, {.batch_size = 8, .shard = {0, 2}}), "DataLoader: a shard over 2 ranks needs drop_last");
+  CHECK_ERROR(data::DataLoader(ds, {.batch_size = 9, .drop_last = true, .shard = {0, 2}}), "got batch_size 9");
+  CHECK_ERROR(data::DataLoader(ds, {.shard = {2, 2}}), "DataLoader: shard rank must be in [0, world_size), got rank 2 of 2");
+}

@@ -6,6 +6,9 @@
 //                                     over the ranks: img/s, and the share of step time spent waiting on
 //                                     the allreduces at the end of backward. World size 1 trains the model
 //                                     alone, without DistributedDataParallel.
+//   bench_ddp costmodel <params> <img/s per node> [batch per node] [latency_us]
+//                                     predicted scaling efficiency of a ring allreduce at 2, 8 and 64 nodes
+//                                     on 10 and 100 Gbit/s links, from a measured single-node speed
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -62,7 +65,7 @@ void train_bench(const std::string& name, int64_t global_batch, int steps, bool 
   manual_seed(1 + static_cast<uint64_t>(r));
   const Tensor x = randn({batch, 3, 32, 32}), y = randint(0, 10, {batch});
   std::vector<double> times;
-  double waited = 0, total = 0;
+  double waited = 0, reducing = 0, total = 0;
   const int warmup = 3;
   for (int s = 0; s < warmup + steps; ++s) {
     if (s == warmup && ddp) ddp->reset_stats();
@@ -73,7 +76,11 @@ void train_bench(const std::string& name, int64_t global_batch, int steps, bool 
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (s >= warmup) times.push_back(dt), total += dt;
   }
-  if (ddp) waited = ddp->stats().wait_seconds;
+  if (ddp) {  // the rank that waited longest (the other arrived later, and waited less)
+    Tensor t = from_vector<double>({ddp->stats().wait_seconds, ddp->stats().allreduce_seconds});
+    dist::all_reduce(t, dist::ReduceOp::MAX);
+    waited = t.to_vector<double>()[0], reducing = t.to_vector<double>()[1];
+  }
   const double step = median(times);
   if (r == 0) {
     int64_t n = 0;
@@ -81,9 +88,27 @@ void train_bench(const std::string& name, int64_t global_batch, int steps, bool 
     fmt::print("{} ranks x {} threads, {} global batch {} ({} per rank), {} params ({:.1f} MB of f32 gradients)", w,
                get_num_threads(), name, global_batch, batch, n, n * 4 / 1e6);
     if (ddp) fmt::print(", {} buckets, overlap {}", ddp->num_buckets(), overlap ? "on" : "off");
-    fmt::print("\n  median step {:.1f} ms, {:.0f} img/s; waiting on allreduce at the end of backward: {:.1f}% of step time\n",
-               step * 1e3, global_batch / step, 100.0 * waited / total);
+    fmt::print("\n  median step {:.1f} ms, {:.0f} img/s; allreduce {:.2f} ms a step, of which the training thread "
+               "waited {:.2f} ms ({:.2f}% of step time; the slowest rank's figures)\n",
+               step * 1e3, global_batch / step, 1e3 * reducing / steps, 1e3 * waited / steps, 100.0 * waited / total);
   }
+}
+
+// A ring allreduce of G bytes over N nodes sends and receives 2(N-1)/N G bytes per node, in 2(N-1)
+// steps of one message each (latency alpha per step). A step computes for T = batch / speed. Without
+// overlap the step takes T + comm; with perfect overlap max(T, comm).
+void cost_model(int64_t params, double speed, int64_t batch, double latency_us) {
+  const double grad_bytes = static_cast<double>(params) * 4, compute = static_cast<double>(batch) / speed;
+  fmt::print("{} f32 parameters ({:.1f} MB of gradients), {} images a step per node at {:.0f} img/s: {:.1f} ms compute, "
+             "{:.0f} us latency per ring step\n{:>6} {:>10} {:>12} {:>22} {:>22}\n",
+             params, grad_bytes / 1e6, batch, speed, compute * 1e3, latency_us, "nodes", "Gbit/s", "comm (ms)",
+             "efficiency, no overlap", "efficiency, overlap");
+  for (int n : {2, 8, 64})
+    for (double gbit : {10.0, 100.0}) {
+      const double comm = 2.0 * (n - 1) / n * grad_bytes / (gbit * 1e9 / 8) + 2.0 * (n - 1) * latency_us * 1e-6;
+      fmt::print("{:>6} {:>10.0f} {:>12.2f} {:>21.1f}% {:>21.1f}%\n", n, gbit, comm * 1e3, 100 * compute / (compute + comm),
+                 100 * compute / std::max(compute, comm));
+    }
 }
 
 }  // namespace
@@ -98,7 +123,10 @@ int main(int argc, char** argv) {
     else if (what == "train")
       train_bench(arg(2, "vgg"), std::atoll(arg(3, "128").c_str()), std::atoi(arg(4, "10").c_str()), arg(5, "1") == "1",
                   std::atof(arg(6, "25").c_str()));
-    else fail("bench_ddp: unknown mode '{}' (allreduce or train)", what);
+    else if (what == "costmodel")
+      cost_model(std::atoll(arg(2, "0").c_str()), std::atof(arg(3, "1").c_str()), std::atoll(arg(4, "128").c_str()),
+                 std::atof(arg(5, "20").c_str()));
+    else fail("bench_ddp: unknown mode '{}' (allreduce, train or costmodel)", what);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     dist::abort_job(1);

@@ -208,23 +208,23 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
   // Buckets in reverse registration order, roughly the order backward completes the gradients.
   const std::vector<Tensor> params = module_->parameters();
   const auto cap = static_cast<int64_t>(options_.bucket_cap_mb * 1024 * 1024);
+  std::vector<std::pair<Dtype, int64_t>> layout;  // per bucket: dtype and elements
   int64_t bytes = 0;
-  std::vector<int64_t> sizes;  // elements per bucket
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
     const Tensor& p = *it;
     if (!p.requires_grad()) continue;
     const int64_t pb = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
-    if (r.buckets.empty() || bytes + pb > cap || r.buckets.back().flat.dtype() != p.dtype()) {
-      r.buckets.push_back({Tensor::empty({1}, p.dtype()), {}, 0});
-      sizes.push_back(0);
+    if (layout.empty() || bytes + pb > cap || layout.back().first != p.dtype()) {
+      layout.emplace_back(p.dtype(), 0);
+      r.buckets.emplace_back();
       bytes = 0;
     }
-    r.slots.push_back({p, r.buckets.size() - 1, sizes.back(), false});
+    r.slots.push_back({p, r.buckets.size() - 1, layout.back().second, false});
     r.buckets.back().slots.push_back(r.slots.size() - 1);
-    sizes.back() += p.numel();
+    layout.back().second += p.numel();
     bytes += pb;
   }
-  for (size_t b = 0; b < r.buckets.size(); ++b) r.buckets[b].flat = Tensor::empty({sizes[b]}, r.buckets[b].flat.dtype());
+  for (size_t b = 0; b < r.buckets.size(); ++b) r.buckets[b].flat = Tensor::empty({layout[b].second}, layout[b].first);
   for (size_t i = 0; i < r.slots.size(); ++i)
     r.hooks.push_back(r.slots[i].param.register_hook([&r, i](const Tensor& g) { r.on_gradient(i, g); }));
   r.reset();

@@ -152,6 +152,37 @@ TEST_CASE("DistributedDataParallel: unused parameters get zeros, frozen ones not
               "DistributedDataParallel: bucket_cap_mb must be positive, got 0");
 }
 
+namespace {
+// A head in f32 and one in f64 on the same input.
+struct MixedHeads : nn::Module {
+  std::shared_ptr<nn::Linear> a = register_module("a", nn::Linear(4, 2));
+  std::shared_ptr<nn::Linear> b = register_module("b", nn::Linear(4, 2));
+  MixedHeads() { b->to(Dtype::f64); }
+  Tensor forward(const Tensor& x) override { return (*a)(x).to(Dtype::f64) + (*b)(x.to(Dtype::f64)); }
+};
+}  // namespace
+
+TEST_CASE("DistributedDataParallel: one bucket per dtype; gradients of both dtypes come back whole") {
+  Group g;
+  manual_seed(8);
+  auto plain = std::make_shared<MixedHeads>();
+  manual_seed(8);
+  auto wrapped = std::make_shared<MixedHeads>();
+  nn::DistributedDataParallel ddp(wrapped);
+  CHECK(ddp.num_buckets() == 2);
+  manual_seed(9);
+  const Tensor x = randn({3, 4});
+  sum((*plain)(x)).backward();
+  sum(ddp(x)).backward();
+  for (size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    const Tensor a = plain->parameters()[i].grad(), b = wrapped->parameters()[i].grad();
+    CHECK(b.dtype() == (i < 2 ? Dtype::f32 : Dtype::f64));
+    CHECK(b.dtype() == a.dtype());
+    CHECK(b.to(Dtype::f64).to_vector<double>() == a.to(Dtype::f64).to_vector<double>());
+  }
+}
+
 TEST_CASE("DistributedSampler: disjoint equal shards covering the dataset, reshuffled per epoch") {
   for (int64_t n : {0, 1, 10, 11, 13}) {
     for (int64_t world : {1, 2, 3, 4}) {

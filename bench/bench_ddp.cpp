@@ -32,8 +32,8 @@ double median(std::vector<double> v) {
 void allreduce_bench(double max_mib) {
   const int w = dist::get_world_size();
   if (dist::get_rank() == 0)
-    fmt::print("allreduce over {} ranks (f32, median of repeats)\n{:>10} {:>12} {:>12} {:>12}\n", w, "bytes", "time (us)",
-               "algo GB/s", "bus GB/s");
+    fmt::print("allreduce over {} ranks (f32, median of repeats)\n{:>10} {:>12} {:>12} {:>12}\n", w, "bytes",
+               "time (us)", "algo GB/s", "bus GB/s");
   for (int64_t bytes = 4096; bytes <= static_cast<int64_t>(max_mib * 1024 * 1024); bytes *= 4) {
     Tensor t = ones({bytes / 4});
     const int reps = static_cast<int>(std::clamp<int64_t>((int64_t{256} << 20) / bytes, 5, 200));
@@ -59,7 +59,9 @@ void train_bench(const std::string& name, int64_t global_batch, int steps, bool 
   const int64_t batch = global_batch / w;
   std::shared_ptr<nn::Module> model = models::make_model(name);
   std::unique_ptr<nn::DistributedDataParallel> ddp;
-  if (w > 1) ddp = std::make_unique<nn::DistributedDataParallel>(model, nn::DistributedDataParallelOptions{.bucket_cap_mb = cap, .overlap = overlap});
+  if (w > 1)
+    ddp = std::make_unique<nn::DistributedDataParallel>(
+        model, nn::DistributedDataParallelOptions{.bucket_cap_mb = cap, .overlap = overlap});
   nn::Module& run = ddp ? static_cast<nn::Module&>(*ddp) : *model;
   optim::SGD opt(run.parameters(), {.lr = 0.01, .momentum = 0.9, .nesterov = true});
   manual_seed(1 + static_cast<uint64_t>(r));
@@ -88,9 +90,10 @@ void train_bench(const std::string& name, int64_t global_batch, int steps, bool 
     fmt::print("{} ranks x {} threads, {} global batch {} ({} per rank), {} params ({:.1f} MB of f32 gradients)", w,
                get_num_threads(), name, global_batch, batch, n, n * 4 / 1e6);
     if (ddp) fmt::print(", {} buckets, overlap {}", ddp->num_buckets(), overlap ? "on" : "off");
-    fmt::print("\n  median step {:.1f} ms, {:.0f} img/s; allreduce {:.2f} ms a step, of which the training thread "
-               "waited {:.2f} ms ({:.2f}% of step time; the slowest rank's figures)\n",
-               step * 1e3, global_batch / step, 1e3 * reducing / steps, 1e3 * waited / steps, 100.0 * waited / total);
+    fmt::print(
+        "\n  median step {:.1f} ms, {:.0f} img/s; allreduce {:.2f} ms a step, of which the training thread "
+        "waited {:.2f} ms ({:.2f}% of step time; the slowest rank's figures)\n",
+        step * 1e3, global_batch / step, 1e3 * reducing / steps, 1e3 * waited / steps, 100.0 * waited / total);
   }
 }
 
@@ -99,15 +102,16 @@ void train_bench(const std::string& name, int64_t global_batch, int steps, bool 
 // overlap the step takes T + comm; with perfect overlap max(T, comm).
 void cost_model(int64_t params, double speed, int64_t batch, double latency_us) {
   const double grad_bytes = static_cast<double>(params) * 4, compute = static_cast<double>(batch) / speed;
-  fmt::print("{} f32 parameters ({:.1f} MB of gradients), {} images a step per node at {:.0f} img/s: {:.1f} ms compute, "
-             "{:.0f} us latency per ring step\n{:>6} {:>10} {:>12} {:>22} {:>22}\n",
-             params, grad_bytes / 1e6, batch, speed, compute * 1e3, latency_us, "nodes", "Gbit/s", "comm (ms)",
-             "efficiency, no overlap", "efficiency, overlap");
+  fmt::print(
+      "{} f32 parameters ({:.1f} MB of gradients), {} images a step per node at {:.0f} img/s: {:.1f} ms compute, "
+      "{:.0f} us latency per ring step\n{:>6} {:>10} {:>12} {:>22} {:>22}\n",
+      params, grad_bytes / 1e6, batch, speed, compute * 1e3, latency_us, "nodes", "Gbit/s", "comm (ms)",
+      "efficiency, no overlap", "efficiency, overlap");
   for (int n : {2, 8, 64})
     for (double gbit : {10.0, 100.0}) {
       const double comm = 2.0 * (n - 1) / n * grad_bytes / (gbit * 1e9 / 8) + 2.0 * (n - 1) * latency_us * 1e-6;
-      fmt::print("{:>6} {:>10.0f} {:>12.2f} {:>21.1f}% {:>21.1f}%\n", n, gbit, comm * 1e3, 100 * compute / (compute + comm),
-                 100 * compute / std::max(compute, comm));
+      fmt::print("{:>6} {:>10.0f} {:>12.2f} {:>21.1f}% {:>21.1f}%\n", n, gbit, comm * 1e3,
+                 100 * compute / (compute + comm), 100 * compute / std::max(compute, comm));
     }
 }
 
@@ -119,14 +123,16 @@ int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "allreduce";
   auto arg = [&](int i, const char* dflt) { return std::string(argc > i ? argv[i] : dflt); };
   try {
-    if (what == "allreduce") allreduce_bench(std::atof(arg(2, "64").c_str()));
+    if (what == "allreduce")
+      allreduce_bench(std::atof(arg(2, "64").c_str()));
     else if (what == "train")
       train_bench(arg(2, "vgg"), std::atoll(arg(3, "128").c_str()), std::atoi(arg(4, "10").c_str()), arg(5, "1") == "1",
                   std::atof(arg(6, "25").c_str()));
     else if (what == "costmodel")
       cost_model(std::atoll(arg(2, "0").c_str()), std::atof(arg(3, "1").c_str()), std::atoll(arg(4, "128").c_str()),
                  std::atof(arg(5, "20").c_str()));
-    else fail("bench_ddp: unknown mode '{}' (allreduce, train or costmodel)", what);
+    else
+      fail("bench_ddp: unknown mode '{}' (allreduce, train or costmodel)", what);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     dist::abort_job(1);

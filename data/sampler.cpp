@@ -8,7 +8,8 @@
 
 namespace xg::data {
 
-DistributedSampler::DistributedSampler(int64_t size, int64_t world_size, int64_t rank, DistributedSamplerOptions options)
+DistributedSampler::DistributedSampler(int64_t size, int64_t world_size, int64_t rank,
+                                       DistributedSamplerOptions options)
     : size_(size), world_(world_size), rank_(rank), opts_(options) {
   check(world_size >= 1, "DistributedSampler: world_size must be >= 1, got {}", world_size);
   check(rank >= 0 && rank < world_size, "DistributedSampler: rank must be in [0, {}), got {}", world_size, rank);

@@ -16,7 +16,7 @@ class Sampler {
 };
 
 struct DistributedSamplerOptions {
-  bool shuffle = true;     // a new permutation of the whole dataset every epoch (the same on every rank)
+  bool shuffle = true;  // a new permutation of the whole dataset every epoch (the same on every rank)
   uint64_t seed = 0;
   bool drop_last = false;  // false: the permutation is padded with its own first positions to a multiple
                            // of world_size; true: its tail is dropped to one

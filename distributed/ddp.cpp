@@ -27,7 +27,8 @@ std::string signature(const Module& m, const DistributedDataParallelOptions& o) 
   for (const auto& [name, p] : m.named_parameters())
     s += fmt::format("parameter '{}' {} {}{}\n", name, dtype_name(p.dtype()), p.shape(),
                      p.requires_grad() ? "" : " (requires_grad=false)");
-  for (const auto& [name, b] : m.named_buffers()) s += fmt::format("buffer '{}' {} {}\n", name, dtype_name(b.dtype()), b.shape());
+  for (const auto& [name, b] : m.named_buffers())
+    s += fmt::format("buffer '{}' {} {}\n", name, dtype_name(b.dtype()), b.shape());
   return s;
 }
 
@@ -41,9 +42,9 @@ struct DistributedDataParallel::Reducer {
     bool ready = false;  // its gradient of this step is in the bucket
   };
   struct Bucket {
-    Tensor flat;              // the gradients of its parameters, end to end
+    Tensor flat;  // the gradients of its parameters, end to end
     std::vector<size_t> slots;
-    size_t pending = 0;       // parameters whose gradient has not arrived this step
+    size_t pending = 0;  // parameters whose gradient has not arrived this step
   };
   std::vector<Slot> slots;
   std::vector<Bucket> buckets;
@@ -51,15 +52,15 @@ struct DistributedDataParallel::Reducer {
   bool overlap = true;
 
   // Step state, on the training thread.
-  bool armed = false;            // this backward's gradients are to be averaged
+  bool armed = false;  // this backward's gradients are to be averaged
   bool callback_queued = false;
-  size_t next_launch = 0;        // buckets launch in index order, whatever order they fill in
+  size_t next_launch = 0;  // buckets launch in index order, whatever order they fill in
 
   // Shared with the communication thread, under mu.
   std::mutex mu;
   std::condition_variable work_cv, done_cv;
   std::deque<size_t> queue;
-  size_t finished = 0;           // buckets of this step averaged
+  size_t finished = 0;  // buckets of this step averaged
   std::exception_ptr error;
   bool stop = false;
   DistributedDataParallelStats stats;
@@ -111,8 +112,10 @@ struct DistributedDataParallel::Reducer {
   void on_gradient(size_t i, const Tensor& g) {
     if (!armed) return;
     Slot& s = slots[i];
-    check(!s.ready, "{}: parameter {} (shape {}) got a second gradient in one synchronised step; run forward again "
-          "before each backward", kOp, i, s.param.shape());
+    check(!s.ready,
+          "{}: parameter {} (shape {}) got a second gradient in one synchronised step; run forward again "
+          "before each backward",
+          kOp, i, s.param.shape());
     Bucket& b = buckets[s.bucket];
     check(g.dtype() == b.flat.dtype() && g.numel() == s.param.numel(),
           "{}: parameter {} has a gradient of {} {}, but was wrapped as {} {}; convert dtypes before wrapping", kOp, i,
@@ -165,7 +168,8 @@ struct DistributedDataParallel::Reducer {
         g = Tensor::empty(s.param.shape(), flat.dtype());
         s.param.set_grad(g);
       }
-      std::memcpy(g.impl().storage->data(), static_cast<const char*>(flat.impl().storage->data()) + s.offset * dtype_size(flat.dtype()),
+      std::memcpy(g.impl().storage->data(),
+                  static_cast<const char*>(flat.impl().storage->data()) + s.offset * dtype_size(flat.dtype()),
                   static_cast<size_t>(s.param.numel()) * dtype_size(flat.dtype()));
       g.bump_version();
     }
@@ -189,7 +193,8 @@ struct DistributedDataParallel::Reducer {
 DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module, DistributedDataParallelOptions options)
     : module_(std::move(module)), options_(options) {
   check(module_ != nullptr, "{}: null module", kOp);
-  check(dist::is_initialized(), "{}: the process group is not initialized (call xg::distributed::init_process_group())", kOp);
+  check(dist::is_initialized(), "{}: the process group is not initialized (call xg::distributed::init_process_group())",
+        kOp);
   check(options_.bucket_cap_mb > 0, "{}: bucket_cap_mb must be positive, got {}", kOp, options_.bucket_cap_mb);
   check(dist::detail::threads_supported(),
         "{}: the MPI library does not provide MPI_THREAD_SERIALIZED, which the communication thread needs", kOp);
@@ -261,7 +266,9 @@ void DistributedDataParallel::reset_stats() {
   reducer_->stats = {};
 }
 
-DistributedDataParallel::NoSync::NoSync(DistributedDataParallel& ddp) : ddp_(ddp), previous_(ddp.sync_) { ddp.sync_ = false; }
+DistributedDataParallel::NoSync::NoSync(DistributedDataParallel& ddp) : ddp_(ddp), previous_(ddp.sync_) {
+  ddp.sync_ = false;
+}
 DistributedDataParallel::NoSync::~NoSync() { ddp_.sync_ = previous_; }
 
 }  // namespace xg::nn

@@ -20,8 +20,8 @@ struct DistributedDataParallelOptions {
 
 // Where the time of the synchronised steps went, since construction or reset_stats().
 struct DistributedDataParallelStats {
-  int64_t steps = 0;           // backward passes whose gradients were averaged
-  double wait_seconds = 0;     // the training thread blocked at the end of backward, on allreduces
+  int64_t steps = 0;             // backward passes whose gradients were averaged
+  double wait_seconds = 0;       // the training thread blocked at the end of backward, on allreduces
   double allreduce_seconds = 0;  // the communication thread inside allreduce
 };
 

@@ -30,8 +30,8 @@ int get_world_size();
 // write in place, as Tensor::copy_ does: a tensor that requires grad is refused while recording.
 void barrier();
 void all_reduce(const Tensor& t, ReduceOp op = ReduceOp::SUM);  // every rank gets op over the ranks
-void broadcast(const Tensor& t, int src);                      // every rank gets rank src's values
-std::vector<Tensor> all_gather(const Tensor& t);               // [rank r's t for r in 0..world)
+void broadcast(const Tensor& t, int src);                       // every rank gets rank src's values
+std::vector<Tensor> all_gather(const Tensor& t);                // [rank r's t for r in 0..world)
 // Leaves the group; finalises MPI if init_process_group initialised it (MPI cannot start again in
 // that process). Refused while a DistributedDataParallel exists.
 void destroy_process_group();

@@ -22,8 +22,8 @@ namespace {
 
 struct Group {
   bool initialized = false;
-  bool mpi = false;        // collectives go through MPI (launched by an MPI launcher)
-  bool owns_mpi = false;   // we called MPI_Init_thread, so we call MPI_Finalize
+  bool mpi = false;       // collectives go through MPI (launched by an MPI launcher)
+  bool owns_mpi = false;  // we called MPI_Init_thread, so we call MPI_Finalize
   int thread_level = MPI_THREAD_SINGLE;
   int rank = 0, world = 1;
   std::terminate_handler previous_terminate = nullptr;
@@ -45,14 +45,18 @@ void mpi_check(int rc, const char* who, const char* call) {
   char text[MPI_MAX_ERROR_STRING] = {};
   int len = 0;
   MPI_Error_string(rc, text, &len);
-  fail("{}: {} failed on rank {} of {}: {}", who, call, group.rank, group.world, std::string(text, static_cast<size_t>(len)));
+  fail("{}: {} failed on rank {} of {}: {}", who, call, group.rank, group.world,
+       std::string(text, static_cast<size_t>(len)));
 }
 
 MPI_Datatype mpi_type(Dtype d) {
   switch (d) {
-    case Dtype::f32: return MPI_FLOAT;
-    case Dtype::f64: return MPI_DOUBLE;
-    case Dtype::i64: return MPI_INT64_T;
+    case Dtype::f32:
+      return MPI_FLOAT;
+    case Dtype::f64:
+      return MPI_DOUBLE;
+    case Dtype::i64:
+      return MPI_INT64_T;
   }
   return MPI_FLOAT;
 }
@@ -77,7 +81,8 @@ MPI_Datatype mpi_type(Dtype d) {
 }
 
 void require_group(const char* who) {
-  check(group.initialized, "{}: the process group is not initialized (call xg::distributed::init_process_group())", who);
+  check(group.initialized, "{}: the process group is not initialized (call xg::distributed::init_process_group())",
+        who);
 }
 
 // Refuses what Tensor::copy_ refuses: an in-place write into a tensor on the tape.
@@ -85,7 +90,8 @@ void check_writable(const Tensor& t, const char* who) {
   check(t.defined(), "{}: undefined tensor", who);
   check(!(GradMode::is_enabled() && t.requires_grad()),
         "{}: the tensor (shape {}) requires grad and recording is on: the tape does not record collectives; wrap the "
-        "call in NoGradGuard or pass t.detach()", who, t.shape());
+        "call in NoGradGuard or pass t.detach()",
+        who, t.shape());
 }
 
 // MPI counts are int: a longer buffer goes in pieces.
@@ -94,8 +100,9 @@ constexpr int64_t kMaxChunk = INT_MAX / 8;
 }  // namespace
 
 void init_process_group() {
-  check(!group.initialized, "init_process_group: already initialized (rank {} of {}); call destroy_process_group() first",
-        group.rank, group.world);
+  check(!group.initialized,
+        "init_process_group: already initialized (rank {} of {}); call destroy_process_group() first", group.rank,
+        group.world);
   Group g;
   if (launched_by_mpi()) {
     int already = 0, finalized = 0;
@@ -125,8 +132,8 @@ int get_world_size() { return group.world; }
 
 void destroy_process_group() {
   require_group("destroy_process_group");
-  check(users.load() == 0, "destroy_process_group: {} DistributedDataParallel object(s) still exist; destroy them first",
-        users.load());
+  check(users.load() == 0,
+        "destroy_process_group: {} DistributedDataParallel object(s) still exist; destroy them first", users.load());
   if (group.mpi) {
     std::set_terminate(group.previous_terminate);
     if (group.owns_mpi) {
@@ -175,8 +182,10 @@ std::vector<Tensor> all_gather(const Tensor& t) {
   const std::string sig = fmt::format("{} {}", dtype_name(t.dtype()), t.shape());
   const std::vector<std::string> sigs = detail::all_gather(sig, "all_gather");
   for (size_t r = 1; r < sigs.size(); ++r)
-    check(sigs[r] == sigs[0], "all_gather: rank {} has a tensor of {}, rank 0 of {}; every rank must give the same "
-          "shape and dtype", r, sigs[r], sigs[0]);
+    check(sigs[r] == sigs[0],
+          "all_gather: rank {} has a tensor of {}, rank 0 of {}; every rank must give the same "
+          "shape and dtype",
+          r, sigs[r], sigs[0]);
   std::vector<Tensor> out;
   if (!group.mpi) {
     out.push_back(t.detach().clone());
@@ -195,7 +204,8 @@ std::vector<Tensor> all_gather(const Tensor& t) {
   }
   for (int r = 0; r < group.world; ++r) {
     Tensor piece = Tensor::empty(t.shape(), t.dtype());
-    std::memcpy(piece.impl().storage->data(), static_cast<const char*>(all.impl().storage->data()) + r * n * dtype_size(t.dtype()),
+    std::memcpy(piece.impl().storage->data(),
+                static_cast<const char*>(all.impl().storage->data()) + r * n * dtype_size(t.dtype()),
                 static_cast<size_t>(n) * dtype_size(t.dtype()));
     out.push_back(std::move(piece));
   }
@@ -227,8 +237,8 @@ void broadcast(void* data, int64_t count, Dtype dtype, int src, const char* who)
   std::lock_guard lk(mpi_mutex);
   for (int64_t at = 0; at < count; at += kMaxChunk) {
     const int n = static_cast<int>(std::min(kMaxChunk, count - at));
-    mpi_check(MPI_Bcast(static_cast<char*>(data) + at * dtype_size(dtype), n, mpi_type(dtype), src, MPI_COMM_WORLD), who,
-              "MPI_Bcast");
+    mpi_check(MPI_Bcast(static_cast<char*>(data) + at * dtype_size(dtype), n, mpi_type(dtype), src, MPI_COMM_WORLD),
+              who, "MPI_Bcast");
   }
 }
 
@@ -246,10 +256,12 @@ std::vector<std::string> all_gather(const std::string& s, const char* who) {
   }
   check(total <= INT_MAX, "{}: {} bytes in all are too many to gather", who, total);
   std::string all(static_cast<size_t>(total), '\0');
-  mpi_check(MPI_Allgatherv(s.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD),
-            who, "MPI_Allgatherv");
+  mpi_check(
+      MPI_Allgatherv(s.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD), who,
+      "MPI_Allgatherv");
   std::vector<std::string> out;
-  for (size_t r = 0; r < sizes.size(); ++r) out.push_back(all.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(sizes[r])));
+  for (size_t r = 0; r < sizes.size(); ++r)
+    out.push_back(all.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(sizes[r])));
   return out;
 }
 
@@ -273,7 +285,8 @@ void check_same_on_all_ranks(const std::string& lines, const char* who, const ch
   for (size_t k = 0; k < longest; ++k)
     for (size_t r = 1; r < ranks.size(); ++r)
       if (line(ranks[r], k) != line(ranks[0], k))
-        fail("{}: {} differ across ranks: {} on rank 0 but {} on rank {}", who, what, line(ranks[0], k), line(ranks[r], k), r);
+        fail("{}: {} differ across ranks: {} on rank 0 but {} on rank {}", who, what, line(ranks[0], k),
+             line(ranks[r], k), r);
 }
 
 bool threads_supported() { return !group.mpi || group.thread_level >= MPI_THREAD_SERIALIZED; }

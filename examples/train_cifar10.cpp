@@ -57,9 +57,9 @@ int main(int argc, char** argv) {
     data::Split split = data::train_val_split(train_set, num_val);
     if (train_images > 0) split.train = split.train.first(std::min(train_images, split.train.size()));
     if (rank == 0)
-      fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {}{} threads\n", dir, split.train.size(),
-                 split.val.size(), test_set->size(), o.model, world > 1 ? fmt::format("{} ranks x ", world) : "",
-                 get_num_threads());
+      fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {}{} threads\n", dir,
+                 split.train.size(), split.val.size(), test_set->size(), o.model,
+                 world > 1 ? fmt::format("{} ranks x ", world) : "", get_num_threads());
 
     train::Trainer trainer(model, split.train, split.val, data::Subset(test_set), o);
     train::TrainResult r = trainer.fit();

@@ -69,7 +69,9 @@ void collectives() {
   } catch (const Error& e) {
     err = e.what();
   }
-  expect(err == "all_gather: rank 1 has a tensor of f32 [3], rank 0 of f32 [2]; every rank must give the same shape and dtype",
+  expect(err ==
+             "all_gather: rank 1 has a tensor of f32 [3], rank 0 of f32 [2]; every rank must give the same shape and "
+             "dtype",
          "all_gather mismatch message, got: " + err);
   dist::barrier();
 }
@@ -88,7 +90,8 @@ void equivalence(bool accumulate) {
   const int64_t per = kBatch / w;
   for (int64_t s = 0; s < kSteps; ++s) {
     ref_opt.zero_grad();
-    Tensor ref_loss = cross_entropy((*ref)(slice(X, 0, s * kBatch, (s + 1) * kBatch)), slice(Y, 0, s * kBatch, (s + 1) * kBatch));
+    Tensor ref_loss =
+        cross_entropy((*ref)(slice(X, 0, s * kBatch, (s + 1) * kBatch)), slice(Y, 0, s * kBatch, (s + 1) * kBatch));
     ref_loss.backward();
     ref_opt.step();
 
@@ -136,7 +139,9 @@ void seeds() {
   expect(!same_on_all_ranks(before), "the ranks start different");
   nn::DistributedDataParallel ddp(model);
   expect(same_on_all_ranks(flat_state(*model)), "identical after DistributedDataParallel");
-  if (r == 0) expect(std::memcmp(before.data<double>(), flat_state(*model).data<double>(), before.numel() * 8) == 0, "rank 0's values");
+  if (r == 0)
+    expect(std::memcmp(before.data<double>(), flat_state(*model).data<double>(), before.numel() * 8) == 0,
+           "rank 0's values");
   // Per-rank data moves the statistics apart; the next forward starts again from rank 0's.
   manual_seed(5 + static_cast<uint64_t>(r));
   ddp(randn({8, 8}));
@@ -204,8 +209,12 @@ void trainer(const std::string& run_dir, int64_t max_iterations, bool resume, bo
   auto all = std::make_shared<const data::CIFAR10>(data::CIFAR10::from_memory(std::move(pixels), std::move(labels)));
   data::Split split = data::train_val_split(all, 64);
   const int r = dist::get_rank();
-  train::TrainerOptions o{.model = "twolayer", .epochs = 2, .batch_size = 32, .max_steps_per_epoch = 4,
-                          .max_iterations = max_iterations, .progress = 3};
+  train::TrainerOptions o{.model = "twolayer",
+                          .epochs = 2,
+                          .batch_size = 32,
+                          .max_steps_per_epoch = 4,
+                          .max_iterations = max_iterations,
+                          .progress = 3};
   o.run_dir = own_dirs && r > 0 ? fmt::format("{}-rank{}", run_dir, r) : run_dir;
   o.resume = resume;
   train::Trainer t(std::make_shared<models::TwoLayerNet>(), split.train, split.val, data::Subset(), o);
@@ -221,22 +230,32 @@ void trainer(const std::string& run_dir, int64_t max_iterations, bool resume, bo
 int main(int argc, char** argv) {
   configure_process();
   if (argc != 2 && !(argc == 6 && std::string(argv[1]) == "trainer")) {
-    fmt::print(stderr, "usage: mpi_ddp collectives|equivalence|seeds|buckets|mismatch|throw|abort\n"
-                       "       mpi_ddp trainer <run_dir> <max_iterations> <resume 0|1> <own_dirs 0|1>\n");
+    fmt::print(stderr,
+               "usage: mpi_ddp collectives|equivalence|seeds|buckets|mismatch|throw|abort\n"
+               "       mpi_ddp trainer <run_dir> <max_iterations> <resume 0|1> <own_dirs 0|1>\n");
     return 2;
   }
   const std::string what = argv[1];
   dist::init_process_group();
   try {
-    if (what == "collectives") collectives();
-    else if (what == "equivalence") equivalence(false), equivalence(true);
-    else if (what == "seeds") seeds();
-    else if (what == "buckets") buckets();
-    else if (what == "mismatch") mismatch();
-    else if (what == "throw") fault(true);
-    else if (what == "abort") fault(false);
-    else if (what == "trainer") trainer(argv[2], std::atoll(argv[3]), argv[4] == std::string("1"), argv[5] == std::string("1"));
-    else fail("mpi_ddp: unknown case '{}'", what);
+    if (what == "collectives")
+      collectives();
+    else if (what == "equivalence")
+      equivalence(false), equivalence(true);
+    else if (what == "seeds")
+      seeds();
+    else if (what == "buckets")
+      buckets();
+    else if (what == "mismatch")
+      mismatch();
+    else if (what == "throw")
+      fault(true);
+    else if (what == "abort")
+      fault(false);
+    else if (what == "trainer")
+      trainer(argv[2], std::atoll(argv[3]), argv[4] == std::string("1"), argv[5] == std::string("1"));
+    else
+      fail("mpi_ddp: unknown case '{}'", what);
   } catch (const Error& e) {
     // Errors these cases expect arise on every rank at once, so every rank can leave cleanly.
     fmt::print(stderr, "error: rank {}: {}\n", dist::get_rank(), e.what());

@@ -94,7 +94,8 @@ TEST_CASE("distributed: a group of one, its collectives and their errors") {
   }
   {
     nn::DistributedDataParallel ddp(mlp(0));
-    CHECK_ERROR(dist::destroy_process_group(), "destroy_process_group: 1 DistributedDataParallel object(s) still exist");
+    CHECK_ERROR(dist::destroy_process_group(),
+                "destroy_process_group: 1 DistributedDataParallel object(s) still exist");
   }
 }
 
@@ -201,7 +202,8 @@ TEST_CASE("DistributedSampler: disjoint equal shards covering the dataset, reshu
           CHECK((len < 0 || len == s.size()));
           len = s.size();
           CHECK(idx == s.order(2));
-          CHECK(idx == data::DistributedSampler(n, world, r, {.seed = 5, .drop_last = drop_last}).order(2));  // deterministic
+          CHECK(idx ==
+                data::DistributedSampler(n, world, r, {.seed = 5, .drop_last = drop_last}).order(2));  // deterministic
           seen.insert(idx.begin(), idx.end());
         }
         const std::set<int64_t> distinct(seen.begin(), seen.end());
@@ -219,7 +221,7 @@ TEST_CASE("DistributedSampler: disjoint equal shards covering the dataset, reshu
     }
   }
   data::DistributedSampler a(100, 2, 1, {.seed = 3});
-  CHECK(a.order(0) != a.order(1));  // a new order every epoch
+  CHECK(a.order(0) != a.order(1));                                                  // a new order every epoch
   CHECK(data::DistributedSampler(100, 2, 1, {.shuffle = false}).order(4)[2] == 5);  // 1, 3, 5, ...
   CHECK_ERROR(data::DistributedSampler(10, 2, 2), "DistributedSampler: rank must be in [0, 2), got 2");
   CHECK_ERROR(data::DistributedSampler(10, 0, 0), "DistributedSampler: world_size must be >= 1, got 0");
@@ -248,9 +250,12 @@ TEST_CASE("DataLoader shard: the ranks' batches put together are the global batc
   auto ds = synthetic(36);
   for (bool fused : {true, false}) {
     CAPTURE(fused);
-    const data::DataLoaderOptions base{.batch_size = 8, .drop_last = true,
-                                       .transform = T::Compose({T::RandomCrop(32, {.padding = 4}), T::RandomHorizontalFlip()}),
-                                       .seed = 3, .fused = fused};
+    const data::DataLoaderOptions base{
+        .batch_size = 8,
+        .drop_last = true,
+        .transform = T::Compose({T::RandomCrop(32, {.padding = 4}), T::RandomHorizontalFlip()}),
+        .seed = 3,
+        .fused = fused};
     data::DataLoader whole(ds, base);
     const std::vector<data::Batch> expect = whole_epoch(whole, 1);
     for (int64_t world : {2, 4}) {
@@ -269,7 +274,9 @@ TEST_CASE("DataLoader shard: the ranks' batches put together are the global batc
       }
     }
   }
-  CHECK_ERROR(data::DataLoader(ds, {.batch_size = 8, .shard = {0, 2}}), "DataLoader: a shard over 2 ranks needs drop_last");
+  CHECK_ERROR(data::DataLoader(ds, {.batch_size = 8, .shard = {0, 2}}),
+              "DataLoader: a shard over 2 ranks needs drop_last");
   CHECK_ERROR(data::DataLoader(ds, {.batch_size = 9, .drop_last = true, .shard = {0, 2}}), "got batch_size 9");
-  CHECK_ERROR(data::DataLoader(ds, {.shard = {2, 2}}), "DataLoader: shard rank must be in [0, world_size), got rank 2 of 2");
+  CHECK_ERROR(data::DataLoader(ds, {.shard = {2, 2}}),
+              "DataLoader: shard rank must be in [0, world_size), got rank 2 of 2");
 }

@@ -172,7 +172,8 @@ void Trainer::apply_image_recipe() {
 }
 
 double Trainer::evaluate(const std::shared_ptr<const data::Dataset>& d, bool tta) const {
-  if (!ddp_ || d == nullptr || d->size() == 0) return accuracy(*model_, d, opts_.eval_transform, 500, tta, opts_.batch_transform);
+  if (!ddp_ || d == nullptr || d->size() == 0)
+    return accuracy(*model_, d, opts_.eval_transform, 500, tta, opts_.batch_transform);
   // Every rank classifies every world_-th example with rank 0's batch-norm statistics (the model's
   // parameters are the same everywhere); the counts are summed.
   {

@@ -36,6 +36,7 @@ std::string signature(const Module& m, const DistributedDataParallelOptions& o) 
 
 struct DistributedDataParallel::Reducer {
   struct Slot {
+    std::string name;
     Tensor param;
     size_t bucket = 0;
     int64_t offset = 0;  // elements into the bucket
@@ -113,13 +114,13 @@ struct DistributedDataParallel::Reducer {
     if (!armed) return;
     Slot& s = slots[i];
     check(!s.ready,
-          "{}: parameter {} (shape {}) got a second gradient in one synchronised step; run forward again "
-          "before each backward",
-          kOp, i, s.param.shape());
+          "{}: parameter '{}' got a second gradient in one synchronised step; run forward again before each "
+          "backward",
+          kOp, s.name);
     Bucket& b = buckets[s.bucket];
     check(g.dtype() == b.flat.dtype() && g.numel() == s.param.numel(),
-          "{}: parameter {} has a gradient of {} {}, but was wrapped as {} {}; convert dtypes before wrapping", kOp, i,
-          dtype_name(g.dtype()), g.shape(), dtype_name(b.flat.dtype()), s.param.shape());
+          "{}: parameter '{}' has a gradient of {} {}, but was wrapped as {} {}; convert dtypes before wrapping", kOp,
+          s.name, dtype_name(g.dtype()), g.shape(), dtype_name(b.flat.dtype()), s.param.shape());
     NoGradGuard no_grad;
     // Gradients accumulated under no_sync() are averaged with this one: .grad will be their sum.
     const Tensor old = s.param.grad();
@@ -211,12 +212,12 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
   Reducer& r = *reducer_;
   r.overlap = options_.overlap;
   // Buckets in reverse registration order, roughly the order backward completes the gradients.
-  const std::vector<Tensor> params = module_->parameters();
+  const NamedTensors params = module_->named_parameters();
   const auto cap = static_cast<int64_t>(options_.bucket_cap_mb * 1024 * 1024);
   std::vector<std::pair<Dtype, int64_t>> layout;  // per bucket: dtype and elements
   int64_t bytes = 0;
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
-    const Tensor& p = *it;
+    const auto& [name, p] = *it;
     if (!p.requires_grad()) continue;
     const int64_t pb = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
     if (layout.empty() || bytes + pb > cap || layout.back().first != p.dtype()) {
@@ -224,7 +225,7 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
       r.buckets.emplace_back();
       bytes = 0;
     }
-    r.slots.push_back({p, r.buckets.size() - 1, layout.back().second, false});
+    r.slots.push_back({name, p, r.buckets.size() - 1, layout.back().second, false});
     r.buckets.back().slots.push_back(r.slots.size() - 1);
     layout.back().second += p.numel();
     bytes += pb;

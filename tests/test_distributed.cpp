@@ -148,6 +148,12 @@ TEST_CASE("DistributedDataParallel: unused parameters get zeros, frozen ones not
   CHECK_FALSE(model->b->parameters()[0].grad().defined());
   CHECK(ddp.stats().steps == 1);
 
+  // Converted after wrapping: the buckets were laid out for f32.
+  model->to(Dtype::f64);
+  model->use_b = true;
+  CHECK_ERROR(sum(ddp(x.to(Dtype::f64))).backward(),
+              "DistributedDataParallel: parameter 'b.bias' has a gradient of f64 [2], but was wrapped as f32 [2]; "
+              "convert dtypes before wrapping");
   CHECK_ERROR(nn::DistributedDataParallel(nullptr), "DistributedDataParallel: null module");
   CHECK_ERROR(nn::DistributedDataParallel(mlp(0), {.bucket_cap_mb = 0}),
               "DistributedDataParallel: bucket_cap_mb must be positive, got 0");

@@ -10,6 +10,8 @@
 #include "autograd/parallel.hpp"
 #include "autograd/process.hpp"
 #include "autograd/tensor.hpp"
+#include "distributed/ddp.hpp"
+#include "distributed/distributed.hpp"
 #include "nn/nn.hpp"
 #include "onnx/export.hpp"
 #include "ops/ops.hpp"

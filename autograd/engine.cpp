@@ -3,6 +3,7 @@
 
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "autograd/function.hpp"
 #include "ops/ops.hpp"
@@ -11,6 +12,8 @@ namespace xg {
 
 namespace {
 thread_local bool grad_enabled = true;
+// The callbacks of the innermost backward pass running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* pending_callbacks = nullptr;
 }  // namespace
 
 bool GradMode::is_enabled() { return grad_enabled; }
@@ -153,13 +156,27 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     if (!leaf || !leaf->requires_grad) return false;
     return !sweep.functional || sweep.leaf_targets.count(leaf.get()) > 0;
   };
+  // A hooked leaf's gradient is complete once the last node with an edge to it has run (the first
+  // such node in `order`): its hooks run right then, while the sweep goes on, so that a hook can
+  // start work on it early (DistributedDataParallel's allreduce overlaps the rest of the backward).
+  std::unordered_map<const TensorImpl*, const Node*> leaf_complete_after;
   for (Node* n : order) {
     bool r = sweep.node_targets.count(n) > 0;
-    for (const Edge& e : n->next) r = r || edge_needed(e);
+    for (const Edge& e : n->next) {
+      r = r || edge_needed(e);
+      if (e.node) continue;
+      if (auto leaf = e.leaf.lock(); leaf && leaf->hooks && !leaf->hooks->hooks.empty())
+        leaf_complete_after.try_emplace(leaf.get(), n);
+    }
     reaches[n] = r;
   }
 
   GradModeGuard mode(opts.create_graph);
+  std::vector<std::function<void()>> callbacks;
+  struct CallbackScope {  // restores the outer pass's list, also when the sweep throws
+    std::vector<std::function<void()>>* outer;
+    ~CallbackScope() { pending_callbacks = outer; }
+  } scope{std::exchange(pending_callbacks, &callbacks)};
   // Stores a complete gradient into .grad (accumulating), or into the functional result.
   auto store = [&](const std::shared_ptr<TensorImpl>& t, const Tensor& g) {
     if (sweep.functional) {
@@ -175,12 +192,23 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     t->grad = next.impl_ptr();
   };
   // A leaf's gradient is summed over all its uses first, so that its hooks see the whole of it.
-  std::vector<std::pair<std::shared_ptr<TensorImpl>, Tensor>> leaf_grads;
+  // .grad is written only at the end, so that a failing backward leaves every .grad as it was.
+  struct LeafGrad {
+    std::shared_ptr<TensorImpl> leaf;
+    Tensor grad;
+    bool hooked = false;  // its hooks have run on `grad`
+  };
+  std::vector<LeafGrad> leaf_grads;
   std::unordered_map<const TensorImpl*, size_t> leaf_slot;
   auto deliver_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
     auto [it, fresh] = leaf_slot.try_emplace(leaf.get(), leaf_grads.size());
-    if (fresh) leaf_grads.emplace_back(leaf, g);
-    else leaf_grads[it->second].second = add(leaf_grads[it->second].second, g);
+    if (fresh) leaf_grads.push_back({leaf, g});
+    else leaf_grads[it->second].grad = add(leaf_grads[it->second].grad, g);
+  };
+  auto run_leaf_hooks = [](LeafGrad& lg) {
+    if (lg.hooked || !lg.leaf->hooks) return;
+    lg.grad = fit_gradient(lg.leaf->hooks->run(lg.grad, "leaf"), lg.leaf->shape, lg.leaf->dtype, "leaf", "hook", 0);
+    lg.hooked = true;
   };
 
   for (size_t i = 0; i < roots.size(); ++i) {
@@ -230,6 +258,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
         }
       }
     }
+    if (!leaf_complete_after.empty())
+      for (const Edge& e : n->next) {
+        auto leaf = e.node ? nullptr : e.leaf.lock();
+        auto done = leaf ? leaf_complete_after.find(leaf.get()) : leaf_complete_after.end();
+        if (done == leaf_complete_after.end() || done->second != n) continue;
+        if (auto slot = leaf_slot.find(leaf.get()); slot != leaf_slot.end()) run_leaf_hooks(leaf_grads[slot->second]);
+      }
     if (!opts.retain_graph) {
       n->backward = nullptr;
       n->out_storage.reset();
@@ -237,11 +272,12 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     }
   }
 
-  for (auto& [leaf, g] : leaf_grads) {
-    Tensor gl = leaf->hooks ? fit_gradient(leaf->hooks->run(g, "leaf"), leaf->shape, leaf->dtype, "leaf", "hook", 0) : g;
-    g = Tensor();  // stored below: hold no second copy while the other leaves are stored
-    store(leaf, gl);
+  for (LeafGrad& lg : leaf_grads) run_leaf_hooks(lg);  // the leaves no node feeds (roots)
+  for (LeafGrad& lg : leaf_grads) {
+    Tensor g = std::move(lg.grad);  // hold no second copy while the other leaves are stored
+    store(lg.leaf, g);
   }
+  for (size_t i = 0; i < callbacks.size(); ++i) callbacks[i]();  // a callback may queue another
 }
 
 Tensor default_root_grad(const Tensor& out, const Tensor& given, const char* op) {
@@ -256,6 +292,11 @@ Tensor default_root_grad(const Tensor& out, const Tensor& given, const char* op)
 }
 
 }  // namespace
+
+void queue_callback(std::function<void()> fn) {
+  check(pending_callbacks != nullptr, "queue_callback: no backward pass is running on this thread (call it from a hook)");
+  pending_callbacks->push_back(std::move(fn));
+}
 
 void Tensor::backward(const BackwardOptions& opts) const { backward(Tensor(), opts); }
 

@@ -76,4 +76,10 @@ struct GradOptions {
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {}, const GradOptions& opts = {});
 
+// Runs fn on this thread when the backward pass now running (the innermost one, if a hook started
+// another) has stored every gradient, callbacks in the order queued. Called from a hook, for work
+// the hook began that must be finished before anyone reads .grad (DistributedDataParallel waits
+// for its allreduces here). Like PyTorch's Variable._execution_engine.queue_callback.
+void queue_callback(std::function<void()> fn);
+
 }  // namespace xg

@@ -8,6 +8,7 @@
 #include "data/image_folder.hpp"
 #include "data/loader.hpp"
 #include "data/pixels.hpp"
+#include "data/sampler.hpp"
 #include "data/subset.hpp"
 #include "data/transforms.hpp"
 #include "data/whitening.hpp"

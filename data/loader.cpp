@@ -9,24 +9,6 @@
 
 namespace xg::data {
 
-namespace {
-
-// splitmix64's finaliser: decorrelates (seed, epoch, stream) into one generator seed.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-std::mt19937_64 make_rng(uint64_t seed, int64_t epoch, uint64_t stream) {
-  return std::mt19937_64(mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ stream));
-}
-
-constexpr uint64_t kShuffleStream = ~0ull;  // batch b draws from stream b
-
-}  // namespace
-
 DataLoader::DataLoader(Subset data, DataLoaderOptions opts)
     : DataLoader(std::make_shared<const Subset>(std::move(data)), std::move(opts)) {}
 
@@ -49,7 +31,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> data, DataLoaderOptions op
       plan_ = std::move(plan);
     }
   }
-  const int64_t n = data_->size(), bs = opts_.batch_size;
+  const Shard& sh = opts_.shard;
+  check(sh.world_size >= 1 && sh.rank >= 0 && sh.rank < sh.world_size,
+        "DataLoader: shard rank must be in [0, world_size), got rank {} of {}", sh.rank, sh.world_size);
+  check(sh.world_size == 1 || (opts_.drop_last && opts_.batch_size % sh.world_size == 0),
+        "DataLoader: a shard over {} ranks needs drop_last and a batch_size that divides by it, got batch_size {}{}",
+        sh.world_size, opts_.batch_size, opts_.drop_last ? "" : " without drop_last");
+  const int64_t n = positions(), bs = opts_.batch_size;
   num_batches_ = opts_.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 
@@ -62,28 +50,40 @@ DataLoader::~DataLoader() {
   for (std::thread& t : workers_) t.join();
 }
 
-int64_t DataLoader::size() const { return opts_.drop_last ? num_batches_ * opts_.batch_size : data_->size(); }
+int64_t DataLoader::size() const {
+  return opts_.drop_last ? num_batches_ * (opts_.batch_size / opts_.shard.world_size) : positions();
+}
+int64_t DataLoader::positions() const { return opts_.sampler ? opts_.sampler->size() : data_->size(); }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  if (opts_.sampler) {
+    std::vector<int64_t> order = opts_.sampler->order(epoch);
+    check(static_cast<int64_t>(order.size()) == opts_.sampler->size(),
+          "DataLoader: the sampler gave {} positions for epoch {}, but its size() is {}", order.size(), epoch,
+          opts_.sampler->size());
+    for (int64_t pos : order)
+      check(pos >= 0 && pos < data_->size(), "DataLoader: the sampler gave position {} for a dataset of {} examples",
+            pos, data_->size());
+    return order;
+  }
   std::vector<int64_t> order(static_cast<size_t>(data_->size()));
   std::iota(order.begin(), order.end(), int64_t{0});
   if (!opts_.shuffle) return order;
-  // Fisher-Yates with our own draws: the same permutation on every platform.
-  auto rng = make_rng(opts_.seed, epoch, kShuffleStream);
-  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[transforms::below(rng, i)]);
+  auto rng = transforms::stream_rng(opts_.seed, epoch, transforms::kShuffleStream);
+  transforms::shuffle(order, rng);
   return order;
 }
 
-Batch DataLoader::fused_batch(std::span<const int64_t> idx, int64_t epoch, std::mt19937_64& rng) const {
+Batch DataLoader::fused_batch(std::span<const int64_t> idx, int64_t skip, int64_t epoch, std::mt19937_64& rng) const {
   const ImageDataset& img = *data_->as_images();
   const transforms::FusedPlan& p = *plan_;
-  const int64_t B = static_cast<int64_t>(idx.size()), bytes = p.chw[0] * p.chw[1] * p.chw[2];
+  const int64_t B = static_cast<int64_t>(idx.size()) - skip, bytes = p.chw[0] * p.chw[1] * p.chw[2];
   Batch out{Tensor::empty({B, p.chw[0], p.chw[1], p.chw[2]}, Dtype::f32), Tensor::empty({B}, Dtype::i64)};
   float* x = out.images.data<float>();
   int64_t* y = out.labels.data<int64_t>();
   const uint64_t span = static_cast<uint64_t>(2 * p.pad + 1);
-  for (int64_t i = 0; i < B; ++i) {
-    const int64_t pos = idx[static_cast<size_t>(i)];
+  for (int64_t i = -skip; i < B; ++i) {
+    const int64_t pos = idx[static_cast<size_t>(i + skip)];
     CropFlip t{.reflect = p.reflect};
     // The draws of the per-example transforms, in their order: shift y, shift x, flip.
     if (p.shift) {
@@ -92,6 +92,7 @@ Batch DataLoader::fused_batch(std::span<const int64_t> idx, int64_t epoch, std::
     }
     if (p.flip == transforms::FusedPlan::Flip::random) t.flip = transforms::coin(rng, p.flip_p);
     if (p.flip == transforms::FusedPlan::Flip::alternating) t.flip = transforms::AlternatingFlip::flips(opts_.seed, epoch, pos);
+    if (i < 0) continue;  // another rank's example: its draws only
     transform_image(img.image(pos), x + i * bytes, p.chw, t, *table_);
     y[i] = img.label(pos);
   }
@@ -100,26 +101,29 @@ Batch DataLoader::fused_batch(std::span<const int64_t> idx, int64_t epoch, std::
 
 Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const {
   check(b >= 0 && b < num_batches_, "DataLoader: batch {} out of range for {} batches", b, num_batches_);
-  check(static_cast<int64_t>(order.size()) == data_->size(), "DataLoader: order has {} positions for {} examples",
-        order.size(), data_->size());
+  check(static_cast<int64_t>(order.size()) == positions(), "DataLoader: order has {} positions for {} per epoch",
+        order.size(), positions());
   const int64_t begin = b * opts_.batch_size;
-  const int64_t B = std::min(opts_.batch_size, data_->size() - begin);
-  const std::span<const int64_t> idx(order.data() + begin, static_cast<size_t>(B));
-  auto rng = make_rng(opts_.seed, epoch, static_cast<uint64_t>(b));
+  const int64_t B = std::min(opts_.batch_size, positions() - begin);
+  // This rank's rows [lo, lo + per) of the global batch; the draws of rows [0, lo) are made first.
+  const int64_t per = B / opts_.shard.world_size, lo = opts_.shard.rank * per;
+  const std::span<const int64_t> idx(order.data() + begin, static_cast<size_t>(lo + per));
+  auto rng = transforms::stream_rng(opts_.seed, epoch, static_cast<uint64_t>(b));
   NoGradGuard no_grad;  // transforms never record, on any thread
   Batch out;
   if (plan_) {
-    out = fused_batch(idx, epoch, rng);
+    out = fused_batch(idx, lo, epoch, rng);
   } else {
     std::vector<Example> examples;
-    examples.reserve(idx.size());
-    for (int64_t pos : idx) {
+    examples.reserve(static_cast<size_t>(per));
+    for (int64_t i = opts_.transform ? 0 : lo; i < lo + per; ++i) {
+      const int64_t pos = idx[static_cast<size_t>(i)];
       Example e = data_->get(pos);
       transforms::Context ctx{rng, opts_.seed, epoch, pos};
       if (opts_.transform) e.data = opts_.transform(e.data, ctx);
-      examples.push_back(std::move(e));
+      if (i >= lo) examples.push_back(std::move(e));
     }
-    out = stack_examples(examples, idx, "DataLoader");
+    out = stack_examples(examples, idx.subspan(static_cast<size_t>(lo)), "DataLoader");
   }
   if (opts_.batch_transform) opts_.batch_transform(out);
   return out;

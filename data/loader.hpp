@@ -11,14 +11,20 @@
 #include <thread>
 #include <vector>
 
+#include "data/sampler.hpp"
 #include "data/subset.hpp"
 #include "data/transforms.hpp"
 
 namespace xg::data {
 
+// One rank's share of every batch in data-parallel training (see DataLoaderOptions::shard).
+struct Shard {
+  int64_t rank = 0, world_size = 1;
+};
+
 struct DataLoaderOptions {
   int64_t batch_size = 128;
-  bool shuffle = true;     // a new permutation every epoch
+  bool shuffle = true;     // a new permutation every epoch (ignored with a sampler)
   bool drop_last = false;  // drop the final batch when it is smaller than batch_size
   // Applied to every example's data (transforms::Compose for several); empty: none.
   transforms::AnyTransform transform{};
@@ -32,6 +38,15 @@ struct DataLoaderOptions {
   // Applied to every finished batch (on a worker thread when there is one). Must depend only on
   // its input for the loader to stay deterministic.
   std::function<void(Batch&)> batch_transform{};
+  // The positions each epoch visits, in order, instead of all of them (shuffled or not); e.g. this
+  // rank's shard, data::DistributedSampler. The loader passes the epoch: set_epoch is not needed.
+  std::shared_ptr<const Sampler> sampler{};
+  // Data-parallel training with a global batch: every rank walks the same epoch order (same seed),
+  // and batch b is rows [rank * k, (rank + 1) * k) of the global batch b of batch_size examples,
+  // k = batch_size / world_size, each with exactly the augmentation it gets in the global batch
+  // (the draws of the rows before them are made and dropped), so that an image is augmented the
+  // same at any world size. Needs drop_last and a batch_size that divides by world_size.
+  Shard shard{};
 };
 
 // Usage:
@@ -62,12 +77,13 @@ class DataLoader {
   std::optional<Batch> next();
 
   int64_t num_batches() const { return num_batches_; }  // per epoch
-  int64_t size() const;                                 // examples per epoch, after drop_last
+  int64_t size() const;                                 // examples per epoch (this shard's), after drop_last
   const Dataset& data() const { return *data_; }
   const DataLoaderOptions& options() const { return opts_; }
   bool is_fused() const { return plan_.has_value(); }  // batches come from raw bytes
 
-  // Positions in data() in the order epoch `epoch` visits them (the identity without shuffle).
+  // Positions in data() in the order epoch `epoch` visits them (the identity without shuffle; the
+  // sampler's order with one).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Batch b of epoch `epoch`, built on the calling thread: what next() returns as batch b.
   Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const;
@@ -77,8 +93,10 @@ class DataLoader {
   EpochRange epoch(int64_t e);
 
  private:
+  int64_t positions() const;  // per epoch, before drop_last: the sampler's size, else the dataset's
   void worker_loop();
-  Batch fused_batch(std::span<const int64_t> idx, int64_t epoch, std::mt19937_64& rng) const;
+  // idx[skip:] transformed; the draws of idx[:skip] are made first and dropped.
+  Batch fused_batch(std::span<const int64_t> idx, int64_t skip, int64_t epoch, std::mt19937_64& rng) const;
   [[noreturn]] void rethrow(std::exception_ptr e, int64_t batch) const;
 
   std::shared_ptr<const Dataset> data_;

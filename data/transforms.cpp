@@ -38,13 +38,6 @@ Tensor window(const Tensor& in, int64_t OH, int64_t OW, int64_t top, int64_t lef
   return out;
 }
 
-uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 bool Transform::fuse(FusedPlan&) const { return false; }

@@ -158,9 +158,27 @@ class CenterCrop : public Transform {
   int64_t height_, width_;
 };
 
+// splitmix64's finaliser: decorrelates seeds that differ in a few bits.
+constexpr uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+// The generator of one stream of one epoch under one seed (the loader's batches and shuffles, the
+// DistributedSampler's shuffles): the same draws on every platform.
+inline std::mt19937_64 stream_rng(uint64_t seed, int64_t epoch, uint64_t stream) {
+  return std::mt19937_64(mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ stream));
+}
+// The stream of an epoch's shuffle (batch b of the DataLoader draws from stream b).
+constexpr uint64_t kShuffleStream = ~0ull;
 // A draw in [0, n), as every random transform draws (plain modulo: the same on every platform).
 inline uint64_t below(std::mt19937_64& rng, uint64_t n) { return rng() % n; }
 // A Bernoulli(p) draw from one 64-bit value: u >= 1 - p with u uniform on [0, 1) in steps of 2^-53.
 inline bool coin(std::mt19937_64& rng, double p) { return static_cast<double>(rng() >> 11) * 0x1.0p-53 >= 1.0 - p; }
+// Fisher-Yates over `order` with draws from rng (below), the same permutation on every platform.
+inline void shuffle(std::vector<int64_t>& order, std::mt19937_64& rng) {
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[below(rng, i)]);
+}
 
 }  // namespace xg::data::transforms

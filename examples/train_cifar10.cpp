@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
   o.augment = !no_augment;
   const bool airbench = o.model == "airbench";
 
+  // Under mpirun every rank runs this program: data-parallel training over the ranks (README,
+  // "Distributed training"); started alone, a group of one.
+  distributed::init_process_group();
+  const int rank = distributed::get_rank(), world = distributed::get_world_size();
   try {
     if (threads > 0) set_num_threads(threads);
     std::shared_ptr<nn::Module> model;
@@ -79,20 +83,26 @@ int main(int argc, char** argv) {
       check(!app.count("--widths"), "--widths is for --model airbench");
       model = models::make_model(o.model);  // a wrong name fails before any data is read
     }
-    const std::string dir = data::find_cifar10_dir(data_dir);
+    // Rank 0 looks first (and downloads if need be); the others then find what it found.
+    std::string dir = rank == 0 ? data::find_cifar10_dir(data_dir) : "";
+    if (world > 1) distributed::barrier();
+    if (rank != 0) dir = data::find_cifar10_dir(data_dir);
     auto train_set = std::make_shared<const data::CIFAR10>(dir, true);
     auto test_set = std::make_shared<const data::CIFAR10>(dir, false);
     data::Split split = data::train_val_split(train_set, num_val);
     if (train_images > 0) split.train = split.train.first(std::min(train_images, split.train.size()));
-    fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {} threads\n", dir, split.train.size(),
-               split.val.size(), test_images > 0 ? std::min(test_images, test_set->size()) : test_set->size(), o.model,
-               get_num_threads());
+    if (rank == 0)
+      fmt::print("CIFAR-10 from {}: {} train, {} val, {} test images; model {}, {}{} threads\n", dir,
+                 split.train.size(), split.val.size(),
+                 test_images > 0 ? std::min(test_images, test_set->size()) : test_set->size(), o.model,
+                 world > 1 ? fmt::format("{} ranks x ", world) : "", get_num_threads());
     if (airbench) {
       o = train::airbench_options(o, recipe, split.train.size());
       train::airbench_whitening(static_cast<models::Airbench&>(*model), split.train,
                                 std::min(recipe.whitening_images, split.train.size()));
-      fmt::print("airbench: {} steps of {} ({:g} epochs of {} steps), widths {}\n", o.max_iterations, o.batch_size,
-                 recipe.epochs, train::steps_per_epoch(split.train.size(), o), fmt::join(widths, ","));
+      if (rank == 0)
+        fmt::print("airbench: {} steps of {} ({:g} epochs of {} steps), widths {}\n", o.max_iterations, o.batch_size,
+                   recipe.epochs, train::steps_per_epoch(split.train.size(), o), fmt::join(widths, ","));
     } else {
       o.epochs = static_cast<int64_t>(std::ceil(epochs));
       if (epochs != std::floor(epochs))  // a fractional epoch: the run stops part-way through the last one
@@ -103,16 +113,21 @@ int main(int argc, char** argv) {
     if (test_images > 0) test = test.first(std::min(test_images, test.size()));
     train::Trainer trainer(model, split.train, split.val, test, o);
     train::TrainResult r = trainer.fit();
-    if (!split.val.empty())
-      fmt::print("best val accuracy {:.2f}% (epoch {}), ", 100 * r.best_val_acc, r.best_epoch);
-    fmt::print("test accuracy {:.2f}% ({} weights), {:.0f} img/s over {:.0f} s of training\n", 100 * r.test_acc,
-               o.keep_best ? "the best epoch's" : "the last", r.images_per_second, r.train_seconds);
-    fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, model.onnx, "
-               "summary.json\n",
-               o.run_dir);
+    if (rank == 0) {
+      if (!split.val.empty())
+        fmt::print("best val accuracy {:.2f}% (epoch {}), ", 100 * r.best_val_acc, r.best_epoch);
+      fmt::print("test accuracy {:.2f}% ({} weights), {:.0f} img/s over {:.0f} s of training\n", 100 * r.test_acc,
+                 o.keep_best ? "the best epoch's" : "the last", r.images_per_second, r.train_seconds);
+      fmt::print("results in {}: metrics.csv, loss.svg, accuracy.svg, filters.png, best.safetensors, model.onnx, "
+                 "summary.json\n",
+                 o.run_dir);
+    }
   } catch (const Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    fmt::print(stderr, "error: {}{}\n", world > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
+    // The other ranks may be waiting in a collective: end them too.
+    if (world > 1) distributed::abort_job(1);
     return 1;
   }
+  distributed::destroy_process_group();
   return 0;
 }

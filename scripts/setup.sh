@@ -3,7 +3,7 @@
 # names on the command line join the list (scripts/fuzz.sh adds clang).
 set -euo pipefail
 pkgs=(cmake g++ make libxtensor-dev libxtensor-blas-dev libopenblas-dev doctest-dev libfmt-dev
-      nlohmann-json3-dev libcli11-dev libstb-dev libdnnl-dev "$@")
+      nlohmann-json3-dev libcli11-dev libstb-dev libdnnl-dev openmpi-bin libopenmpi-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -126,3 +126,47 @@ TEST_CASE("a gradient of another floating dtype is cast to its input's, for leav
   CHECK_ERROR(IntegerGrad::apply(x3).backward(ones({3})), "backward of 'integer_grad': gradient 0 has dtype i64, "
                                                           "expected f32");
 }
+
+TEST_CASE("a leaf's hook runs as soon as its gradient is complete, before earlier layers' backward") {
+  Tensor x = test::leaf({3}, 1), w1 = test::leaf({3}, 2), w2 = test::leaf({3}, 3);
+  std::vector<std::string> order;
+  w1.register_hook([&](const Tensor&) { order.push_back("w1"); });
+  w2.register_hook([&](const Tensor&) { order.push_back("w2"); });
+  Tensor h = x * w1;
+  h.register_hook([&](const Tensor&) { order.push_back("h"); });
+  // w2 is used twice, both after h: its hook sees the sum of both uses, and runs before h's gradient
+  // flows on into w1.
+  std::vector<double> seen;
+  w2.register_hook([&](const Tensor& g) { seen = g.to_vector<double>(); });
+  sum(h * w2 + w2 * 2.0).backward();
+  CHECK(order == std::vector<std::string>{"w2", "h", "w1"});
+  CHECK(allclose(from_vector(seen, {3}), h.detach() + 2.0));
+  CHECK(allclose(w2.grad(), h.detach() + 2.0));
+}
+
+TEST_CASE("queue_callback runs after every gradient is stored, once per backward; refused outside one") {
+  Tensor a = test::leaf({2}, 1), b = test::leaf({2}, 2);
+  int calls = 0;
+  bool stored = false;
+  a.register_hook([&](const Tensor&) {
+    queue_callback([&] {
+      ++calls;
+      stored = a.grad().defined() && b.grad().defined();
+    });
+  });
+  sum(a * b).backward();
+  CHECK(calls == 1);
+  CHECK(stored);
+  CHECK_ERROR(queue_callback([] {}), "queue_callback: no backward pass is running");
+  // A backward that fails runs no callback and stores no gradient.
+  a.zero_grad();
+  b.zero_grad();
+  Tensor y = sum(a * b);
+  y.backward({.retain_graph = true});
+  CHECK(calls == 2);
+  a.zero_grad();
+  b.register_hook([](const Tensor& g) { return g.to(Dtype::i64); });  // refused: not floating
+  CHECK_ERROR(y.backward(), "hook of 'leaf'");
+  CHECK(calls == 2);
+  CHECK_FALSE(a.grad().defined());
+}

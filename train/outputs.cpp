@@ -55,7 +55,8 @@ void Trainer::write_outputs(const TrainResult& r) const {
   j["train_seconds"] = r.train_seconds;
   j["images_per_second"] = r.images_per_second;
   j["iterations"] = r.losses.size();
-  j["threads"] = get_num_threads();
+  j["threads"] = get_num_threads();  // per rank
+  j["world_size"] = world_;
   j["config"] = {{"epochs", opts_.epochs},         {"batch_size", opts_.batch_size}, {"optimizer", opts_.optimizer},
                  {"lr", opts_.lr},                 {"momentum", opts_.momentum},     {"weight_decay", opts_.weight_decay},
                  {"schedule", opts_.schedule},     {"lr_decay", opts_.lr_decay},     {"augment", opts_.augment},

@@ -62,6 +62,21 @@ T meta_number(const nn::Metadata& m, const std::string& key, const std::string& 
   return value;
 }
 
+// Everything every rank of a data-parallel job must agree on, one item a line. Not the run directory:
+// only rank 0 writes there, and the others read only the checkpoint to resume from (their own copy,
+// without a shared file system).
+std::string options_text(const TrainerOptions& o, const data::Dataset& train, const data::Dataset* val,
+                         const data::Dataset* test) {
+  return fmt::format("model={}\nepochs={}\nbatch_size={}\noptimizer={}\nlr={}\nmomentum={}\nweight_decay={}\nschedule={}\n"
+                     "lr_decay={}\nstep_size={}\naugment={}\nlabel_smoothing={}\nflip_tta={}\ntrain_acc_samples={}\n"
+                     "max_steps_per_epoch={}\nseed={}\nmax_iterations={}\nnesterov={}\nresume={}\n"
+                     "train_images={}\nval_images={}\ntest_images={}\n",
+                     o.model, o.epochs, o.batch_size, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule,
+                     o.lr_decay, o.step_size, o.augment, o.label_smoothing, o.flip_tta, o.train_acc_samples,
+                     o.max_steps_per_epoch, o.seed, o.max_iterations, o.nesterov, o.resume, train.size(),
+                     val ? val->size() : 0, test ? test->size() : 0);
+}
+
 // What a checkpoint records of the run's configuration, and what --resume insists matches.
 nn::Metadata run_identity(const TrainerOptions& o) {
   return {{"model", o.model},         {"batch_size", std::to_string(o.batch_size)}, {"seed", std::to_string(o.seed)},
@@ -148,6 +163,15 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<const data::
   check(opts_.augment_shift >= 0, "Trainer: augment_shift must be >= 0, got {}", opts_.augment_shift);
   check(opts_.lookahead_k >= 0 && (opts_.lookahead_k == 0 || opts_.lookahead_alpha),
         "Trainer: lookahead_k ({}) needs to be >= 0, and a lookahead_alpha when positive", opts_.lookahead_k);
+  world_ = distributed::get_world_size();
+  rank_ = distributed::get_rank();
+  check(opts_.batch_size % world_ == 0, "Trainer: batch_size {} is the global batch and must divide over the {} ranks",
+        opts_.batch_size, world_);
+  if (world_ > 1) {  // collectives: every rank gets here, or the job has already failed
+    distributed::detail::check_same_on_all_ranks(options_text(opts_, *train_, val_.get(), test_.get()), "Trainer",
+                                                 "the options");
+    ddp_ = std::make_shared<nn::DistributedDataParallel>(model_);
+  }
   make_optimizer();
 }
 
@@ -174,14 +198,31 @@ double Trainer::evaluate(const std::shared_ptr<const data::Dataset>& d, bool tta
   const TTAOptions views{.flip = tta && opts_.flip_tta,
                          .shifts = tta ? opts_.tta_shifts : std::vector<std::pair<int64_t, int64_t>>{},
                          .shift_weight = opts_.tta_shift_weight};
-  return accuracy(*model_, d, opts_.eval_transform, 500, views, opts_.batch_transform);
+  if (!ddp_ || d == nullptr || d->size() == 0)
+    return accuracy(*model_, d, opts_.eval_transform, 500, views, opts_.batch_transform);
+  // Every rank classifies every world_-th example with rank 0's batch-norm statistics (the model's
+  // parameters are the same everywhere); the counts are summed.
+  {
+    NoGradGuard no_grad;
+    for (const Tensor& b : model_->buffers()) distributed::broadcast(b, 0);
+  }
+  std::vector<int64_t> mine;
+  for (int64_t i = rank_; i < d->size(); i += world_) mine.push_back(i);
+  auto shard = std::make_shared<const data::Subset>(d, std::move(mine));
+  const double acc = accuracy(*model_, shard, opts_.eval_transform, 500, views, opts_.batch_transform);
+  Tensor correct = from_vector<double>({std::round(acc * static_cast<double>(shard->size()))});
+  distributed::all_reduce(correct);
+  return correct.item<double>() / static_cast<double>(d->size());
 }
 
 Tensor Trainer::objective(const data::Batch& batch) const {
-  Tensor out = model_->forward(batch.images);
+  Tensor out = ddp_ ? ddp_->forward(batch.images) : model_->forward(batch.images);
   Tensor loss = opts_.loss ? opts_.loss(out, batch.labels)
                            : cross_entropy(out, batch.labels,
                                            {.reduction = opts_.loss_reduction, .label_smoothing = opts_.label_smoothing});
+  // Data-parallel gradients are averaged over the ranks: a loss summed over each rank's share of the
+  // batch is scaled by the rank count, so that the average is the global batch's sum.
+  if (world_ > 1 && !opts_.loss && opts_.loss_reduction == "sum") loss = mul(loss, static_cast<double>(world_));
   return opts_.regularizer ? add(loss, opts_.regularizer(*model_)) : loss;
 }
 
@@ -236,24 +277,28 @@ void Trainer::make_optimizer() {
 }
 
 TrainResult Trainer::fit() {
-  const bool files = !opts_.run_dir.empty();
-  if (files) create_directories(opts_.run_dir, "Trainer");
+  const bool files = !opts_.run_dir.empty(), writer = files && rank_ == 0, speak = rank_ == 0;
+  // Rank 0 writes; the others wait for its checkpoint so that no rank is an epoch ahead of it.
+  const auto saved = [&] {
+    if (ddp_ && files) distributed::barrier();
+  };
+  if (writer) create_directories(opts_.run_dir, "Trainer");
   const std::string ckpt = files ? (fs::path(opts_.run_dir) / "checkpoint.safetensors").string() : "(none)";
   int64_t first_epoch = 0;
   if (opts_.resume) {
     std::error_code ec;
     check(files && fs::exists(ckpt, ec), "Trainer: --resume asked for, but {} does not exist", ckpt);
     first_epoch = load_checkpoint(ckpt);
-    fmt::print("resumed from {} at epoch {}\n", ckpt, first_epoch + 1);
+    if (speak) fmt::print("resumed from {} at epoch {}\n", ckpt, first_epoch + 1);
   } else {
     manual_seed(opts_.seed);
   }
   apply_image_recipe();  // after the run directory: its errors come first
-  const bool bar = opts_.progress == -1 ? isatty(fileno(stdout)) != 0 : opts_.progress == 1;
-  const bool step_lines = !bar && opts_.progress <= 0, epoch_lines = opts_.progress <= 2;
+  const bool bar = speak && (opts_.progress == -1 ? isatty(fileno(stdout)) != 0 : opts_.progress == 1);
+  const bool step_lines = speak && !bar && opts_.progress <= 0, epoch_lines = speak && opts_.progress <= 2;
   data::DataLoader loader(train_, {.batch_size = opts_.batch_size, .shuffle = true, .drop_last = true,
                                    .transform = opts_.train_transform, .seed = opts_.seed,
-                                   .batch_transform = opts_.batch_transform});
+                                   .batch_transform = opts_.batch_transform, .shard = {rank_, world_}});
   const auto out_of_steps = [&] {
     return opts_.max_iterations > 0 && static_cast<int64_t>(result_.losses.size()) >= opts_.max_iterations;
   };
@@ -270,7 +315,12 @@ TrainResult Trainer::fit() {
       std::optional<data::Batch> batch = loader.next();
       if (!batch) break;
       Tensor loss = objective(*batch);
-      const double value = loss.item<double>();
+      double value = loss.item<double>();
+      if (ddp_) {  // the global batch's loss, the same on every rank (so a NaN stops every rank at once)
+        Tensor mean = from_vector<double>({value});
+        distributed::all_reduce(mean, distributed::ReduceOp::AVG);
+        value = mean.item<double>();
+      }
       if (!std::isfinite(value) && opts_.nonfinite_is_error)
         fail("Trainer: the loss is {} at epoch {}, step {} (iteration {}); stopping. The last good checkpoint "
              "(end of epoch {}) is {}",
@@ -335,7 +385,8 @@ TrainResult Trainer::fit() {
                      : fmt::format("val acc {:.1f}% (best {:.1f}%)", 100 * m.val_acc, 100 * result_.best_val_acc),
                  m.lr, m.images_per_second, m.seconds);
     std::fflush(stdout);
-    if (files) save_checkpoint(epoch + 1, ckpt);
+    if (writer) save_checkpoint(epoch + 1, ckpt);
+    saved();
   }
 
   if (opts_.keep_best) model_->load_state_dict(best_state_);  // the best-validation weights, as CS231n's Solver keeps
@@ -344,7 +395,8 @@ TrainResult Trainer::fit() {
   const double images = static_cast<double>(r.losses.size() * opts_.batch_size);
   r.images_per_second = r.train_seconds > 0 ? images / r.train_seconds : 0;
   if (test_ != nullptr && test_->size() > 0) r.test_acc = evaluate(test_, opts_.flip_tta);
-  if (files) write_outputs(r);
+  if (writer) write_outputs(r);
+  saved();
   return r;
 }
 

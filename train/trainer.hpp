@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/data.hpp"
+#include "distributed/ddp.hpp"
 #include "nn/nn.hpp"
 #include "optim/optim.hpp"
 #include "train/tta.hpp"
@@ -19,7 +20,7 @@ namespace xg::train {
 struct TrainerOptions {
   std::string model = "vgg";        // recorded in the checkpoint; resume refuses another model
   int64_t epochs = 13;              // the default recipe: about 14 minutes on 2 cores
-  int64_t batch_size = 128;
+  int64_t batch_size = 128;          // the global batch: split over the ranks of a data-parallel job
   std::string optimizer = "sgd";    // sgd, adam, adamw, rmsprop, adagrad
   double lr = 0.05;
   double momentum = 0.9;            // sgd, rmsprop
@@ -114,6 +115,12 @@ double accuracy(nn::Module& model, std::shared_ptr<const data::Dataset> examples
 double accuracy(nn::Module& model, const data::Subset& images, const data::Normalization& norm,
                 int64_t batch_size = 500, bool flip_tta = false);
 
+// Data-parallel training: in a job started by mpirun (after distributed::init_process_group), every
+// rank runs the same Trainer. The model is wrapped in nn::DistributedDataParallel, each rank trains
+// on its share of every global batch (augmented as in one process: data::DataLoaderOptions::shard),
+// the reported loss is the global batch's, and evaluation is split over the ranks. Only rank 0
+// prints and writes files; to resume, every rank reads the checkpoint in its own run_dir (a shared
+// file system, or a copy on every node). A checkpoint written at one world size resumes at any other.
 class Trainer {
  public:
   // val and test may be null or empty (no validation: every epoch counts as best; no test accuracy).
@@ -136,6 +143,8 @@ class Trainer {
   std::shared_ptr<nn::Module> model_;
   std::shared_ptr<const data::Dataset> train_, val_, test_, train_eval_;
   TrainerOptions opts_;
+  std::shared_ptr<nn::DistributedDataParallel> ddp_;  // the model's wrapper when the job has several ranks
+  int world_ = 1, rank_ = 0;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<optim::LRScheduler> scheduler_;
   std::unique_ptr<optim::Lookahead> lookahead_;

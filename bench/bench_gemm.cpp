@@ -123,7 +123,7 @@ int main() {
   add(winograd_shapes(64, 256, 15, 1024));
   add(winograd_shapes(256, 256, 7, 1024));
   add(im2col_shapes(256, 256, 3, 3, 1024));
-  shapes.push_back({"TwoLayerNet fc1 fwd (128x3072 . 3072x100)", 128, 100, 3072, false, false, 1});
+  shapes.push_back({"TwoLayerNet fc1 fwd, x W^T, a thread's half", 64, 100, 3072, false, true, 2});
   shapes.push_back({"TwoLayerNet fc1 dW", 3072, 100, 128, true, false, 1});
   for (const GemmShape& s : shapes) {
     const std::vector<float> a(s.M * s.K, 0.5f), b(s.K * s.N, 0.25f);

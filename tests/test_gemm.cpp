@@ -1,7 +1,7 @@
 // The internal f32 GEMM (ops/blas.hpp) on each backend: oneDNN (when built with it) and OpenBLAS,
 // against an f64 reference, over every transpose, leading dimensions wider than the matrices,
-// alpha/beta, sizes either side of the oneDNN threshold, and products large enough to be split over
-// the worker pool.
+// alpha/beta, sizes either side of the oneDNN threshold, inner dimensions long enough for a
+// transposed B to be transposed first, and products large enough to be split over the worker pool.
 #include <random>
 #include <vector>
 
@@ -53,10 +53,11 @@ void check_backend(bool onednn) {
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (Case c : {Case{3, 5, 4, ta, tb, 1, 0}, Case{33, 17, 40, ta, tb, 0.5f, 1}, Case{64, 96, 128, ta, tb, 1, 0},
-                     Case{300, 260, 220, ta, tb, -1.5f, 0.25f}}) {
+                     Case{300, 260, 220, ta, tb, -1.5f, 0.25f}, Case{40, 30, 600, ta, tb, 1, 0.5f},
+                     Case{200, 100, 900, ta, tb, 2, 0}}) {
         INFO(fmt::format("onednn {} M {} N {} K {} ta {} tb {} alpha {} beta {}", onednn, c.M, c.N, c.K, ta, tb,
                          c.alpha, c.beta));
-        CHECK(gemm_error(c) < 1e-4);  // f32 rounding over K <= 220 terms of size ~1
+        CHECK(gemm_error(c) < 1e-4);  // f32 rounding over K <= 900 terms of size ~1
       }
 }
 

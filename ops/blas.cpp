@@ -37,7 +37,7 @@ struct OneOpenmpThread {
 };
 
 // Below this many multiply-adds OpenBLAS is faster: oneDNN's fixed cost per call is about 0.2 us
-// (bench/bench_gemm, 2026-11-30: 16x16x16 at 0.6x, 32x32x32 at 1.3x of OpenBLAS).
+// (bench/bench_gemm, 2026-11-30, one thread: 16^3 at 0.89x, 24^3 at 1.07x, 32^3 at 1.58x of OpenBLAS).
 constexpr int64_t kOnednnMinMacs = 16 * 1024;
 
 // From this inner dimension up, a transposed B is transposed before the call (bench/bench_gemm,

@@ -36,15 +36,6 @@ struct OneOpenmpThread {
   }
 };
 
-// Below this many multiply-adds OpenBLAS is faster: oneDNN's fixed cost per call is about 0.2 us
-// (bench/bench_gemm, 2026-11-30, one thread: 16^3 at 0.89x, 24^3 at 1.07x, 32^3 at 1.58x of OpenBLAS).
-constexpr int64_t kOnednnMinMacs = 16 * 1024;
-
-// From this inner dimension up, a transposed B is transposed before the call (bench/bench_gemm,
-// 2026-11-30, one thread: [64x100x3072] 68 -> 152 GFLOP/s, the first conv's weight gradient
-// [32x27x1024] 51 -> 113; at K <= 192 both ways run alike).
-constexpr int64_t kTransposeMinK = 512;
-
 }  // namespace
 
 bool sgemm_uses_onednn() { return onednn_enabled.load(std::memory_order_relaxed); }
@@ -57,6 +48,31 @@ void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
   check(st == dnnl_success, "matmul: oneDNN sgemm failed (status {}) for {}x{}x{}", static_cast<int>(st), M, N, K);
 }
 
+#else
+
+bool sgemm_uses_onednn() { return false; }
+void set_sgemm_onednn(bool on) { check(!on, "set_sgemm_onednn: this build has no oneDNN (XGRAD_ONEDNN=OFF)"); }
+void sgemm_onednn(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+                  float*, int64_t) {
+  fail("sgemm_onednn: this build has no oneDNN (XGRAD_ONEDNN=OFF)");
+}
+
+#endif
+
+namespace {
+
+// Below this many multiply-adds OpenBLAS is faster: oneDNN's fixed cost per call is about 0.2 us
+// (bench/bench_gemm, 2026-11-30, one thread: 16^3 at 0.89x, 24^3 at 1.07x, 32^3 at 1.58x of OpenBLAS).
+constexpr int64_t kOnednnMinMacs = 16 * 1024;
+
+// From this inner dimension up, a transposed B is transposed before the call (bench/bench_gemm,
+// 2026-11-30, one thread: [64x100x3072] 68 -> 152 GFLOP/s, the first conv's weight gradient
+// [32x27x1024] 51 -> 113; at K <= 192 both ways run alike).
+constexpr int64_t kTransposeMinK = 512;
+
+}  // namespace
+
+// One definition for both builds: without oneDNN, sgemm_uses_onednn() is false.
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M * N * K >= kOnednnMinMacs && sgemm_uses_onednn()) {
@@ -75,22 +91,5 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
               B, ldb, beta, C, ldc);
 }
-
-#else
-
-bool sgemm_uses_onednn() { return false; }
-void set_sgemm_onednn(bool on) { check(!on, "set_sgemm_onednn: this build has no oneDNN (XGRAD_ONEDNN=OFF)"); }
-void sgemm_onednn(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
-                  float*, int64_t) {
-  fail("sgemm_onednn: this build has no oneDNN (XGRAD_ONEDNN=OFF)");
-}
-
-void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-              B, ldb, beta, C, ldc);
-}
-
-#endif
 
 }  // namespace xg::detail

@@ -72,22 +72,31 @@ constexpr int64_t kTransposeMinK = 512;
 
 }  // namespace
 
+bool sgemm_transposes_b(int64_t M, int64_t N, int64_t K) {
+  return K >= kTransposeMinK && M * N * K >= kOnednnMinMacs && sgemm_uses_onednn();
+}
+
+void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* out) {
+  // Tiles of 16 rows of B by 64 of its columns (4 KiB): every line read and written stays in L1.
+  for (int64_t k0 = 0; k0 < K; k0 += 64)
+    for (int64_t n0 = 0; n0 < N; n0 += 16) {
+      const int64_t k1 = std::min(K, k0 + 64), n1 = std::min(N, n0 + 16);
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t n = n0; n < n1; ++n) out[k * N + n] = B[n * ldb + k];
+    }
+}
+
 // One definition for both builds: without oneDNN, sgemm_uses_onednn() is false.
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M * N * K >= kOnednnMinMacs && sgemm_uses_onednn()) {
-    if (tb && K >= kTransposeMinK) {
-      // oneDNN's kernel for a transposed B with a long inner dimension runs at half its usual rate
-      // (x W^T in Linear, the conv weight gradients): B^T is written out first, in blocks of rows.
-      thread_local std::vector<float> bt;
-      if (bt.size() < static_cast<size_t>(K * N)) bt.resize(static_cast<size_t>(K * N));
-      for (int64_t k0 = 0; k0 < K; k0 += 64)
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t k = k0, k1 = std::min(K, k0 + 64); k < k1; ++k) bt[k * N + n] = B[n * ldb + k];
-      return sgemm_onednn(ta, false, M, N, K, alpha, A, lda, bt.data(), N, beta, C, ldc);
-    }
-    return sgemm_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (tb && sgemm_transposes_b(M, N, K)) {
+    thread_local std::vector<float> bt;
+    if (bt.size() < static_cast<size_t>(K * N)) bt.resize(static_cast<size_t>(K * N));
+    transpose_rows(B, ldb, N, K, bt.data());
+    return sgemm_onednn(ta, false, M, N, K, alpha, A, lda, bt.data(), N, beta, C, ldc);
   }
+  if (M * N * K >= kOnednnMinMacs && sgemm_uses_onednn())
+    return sgemm_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
               B, ldb, beta, C, ldc);
 }

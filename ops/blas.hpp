@@ -25,6 +25,13 @@ void set_sgemm_onednn(bool on);
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// Whether sgemm_serial writes a transposed B out before the call (oneDNN's kernel for a transposed B
+// with a long inner dimension runs at half its usual rate); gemm then transposes B once for all workers.
+bool sgemm_transposes_b(int64_t M, int64_t N, int64_t K);
+
+// out[k * N + n] = B[n * ldb + k]: B^T of an N x K row-major B, written out in cache-sized blocks.
+void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* out);
+
 // One f32 GEMM on oneDNN, single-threaded, whatever its size (benchmarks; an error without oneDNN).
 void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
@@ -57,6 +64,19 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
   if (M * N * K < (int64_t{1} << 24) || !serial_gemms<T>()) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (tb && sgemm_transposes_b(M, N, K)) {
+      // Written out once, split over the workers, rather than once by every worker for its part of C.
+      thread_local std::vector<float> bt;
+      if (bt.size() < static_cast<size_t>(K * N)) bt.resize(static_cast<size_t>(K * N));
+      float* out = bt.data();
+      parallel_for(0, K, 256, [&](int64_t lo, int64_t hi) {
+        transpose_rows(B + lo, ldb, N, hi - lo, out + lo * N);  // rows lo..hi of B^T, each N long
+      });
+      gemm(ta, false, M, N, K, alpha, A, lda, out, N, beta, C, ldc);
+      return;
+    }
   }
   if (N >= M) {
     parallel_for(0, N, 64, [&](int64_t lo, int64_t hi) {

@@ -77,12 +77,13 @@ int main(int argc, char** argv) {
       if (app.count("--label-smoothing")) recipe.label_smoothing = o.label_smoothing;
       if (batch_opt->count()) recipe.batch_size = o.batch_size;
       if (epochs_opt->count()) recipe.epochs = epochs;
-      manual_seed(o.seed);  // the initial weights follow --seed
-      model = std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths});
     } else {
       check(!app.count("--widths"), "--widths is for --model airbench");
-      model = models::make_model(o.model);  // a wrong name fails before any data is read
     }
+    manual_seed(o.seed);  // the initial weights follow --seed
+    // A wrong name fails before any data is read.
+    model = airbench ? std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths})
+                     : models::make_model(o.model);
     // Rank 0 looks first (and downloads if need be); the others then find what it found.
     std::string dir = rank == 0 ? data::find_cifar10_dir(data_dir) : "";
     if (world > 1) distributed::barrier();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kill -9 during training, then --resume: the run must finish with exactly the results of an
 # uninterrupted one (same seed, same threads): the same per-epoch metrics and bit-identical best
-# weights. Runs the main command on a small synthetic CIFAR-10 directory.
+# weights. Then that --seed sets the initial weights. Runs the main command on a small synthetic
+# CIFAR-10 directory.
 # Usage: kill_resume.sh path/to/train_cifar10
 set -u
 bin=$1
@@ -61,5 +62,18 @@ if ! cmp "$tmp/ref/best.safetensors" "$tmp/run/best.safetensors"; then
   echo "FAIL: best weights after kill and resume differ from the uninterrupted run's"
   failures=1
 fi
-[ "$failures" -eq 0 ] && echo "kill_resume: $kills kills, $resumes resumes: same metrics and bit-identical weights"
+# --seed sets the initial weights: with a learning rate far below f32 rounding the best weights are
+# the initial ones, equal for equal seeds and different for different ones.
+for seed in 7 7 8; do
+  "$bin" --data "$tmp/data" --model twolayer --epochs 1 --max-steps 1 --batch-size 16 --num-val 64 --threads 2 \
+    --optimizer sgd --lr 1e-30 --seed "$seed" --run-dir "$tmp/seed$seed" >"$tmp/seed.log" 2>&1 ||
+    { cat "$tmp/seed.log"; exit 1; }
+  mv "$tmp/seed$seed/best.safetensors" "$tmp/init_$seed.$RANDOM.safetensors"
+done
+inits=("$tmp"/init_7.* "$tmp"/init_8.*)
+if ! cmp -s "${inits[0]}" "${inits[1]}" || cmp -s "${inits[0]}" "${inits[2]}"; then
+  echo "FAIL: the initial weights do not follow --seed (same seed: equal, another seed: different)"
+  failures=1
+fi
+[ "$failures" -eq 0 ] && echo "kill_resume: $kills kills, $resumes resumes: same metrics and bit-identical weights; --seed sets the initial weights"
 exit "$failures"

@@ -2,11 +2,13 @@
 // argmax; both backwards accumulate with += so overlapping windows (kernel > stride) are right.
 // Max-pool ties: the first maximum in row-major window order takes the whole gradient (as PyTorch).
 // Max pooling's taps may be dilated; with ceil_mode, the last windows are cut at the input's edge.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <vector>
 
+#include "autograd/allocator.hpp"
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/geometry.hpp"
@@ -51,15 +53,24 @@ std::vector<Tensor> differentiable_backward(Context& ctx, const Tensor& dy, Tens
 
 struct MaxPool2dFn : Function<MaxPool2dFn> {
   static constexpr const char* name = "max_pool2d";
-  using Argmax = std::shared_ptr<std::vector<int32_t>>;  // per output: offset within its input plane
+  // Per output: the offset of its maximum within its input plane. From the tensor allocator's cache,
+  // uninitialised (the forward writes every entry): a std::vector here was value-initialised memory
+  // from malloc, which maps blocks this large afresh on every call, and at airbench's batch of 1024
+  // (120 MB of these per step) its page faults took 8% of a training step.
+  using Argmax = std::shared_ptr<int32_t>;
+  static Argmax argmax_buffer(int64_t n) {
+    const std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(n, 1)) * sizeof(int32_t);
+    return Argmax(static_cast<int32_t*>(detail::alloc_bytes(bytes)),
+                  [bytes](int32_t* p) { detail::free_bytes(p, bytes); });
+  }
 
   static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
     Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());
-    auto arg = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(out.numel()));
+    Argmax arg = argmax_buffer(out.numel());
     dispatch_floating(x.dtype(), [&]<class T>() {
       const T* px = x.data<T>();
       T* po = out.data<T>();
-      int32_t* pa = arg->data();
+      int32_t* pa = arg.get();
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
       for (int64_t plane = lo; plane < hi; ++plane) {
         const T* src = px + plane * g.H * g.W;
@@ -108,7 +119,7 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
     const auto& g = ctx.get<PoolGeometry>("g");
     if (GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], ref::max_pool2d);
-    const int32_t* pa = ctx.get<Argmax>("arg")->data();
+    const int32_t* pa = ctx.get<Argmax>("arg").get();
     Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
     dispatch_floating(dx.dtype(), [&]<class T>() {
       const T* pg = grads[0].data<T>();

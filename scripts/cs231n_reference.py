@@ -36,7 +36,10 @@ def load_batch(path):
 
 
 def reencode(images, quality):
-    from PIL import Image  # Debian's python3-pil
+    try:
+        from PIL import Image
+    except ImportError:
+        sys.exit("error: --reencode needs Pillow (apt-get install python3-pil)")
     out = np.empty_like(images)
     for i, chw in enumerate(images):
         buf = io.BytesIO()

@@ -29,6 +29,8 @@ double fwd_bwd(const std::function<Tensor()>& f, int reps) {
   }, reps);
 }
 
+void fwd_bwd_once(const Tensor& y) { y.backward(ones_like(y)); }
+
 double sgemm_peak() {
   const int64_t n = 2048;
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
@@ -77,8 +79,9 @@ int main(int argc, char** argv) {
   };
   auto norm = [&](int64_t C, int64_t HW) {
     Tensor x = leaf({N, C, HW, HW}), g = ones({C}), b = leaf({C}), rm = zeros({C}), rv = ones({C});
-    layers.push_back({fmt::format("batch_norm {}x{}x{} (frozen scale)", C, HW, HW),
-                      [=] { return batch_norm(x, g, b, rm, rv, true, 0.4, 1e-12); }, 0});
+    layers.push_back({fmt::format("batch_norm + gelu {}x{}x{} (frozen scale)", C, HW, HW),
+                      [=] { return batch_norm_activation(x, g, b, rm, rv, true, 0.4, 1e-12, PostActivation::gelu); },
+                      0});
   };
   auto act = [&](int64_t C, int64_t HW) {
     Tensor x = leaf({N, C, HW, HW});
@@ -86,8 +89,8 @@ int main(int argc, char** argv) {
   };
   act(24, 31);
   int64_t in = 24, hw = 31;
-  for (int64_t w : widths) {  // one group: conv, pool, norm, gelu, conv, norm, gelu
-    conv(in, w, hw), pool(w, hw, 2), hw /= 2, norm(w, hw), act(w, hw), conv(w, w, hw), norm(w, hw), act(w, hw);
+  for (int64_t w : widths) {  // one group: conv, pool, norm + gelu, conv, norm + gelu
+    conv(in, w, hw), pool(w, hw, 2), hw /= 2, norm(w, hw), conv(w, w, hw), norm(w, hw);
     in = w;
   }
   pool(in, 3, 3);
@@ -106,6 +109,18 @@ int main(int argc, char** argv) {
     fmt::print("{:<44} {:>9.1f} {:>6.1f}% {:>9} {:>8}\n", l.what, times[i] * 1e3, 100 * times[i] / total, gf, pk);
   }
   fmt::print("{:<44} {:>9.1f}\n", "sum of the layers", total * 1e3);
+
+  // The fused batch norm + GELU against the two ops it replaces, alternated, at the group shapes.
+  fmt::print("\nbatch norm + GELU, forward + backward, {} rounds alternated: fused vs batch_norm then gelu\n", 3);
+  for (auto [C, HW] : {std::pair<int64_t, int64_t>{widths[0], 15}, {widths[1], 7}}) {
+    Tensor x = leaf({N, C, HW, HW}), g = ones({C}), b = leaf({C}), rm = zeros({C}), rv = ones({C});
+    const auto [fused, two] = bench::alternating_medians(
+        [&] { fwd_bwd_once(batch_norm_activation(x, g, b, rm, rv, true, 0.4, 1e-12, PostActivation::gelu)); },
+        [&] { fwd_bwd_once(gelu(batch_norm(x, g, b, rm, rv, true, 0.4, 1e-12))); }, 3, 1.0);
+    fmt::print("  {}x{}x{}: fused {:.1f} ms, two ops {:.1f} ms, {:.2f}x\n", C, HW, HW, fused * 1e3, two * 1e3,
+               two / fused);
+  }
+  fmt::print("\n");
 
   auto net = std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths});
   Tensor x = randn({N, 3, 32, 32});

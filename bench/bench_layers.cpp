@@ -91,6 +91,19 @@ int main() {
     double br = fwd_bwd([&](auto& v) { return ref::batch_norm(v[0], v[1], v[2], rm, rv, true); }, bn, 3);
     fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.1f}x\n", fmt::format("batch_norm train, {}x{}x{}", C, HW, HW),
                bf * 1e3, br * 1e3, br / bf);
+    // batch norm + ReLU in one op against the two fused ops, alternated (the last column: two / one).
+    const auto [one, two] = bench::alternating_medians(
+        [&] {
+          Tensor y = batch_norm_activation(bn[0], bn[1], bn[2], rm, rv, true, 0.1, 1e-5, PostActivation::relu);
+          y.backward(ones_like(y));
+        },
+        [&] {
+          Tensor y = relu(batch_norm(bn[0], bn[1], bn[2], rm, rv, true));
+          y.backward(ones_like(y));
+        },
+        3, 0.5);
+    fmt::print("{:<40} {:>10.1f} {:>10.1f} {:>8.2f}x   (batch_norm then relu)\n",
+               fmt::format("batch_norm+relu train, {}x{}x{}", C, HW, HW), one * 1e3, two * 1e3, two / one);
   }
 
   {  // GELU at airbench's size after its second group (batch 1024, 256 channels, 7x7)

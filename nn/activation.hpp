@@ -13,6 +13,7 @@ class GELU : public Module {
   explicit GELU(std::string approximate = "none");  // "none" (the erf form) or "tanh"
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
+  const std::string& approximate() const { return approximate_; }
 
  private:
   std::string approximate_;

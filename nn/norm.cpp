@@ -4,6 +4,7 @@
 #include "autograd/grad_mode.hpp"
 #include "nn/layers.hpp"
 #include "nn/reference_ops.hpp"
+#include "ops/geometry.hpp"
 
 namespace xg::nn {
 
@@ -38,7 +39,10 @@ void BatchNormBase::reset_parameters() {
   bias_.fill_(0.0);
 }
 
-Tensor BatchNormBase::forward(const Tensor& x) {
+Tensor BatchNormBase::forward(const Tensor& x) { return forward_activated(x, PostActivation::none); }
+
+Tensor BatchNormBase::forward_activated(const Tensor& x, PostActivation act) {
+  xg::detail::check_post_activation(act, name().c_str());
   check(x.defined(), "{}: undefined input", name());
   check_input(x);
   const int64_t C = options_.num_features;
@@ -46,7 +50,7 @@ Tensor BatchNormBase::forward(const Tensor& x) {
         x.shape()[1], C);
   if (folded_) {
     detail::check_fused_eval(*this);
-    return x;  // the layer before computes it
+    return act == PostActivation::relu ? relu(x) : act == PostActivation::gelu ? gelu(x) : x;  // the layer before computes x
   }
   const Tensor& ref = options_.affine ? weight_ : running_mean_;
   if (ref.defined())  // (the message's arguments are evaluated eagerly: ref must exist)
@@ -65,8 +69,8 @@ Tensor BatchNormBase::forward(const Tensor& x) {
   // [N, C, L] runs as [N, C, L, 1]: the same statistics per channel.
   const bool seq = x.dim() == 3;
   Tensor in = seq ? reshape(x, {x.shape()[0], C, x.shape()[2], 1}) : x;
-  Tensor y = detail::batch_norm(in, weight_, bias_, track ? running_mean_ : Tensor(), track ? running_var_ : Tensor(),
-                                batch_stats, factor, options_.eps);
+  Tensor y = detail::batch_norm_activation(in, weight_, bias_, track ? running_mean_ : Tensor(),
+                                           track ? running_var_ : Tensor(), batch_stats, factor, options_.eps, act);
   if (is_training() && track) num_batches_tracked_.fill_(static_cast<double>(batches));
   return seq ? reshape(y, x.shape()) : y;
 }

@@ -29,6 +29,9 @@ struct Fusion;  // nn/fuse.cpp
 class BatchNormBase : public Module {
  public:
   Tensor forward(const Tensor& x) override;
+  // act(forward(x)) as one fused op (xg::batch_norm_activation): what nn::Sequential runs for a batch
+  // norm followed by a ReLU or an exact GELU, and what a model's own forward() can call.
+  Tensor forward_activated(const Tensor& x, PostActivation act);
   std::string extra_repr() const override;
   void reset_running_stats();
   void reset_parameters();  // running stats, then weight = 1, bias = 0

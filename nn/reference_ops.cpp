@@ -39,5 +39,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
              : xg::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps);
 }
 
+Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, bool training, double momentum, double eps,
+                             PostActivation act) {
+  return use_reference_ops() ? xg::ref::batch_norm_activation(x, gamma, beta, running_mean, running_var, training,
+                                                              momentum, eps, act)
+                             : xg::batch_norm_activation(x, gamma, beta, running_mean, running_var, training,
+                                                         momentum, eps, act);
+}
+
 }  // namespace detail
 }  // namespace xg::nn

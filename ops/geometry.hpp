@@ -31,5 +31,7 @@ PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* 
 // Checks batch_norm's arguments; returns C.
 int64_t check_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                          const Tensor& running_var, bool training, double momentum, double eps, const char* op);
+// An xg::Error unless act is one of PostActivation's values (a cast from an integer may not be).
+void check_post_activation(PostActivation act, const char* op);
 
 }  // namespace xg::detail

@@ -160,7 +160,17 @@ int64_t check_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& bet
   return C;
 }
 
+void check_post_activation(PostActivation act, const char* op) {
+  check(act == PostActivation::none || act == PostActivation::relu || act == PostActivation::gelu,
+        "{}: unknown activation {} (none, relu or gelu)", op, static_cast<int>(act));
+}
+
 }  // namespace detail
+
+const char* post_activation_name(PostActivation act) {
+  detail::check_post_activation(act, "post_activation_name");
+  return act == PostActivation::relu ? "relu" : act == PostActivation::gelu ? "gelu" : "none";
+}
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& gamma, const Tensor& beta, double eps) {
   check(x.defined() && is_floating(x.dtype()), "layer_norm: input must be a floating tensor");

@@ -212,6 +212,15 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 // running = (1 - momentum) * running + momentum * batch. In eval, uses the running stats.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// The activation batch_norm_activation applies to the normalised values.
+enum class PostActivation { none, relu, gelu };  // gelu: the exact (erf) form
+const char* post_activation_name(PostActivation act);  // "none", "relu", "gelu"
+// act(batch_norm(...)) as one fused op: the same values and gradients as the two ops (to float
+// rounding), with one pass less over the tensor each way and no normalised tensor in between kept
+// for the backward. While tracing (ONNX export) it records batch_norm and then the activation.
+Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, bool training, double momentum, double eps,
+                             PostActivation act);
 // Compositions of primitives only (layers.cpp).
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& gamma = Tensor(),
                   const Tensor& beta = Tensor(), double eps = 1e-5);
@@ -249,6 +258,9 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts = {});
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 Tensor gelu(const Tensor& x);  // the exact form, 0.5 x (1 + erf(x / sqrt 2))
+Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, bool training, double momentum, double eps,
+                             PostActivation act);
 }  // namespace ref
 
 // Operators.

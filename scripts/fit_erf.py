@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fits the polynomials of xgrad's vectorised f32 erf and exp (ops/activation.cpp) and checks them in
+"""Fits the polynomials of xgrad's vectorised f32 erf and exp (ops/normal.hpp) and checks them in
 float32 arithmetic against Python's double-precision math.erf / math.exp. Prints the coefficients as
 C++ arrays and the worst errors. Run with Debian's python3 (numpy): /usr/bin/python3 scripts/fit_erf.py
 

@@ -104,6 +104,22 @@ TEST_CASE("double backward: batch_norm in training and eval, 4-D and 2-D") {
                      [](auto& v) { return ref::batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }, {x});
 }
 
+TEST_CASE("double backward: batch_norm_activation with relu and gelu, training and eval") {
+  Tensor x = test::leaf({4, 3, 2, 2}, 14), gamma = test::leaf({3}, 15), beta = test::leaf({3}, 16);
+  for (PostActivation act : {PostActivation::relu, PostActivation::gelu})
+    for (bool training : {true, false}) {
+      CAPTURE(post_activation_name(act));
+      CAPTURE(training);
+      Tensor rm = test::leaf({3}, 17).detach() * 0.1, rv = exp(test::leaf({3}, 18).detach());
+      check_second_order(
+          [&](auto& v) { return batch_norm_activation(v[0], v[1], v[2], rm.clone(), rv.clone(), training, 0.1, 1e-5, act); },
+          [&](auto& v) {
+            return ref::batch_norm_activation(v[0], v[1], v[2], rm.clone(), rv.clone(), training, 0.1, 1e-5, act);
+          },
+          {x, gamma, beta});
+    }
+}
+
 TEST_CASE("double backward: a gradient penalty through a small CNN trains, fused equal to reference") {
   auto run = [](bool reference) {
     manual_seed(21);

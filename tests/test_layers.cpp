@@ -1,5 +1,7 @@
 // Fused conv/pool/batch-norm kernels against their primitive references (values and gradients),
 // gradcheck on both, CS231n's worked values, the norms built from primitives, and bad input.
+#include <limits>
+
 #include "helpers.hpp"
 #include "ops/fused/winograd.hpp"
 
@@ -116,6 +118,8 @@ TEST_CASE("pooling: fused equals reference, values and gradients") {
   };
   const std::vector<PoolCase> cases = {
       {{2, 3, 8, 8}, {.kernel = 2}},                                    // the common 2x2/2
+      {{2, 3, 7, 9}, {.kernel = 2}},    // 2x2/2 on odd sizes: the last row and column get no gradient
+      {{1, 2, 31, 31}, {.kernel = 2}},  // airbench's first pool, rows longer than a vector
       {{1, 2, 7, 7}, {.kernel = 3, .stride = 2}},                       // overlapping windows
       {{2, 2, 9, 9}, {.kernel = 2, .stride = 3}},                       // stride > kernel
       {{1, 3, 6, 6}, {.kernel = 3, .stride = 1, .padding = 1}},         // padding
@@ -154,6 +158,17 @@ TEST_CASE("pooling: gradcheck, values, ties") {
   t.requires_grad_();
   max_pool2d(t).backward(ones({1, 1, 1, 1}, Dtype::f64));
   CHECK(t.grad().to_vector<double>() == std::vector<double>{1, 0, 0, 0});
+  // Ties and NaN in the 2x2/2 kernel, windows side by side, for both dtypes: the first maximum, or
+  // the first NaN, takes the gradient.
+  for (Dtype d : {Dtype::f32, Dtype::f64}) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    Tensor u = from_vector(std::vector<double>{2, 2, 1, 7, 0, nan, 7, 7, 2, 2, 5, nan, 1, 2, 3, 3}, {1, 1, 4, 4}).to(d);
+    u.requires_grad_();
+    Tensor y = max_pool2d(u);
+    y.backward(ones_like(y));
+    const std::vector<double> got = u.grad().to(Dtype::f64).to_vector<double>();
+    CHECK(got == std::vector<double>{0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0});
+  }
 }
 
 TEST_CASE("batch_norm: fused equals reference in training and eval, with running statistics") {

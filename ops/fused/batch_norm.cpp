@@ -1,6 +1,9 @@
 // Fused batch norm for [N,C] and [N,C,H,W]: per-channel statistics on raw buffers (parallel over
 // channels) and the compact three-term backward:
 //   dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),  M = N*H*W.
+// batch_norm_activation applies a ReLU or GELU in the same output pass, y = act(z), z = x scale + shift.
+// Its backward recomputes z from x (nothing but x is kept), takes dz = dy act'(z) in the pass that sums,
+// staged in dx's buffer, and runs the batch-norm backward on dz.
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -11,6 +14,7 @@
 #include "autograd/parallel.hpp"
 #include "ops/geometry.hpp"
 #include "ops/lanes.hpp"
+#include "ops/normal.hpp"
 
 namespace xg {
 
@@ -19,13 +23,43 @@ namespace {
 // Channels per piece for [N, C] input, so that each piece has some 32K values to work on.
 int64_t columns_grain(int64_t N) { return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(N, 1)); }
 
+// The normalised value, the same arithmetic in the forward and in the backward's recomputation.
+template <class T>
+inline T affine(T x, T scale, T shift) {
+  return x * scale + shift;
+}
+// act(z) and act'(z) (relu': 1 where z > 0, as relu's backward takes the output's sign).
+template <PostActivation A, class T>
+inline T activate(T z) {
+  if constexpr (A == PostActivation::relu) return z < 0 ? T(0) : z;
+  else if constexpr (A == PostActivation::gelu) return z * detail::normal_cdf(z);
+  else return z;
+}
+template <PostActivation A, class T>
+inline T activation_grad(T z) {
+  if constexpr (A == PostActivation::relu) return z > 0 ? T(1) : T(0);
+  else return detail::normal_cdf(z) + z * detail::normal_pdf(z);
+}
+
+// Calls f.template operator()<A>() with act as a template argument.
+template <class F>
+void with_activation(PostActivation act, F&& f) {
+  switch (act) {
+    case PostActivation::relu: return f.template operator()<PostActivation::relu>();
+    case PostActivation::gelu: return f.template operator()<PostActivation::gelu>();
+    default: return f.template operator()<PostActivation::none>();
+  }
+}
+
 struct BatchNormFn : Function<BatchNormFn> {
   static constexpr const char* name = "batch_norm";
 
   struct Stats {
     int64_t N, C, HW;
     bool training;
+    PostActivation act;
     std::vector<double> mean, invstd;  // the statistics used to normalise, per channel
+    std::vector<double> scale, shift;  // z = x scale + shift, per channel (with an activation)
   };
 
   // Visits channel c's M values of x as (pointer to a contiguous run of HW values) per sample.
@@ -36,12 +70,14 @@ struct BatchNormFn : Function<BatchNormFn> {
 
   static Tensor forward(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                         const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,
-                        double eps) {
+                        double eps, PostActivation act) {
     auto st = std::make_shared<Stats>();
     Stats& s = *st;
     s.N = x.shape()[0], s.C = x.shape()[1], s.HW = x.numel() / std::max<int64_t>(s.N * s.C, 1);
     s.training = training || !running_mean.defined();
+    s.act = act;
     s.mean.resize(s.C), s.invstd.resize(s.C);
+    if (act != PostActivation::none) s.scale.resize(s.C), s.shift.resize(s.C);
     const double M = static_cast<double>(s.N * s.HW);
     Tensor out = Tensor::empty(x.shape(), x.dtype());
     dispatch_floating(x.dtype(), [&]<class T>() {
@@ -68,7 +104,9 @@ struct BatchNormFn : Function<BatchNormFn> {
         const double invstd = 1.0 / std::sqrt(var + eps);
         s.mean[c] = mu, s.invstd[c] = invstd;
         const double scale = (pg ? pg[c] : 1.0) * invstd;
-        return std::pair<T, T>(static_cast<T>(scale), static_cast<T>((pb ? pb[c] : 0.0) - mu * scale));
+        const auto affine_map = std::pair<T, T>(static_cast<T>(scale), static_cast<T>((pb ? pb[c] : 0.0) - mu * scale));
+        if (!s.scale.empty()) s.scale[c] = affine_map.first, s.shift[c] = affine_map.second;
+        return affine_map;
       };
       // The sums are shifted by each channel's first value, so that sum of squares minus squared sum
       // stays exact.
@@ -87,11 +125,13 @@ struct BatchNormFn : Function<BatchNormFn> {
               }
             }
           for (int64_t j = 0; j < w; ++j) std::tie(scale[j], shift[j]) = finish(lo + j, k[j], sum[j], sq[j]);
-          for (int64_t n = 0; n < s.N; ++n) {
-            const T* r = px + n * s.C + lo;
-            T* y = py + n * s.C + lo;
-            for (int64_t j = 0; j < w; ++j) y[j] = r[j] * scale[j] + shift[j];
-          }
+          with_activation(act, [&]<PostActivation A>() {
+            for (int64_t n = 0; n < s.N; ++n) {
+              const T* r = px + n * s.C + lo;
+              T* y = py + n * s.C + lo;
+              for (int64_t j = 0; j < w; ++j) y[j] = activate<A>(affine(r[j], scale[j], shift[j]));
+            }
+          });
         });
         return;
       }
@@ -106,11 +146,13 @@ struct BatchNormFn : Function<BatchNormFn> {
               sum += a, sq += b;
             });
           const auto [scale, shift] = finish(c, k, sum, sq);
-          for (int64_t n = 0; n < s.N; ++n) {
-            const T* r = px + (n * s.C + c) * s.HW;
-            T* y = py + (n * s.C + c) * s.HW;
-            for (int64_t i = 0; i < s.HW; ++i) y[i] = r[i] * scale + shift;
-          }
+          with_activation(act, [&, scale = scale, shift = shift]<PostActivation A>() {
+            for (int64_t n = 0; n < s.N; ++n) {
+              const T* r = px + (n * s.C + c) * s.HW;
+              T* y = py + (n * s.C + c) * s.HW;
+              for (int64_t i = 0; i < s.HW; ++i) y[i] = activate<A>(affine(r[i], scale, shift));
+            }
+          });
         }
       });
     });
@@ -118,7 +160,7 @@ struct BatchNormFn : Function<BatchNormFn> {
       running_mean.bump_version();
       running_var.bump_version();
     }
-    ctx.save_for_backward({x, gamma});
+    ctx.save_for_backward({x, gamma, beta});
     ctx.save("stats", st);
     ctx.save("eps", eps);
     return out;
@@ -128,7 +170,6 @@ struct BatchNormFn : Function<BatchNormFn> {
   // training, the frozen ones in eval), which the tape can differentiate again.
   static std::vector<Tensor> differentiable_backward(Context& ctx, const Stats& s, const Tensor& dy) {
     const Tensor& x = ctx.saved()[0];
-    const Dims dims = x.dim() == 2 ? Dims{0} : Dims{0, 2, 3};
     Shape bshape(x.dim(), 1);
     bshape[1] = s.C;
     const double eps = ctx.get<double>("eps");
@@ -136,12 +177,13 @@ struct BatchNormFn : Function<BatchNormFn> {
     auto composition = [&](const std::vector<Tensor>& v) {
       Tensor xhat = s.training ? ref::batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, eps)
                                : (v[0] - mu) * invstd;
-      return v[1].defined() ? xhat * reshape(v[1], bshape) : xhat;
+      Tensor z = v[1].defined() ? xhat * reshape(v[1], bshape) : xhat;
+      if (v[2].defined()) z = z + reshape(v[2], bshape);
+      return s.act == PostActivation::relu ? relu(z) : s.act == PostActivation::gelu ? ref::gelu(z) : z;
     };
-    std::vector<Tensor> d = composite_backward(composition, ctx.saved(), dy,
-                                               {ctx.needs_input_grad(0), ctx.needs_input_grad(1)});
-    Tensor dbeta = ctx.needs_input_grad(2) ? sum(dy, dims) : Tensor();
-    return {d[0], d[1], dbeta, Tensor(), Tensor()};
+    std::vector<Tensor> d = composite_backward(
+        composition, ctx.saved(), dy, {ctx.needs_input_grad(0), ctx.needs_input_grad(1), ctx.needs_input_grad(2)});
+    return {d[0], d[1], d[2], Tensor(), Tensor()};
   }
 
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
@@ -159,63 +201,85 @@ struct BatchNormFn : Function<BatchNormFn> {
       const T* pdy = dy.data<T>();
       const T* pg = gamma.defined() ? gamma.data<T>() : nullptr;
       T* out = want_x ? dx.data<T>() : nullptr;
-      // Channel c's sums of dy and dy * xhat give dgamma and dbeta; dx = k * (dy - a - (x - mu) * b). In
+      // Channel c's sums of dz and dz * xhat give dgamma and dbeta; dx = k * (dz - a - (x - mu) * b). In
       // training the statistics depend on x, giving the two correction terms a and b; in eval mode
       // the map is a fixed affine one.
       struct Coef {
         T mu, k, a, b;
       };
-      auto finish = [&](int64_t c, double sum_dy, double sum_dy_xhat) {
-        if (dgamma.defined()) dgamma.data<T>()[c] = static_cast<T>(sum_dy_xhat);
-        if (dbeta.defined()) dbeta.data<T>()[c] = static_cast<T>(sum_dy);
-        const double invstd = s.invstd[c], a = s.training ? sum_dy / M : 0.0,
-                     b = s.training ? sum_dy_xhat / M : 0.0;
+      auto finish = [&](int64_t c, double sum_dz, double sum_dz_xhat) {
+        if (dgamma.defined()) dgamma.data<T>()[c] = static_cast<T>(sum_dz_xhat);
+        if (dbeta.defined()) dbeta.data<T>()[c] = static_cast<T>(sum_dz);
+        const double invstd = s.invstd[c], a = s.training ? sum_dz / M : 0.0,
+                     b = s.training ? sum_dz_xhat / M : 0.0;
         return Coef{static_cast<T>(s.mean[c]), static_cast<T>((pg ? pg[c] : 1.0) * invstd), static_cast<T>(a),
                     static_cast<T>(b * invstd)};
       };
-      if (s.HW == 1) {  // [N, C]: rows of C values; the loops run along the channels
-        parallel_for(0, s.C, columns_grain(s.N), [&](int64_t lo, int64_t hi) {
-          const int64_t w = hi - lo;
-          std::vector<double> sum_dy(w, 0.0), sum_dy_xhat(w, 0.0);
-          std::vector<Coef> co(w);
-          for (int64_t n = 0; n < s.N; ++n) {
-            const T* r = px + n * s.C + lo;
-            const T* d = pdy + n * s.C + lo;
-            for (int64_t j = 0; j < w; ++j) {
-              sum_dy[j] += d[j];
-              sum_dy_xhat[j] += d[j] * ((r[j] - s.mean[lo + j]) * s.invstd[lo + j]);
+      with_activation(s.act, [&]<PostActivation A>() {
+        constexpr bool plain = A == PostActivation::none;  // dz is dy: nothing to stage
+        if (s.HW == 1) {  // [N, C]: rows of C values; the loops run along the channels
+          parallel_for(0, s.C, columns_grain(s.N), [&](int64_t lo, int64_t hi) {
+            const int64_t w = hi - lo;
+            std::vector<double> sum_dz(w, 0.0), sum_dz_xhat(w, 0.0);
+            std::vector<Coef> co(w);
+            std::vector<T> scale(w), shift(w);
+            if constexpr (!plain)
+              for (int64_t j = 0; j < w; ++j)
+                scale[j] = static_cast<T>(s.scale[lo + j]), shift[j] = static_cast<T>(s.shift[lo + j]);
+            for (int64_t n = 0; n < s.N; ++n) {
+              const T* r = px + n * s.C + lo;
+              const T* d = pdy + n * s.C + lo;
+              T* o = want_x ? out + n * s.C + lo : nullptr;
+              for (int64_t j = 0; j < w; ++j) {
+                T dz = d[j];
+                if constexpr (!plain) {
+                  dz *= activation_grad<A>(affine(r[j], scale[j], shift[j]));
+                  if (o) o[j] = dz;
+                }
+                sum_dz[j] += dz;
+                sum_dz_xhat[j] += dz * ((r[j] - s.mean[lo + j]) * s.invstd[lo + j]);
+              }
+            }
+            for (int64_t j = 0; j < w; ++j) co[j] = finish(lo + j, sum_dz[j], sum_dz_xhat[j]);
+            if (!want_x) return;
+            for (int64_t n = 0; n < s.N; ++n) {
+              const T* r = px + n * s.C + lo;
+              T* o = out + n * s.C + lo;
+              const T* dz = plain ? pdy + n * s.C + lo : o;
+              for (int64_t j = 0; j < w; ++j) o[j] = co[j].k * (dz[j] - co[j].a - (r[j] - co[j].mu) * co[j].b);
+            }
+          });
+          return;
+        }
+        parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+          std::vector<T> staged(plain || want_x ? 0 : s.HW);  // dz of one run when dx is not wanted
+          for (int64_t c = lo; c < hi; ++c) {
+            const T tmu = static_cast<T>(s.mean[c]), tinv = static_cast<T>(s.invstd[c]);
+            const T scale = plain ? T(1) : static_cast<T>(s.scale[c]), shift = plain ? T(0) : static_cast<T>(s.shift[c]);
+            double sum_dz = 0, sum_dz_xhat = 0;
+            for (int64_t n = 0; n < s.N; ++n) {
+              const int64_t at = (n * s.C + c) * s.HW;
+              const T *r = px + at, *d = pdy + at;
+              if constexpr (!plain) {  // dz into dx's buffer (or the scratch run), summed from there
+                T* z = want_x ? out + at : staged.data();
+                for (int64_t i = 0; i < s.HW; ++i) z[i] = d[i] * activation_grad<A>(affine(r[i], scale, shift));
+                d = z;
+              }
+              auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
+                                                 [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
+              sum_dz += a, sum_dz_xhat += b;
+            }
+            const Coef co = finish(c, sum_dz, sum_dz_xhat);
+            if (!want_x) continue;
+            for (int64_t n = 0; n < s.N; ++n) {
+              const int64_t at = (n * s.C + c) * s.HW;
+              const T* r = px + at;
+              T* o = out + at;
+              const T* dz = plain ? pdy + at : o;
+              for (int64_t i = 0; i < s.HW; ++i) o[i] = co.k * (dz[i] - co.a - (r[i] - co.mu) * co.b);
             }
           }
-          for (int64_t j = 0; j < w; ++j) co[j] = finish(lo + j, sum_dy[j], sum_dy_xhat[j]);
-          if (!want_x) return;
-          for (int64_t n = 0; n < s.N; ++n) {
-            const T* r = px + n * s.C + lo;
-            const T* d = pdy + n * s.C + lo;
-            T* o = out + n * s.C + lo;
-            for (int64_t j = 0; j < w; ++j) o[j] = co[j].k * (d[j] - co[j].a - (r[j] - co[j].mu) * co[j].b);
-          }
         });
-        return;
-      }
-      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t c = lo; c < hi; ++c) {
-          const T tmu = static_cast<T>(s.mean[c]), tinv = static_cast<T>(s.invstd[c]);
-          double sum_dy = 0, sum_dy_xhat = 0;
-          runs(px, s, c, [&](const T* r) {
-            const T* d = pdy + (r - px);
-            auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
-                                       [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
-            sum_dy += a, sum_dy_xhat += b;
-          });
-          const Coef co = finish(c, sum_dy, sum_dy_xhat);
-          if (!want_x) continue;
-          for (int64_t n = 0; n < s.N; ++n) {
-            const int64_t at = (n * s.C + c) * s.HW;
-            const T *r = px + at, *d = pdy + at;
-            T* o = out + at;
-            for (int64_t i = 0; i < s.HW; ++i) o[i] = co.k * (d[i] - co.a - (r[i] - co.mu) * co.b);
-          }
-        }
       });
     });
     return {dx, dgamma, dbeta, Tensor(), Tensor()};
@@ -231,7 +295,21 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                      {{"training", int64_t{training}}, {"eps", eps}},
                      [&] { return batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps); });
   detail::check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm");
-  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps);
+  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                            PostActivation::none);
+}
+
+Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, bool training, double momentum, double eps,
+                             PostActivation act) {
+  detail::check_post_activation(act, "batch_norm_activation");
+  if (trace::enabled()) {  // recorded as the two ops an exporter knows
+    Tensor y = batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps);
+    return act == PostActivation::relu ? relu(y) : act == PostActivation::gelu ? gelu(y) : y;
+  }
+  detail::check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                           "batch_norm_activation");
+  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps, act);
 }
 
 }  // namespace xg

@@ -51,6 +51,64 @@ std::vector<Tensor> differentiable_backward(Context& ctx, const Tensor& dy, Tens
                             {ctx.needs_input_grad(0)});
 }
 
+// The common 2x2 window at stride 2, no padding or dilation: windows never overlap, and every
+// input outside the last row or column (odd sizes) belongs to exactly one of them.
+bool pairs(const PoolGeometry& g) {
+  return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 &&
+         2 * g.HO <= g.H && 2 * g.WO <= g.W;
+}
+
+// One plane of the 2x2/2 max-pool: selects only, no branches, so the loop over a row of windows
+// vectorises. Same tie and NaN rule as the general loop: a later tap wins only if it is larger, or
+// NaN where the best so far is not.
+template <class T>
+void max_pool_pairs_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
+  for (int64_t ho = 0; ho < g.HO; ++ho) {
+    const T* r0 = src + 2 * ho * g.W;
+    const T* r1 = r0 + g.W;
+    T* o = out + ho * g.WO;
+    int32_t* a = arg + ho * g.WO;
+    const auto base = static_cast<int32_t>(2 * ho * g.W), below = static_cast<int32_t>(g.W);
+    for (int64_t wo = 0; wo < g.WO; ++wo) {
+      const auto at0 = static_cast<int32_t>(base + 2 * wo);
+      T best = r0[2 * wo];
+      int32_t at = at0;
+      auto tap = [&](T v, int32_t i) {
+        const bool take = v > best || (v != v && best == best);
+        best = take ? v : best;
+        at = take ? i : at;
+      };
+      tap(r0[2 * wo + 1], at0 + 1);
+      tap(r1[2 * wo], at0 + below);
+      tap(r1[2 * wo + 1], at0 + below + 1);
+      o[wo] = best;
+      a[wo] = at;
+    }
+  }
+}
+
+// Its backward writes every input of the plane once: the window's gradient at its argmax, zeros at
+// the other three taps and in an odd last row or column. No zero-filled tensor and no scatter.
+template <class T>
+void max_pool_pairs_backward_plane(const T* grad, const int32_t* arg, const PoolGeometry& g, T* dst) {
+  for (int64_t ho = 0; ho < g.HO; ++ho) {
+    T* r0 = dst + 2 * ho * g.W;
+    T* r1 = r0 + g.W;
+    const T* d = grad + ho * g.WO;
+    const int32_t* a = arg + ho * g.WO;
+    const auto base = static_cast<int32_t>(2 * ho * g.W), below = static_cast<int32_t>(g.W);
+    for (int64_t wo = 0; wo < g.WO; ++wo) {
+      const auto at0 = static_cast<int32_t>(base + 2 * wo);
+      r0[2 * wo] = a[wo] == at0 ? d[wo] : T(0);
+      r0[2 * wo + 1] = a[wo] == at0 + 1 ? d[wo] : T(0);
+      r1[2 * wo] = a[wo] == at0 + below ? d[wo] : T(0);
+      r1[2 * wo + 1] = a[wo] == at0 + below + 1 ? d[wo] : T(0);
+    }
+    for (int64_t w = 2 * g.WO; w < g.W; ++w) r0[w] = r1[w] = T(0);
+  }
+  std::fill(dst + 2 * g.HO * g.W, dst + g.H * g.W, T(0));
+}
+
 struct MaxPool2dFn : Function<MaxPool2dFn> {
   static constexpr const char* name = "max_pool2d";
   // Per output: the offset of its maximum within its input plane. From the tensor allocator's cache,
@@ -74,22 +132,8 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
       for (int64_t plane = lo; plane < hi; ++plane) {
         const T* src = px + plane * g.H * g.W;
-        if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 &&
-            2 * g.HO <= g.H && 2 * g.WO <= g.W) {
-          // The common 2x2/2 case: four loads, no bounds checks. Same tie and NaN rule as below.
-          for (int64_t ho = 0; ho < g.HO; ++ho)
-            for (int64_t wo = 0; wo < g.WO; ++wo) {
-              const int64_t i0 = 2 * ho * g.W + 2 * wo, cand[4] = {i0, i0 + 1, i0 + g.W, i0 + g.W + 1};
-              int64_t at = cand[0];
-              T best = src[at];
-              for (int k = 1; k < 4; ++k) {
-                const T v = src[cand[k]];
-                if (v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = cand[k];
-              }
-              const int64_t o = (plane * g.HO + ho) * g.WO + wo;
-              po[o] = best;
-              pa[o] = static_cast<int32_t>(at);
-            }
+        if (pairs(g)) {
+          max_pool_pairs_plane(src, g, po + plane * g.HO * g.WO, pa + plane * g.HO * g.WO);
           continue;
         }
         for (int64_t ho = 0; ho < g.HO; ++ho)
@@ -120,11 +164,24 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
     const auto& g = ctx.get<PoolGeometry>("g");
     if (GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], ref::max_pool2d);
     const int32_t* pa = ctx.get<Argmax>("arg").get();
-    Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
+    const Dtype dtype = ctx.get<Dtype>("dtype");
+    const int64_t per_plane = g.HO * g.WO;
+    if (pairs(g)) {
+      Tensor dx = Tensor::empty({g.N, g.C, g.H, g.W}, dtype);  // every entry written below
+      dispatch_floating(dtype, [&]<class T>() {
+        const T* pg = grads[0].data<T>();
+        T* pd = dx.data<T>();
+        parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+          for (int64_t plane = lo; plane < hi; ++plane)
+            max_pool_pairs_backward_plane(pg + plane * per_plane, pa + plane * per_plane, g, pd + plane * g.H * g.W);
+        });
+      });
+      return {dx};
+    }
+    Tensor dx = zeros({g.N, g.C, g.H, g.W}, dtype);
     dispatch_floating(dx.dtype(), [&]<class T>() {
       const T* pg = grads[0].data<T>();
       T* pd = dx.data<T>();
-      const int64_t per_plane = g.HO * g.WO;
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
         for (int64_t plane = lo; plane < hi; ++plane) {
           T* dst = pd + plane * g.H * g.W;

@@ -131,4 +131,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
   return y;
 }
 
+Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, bool training, double momentum, double eps,
+                             PostActivation act) {
+  detail::check_post_activation(act, "batch_norm_activation");
+  Tensor y = ref::batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps);
+  return act == PostActivation::relu ? relu(y) : act == PostActivation::gelu ? ref::gelu(y) : y;
+}
+
 }  // namespace xg::ref

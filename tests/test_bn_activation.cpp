@@ -1,0 +1,172 @@
+// batch_norm_activation, a batch norm and the ReLU or GELU after it in one fused op: against its
+// composition from primitives, through gradcheck in f64, against the two fused ops it replaces, in
+// nn::Sequential (which runs it for BatchNorm + ReLU/GELU) and with bad input.
+#include <string>
+#include <vector>
+
+#include "helpers.hpp"
+
+using namespace xg;
+using test::input;
+
+namespace {
+constexpr PostActivation kActs[] = {PostActivation::none, PostActivation::relu, PostActivation::gelu};
+
+Tensor activated(const Tensor& y, PostActivation act) {
+  return act == PostActivation::relu ? relu(y) : act == PostActivation::gelu ? gelu(y) : y;
+}
+}  // namespace
+
+TEST_CASE("batch_norm_activation: fused equals reference for none, relu and gelu, training and eval") {
+  struct Case {
+    Shape x;
+    bool training, affine, x_grad;
+  };
+  const std::vector<Case> cases = {
+      {{8, 3}, true, true, true},          {{8, 3}, false, true, true},      {{4, 3, 5, 5}, true, true, true},
+      {{4, 3, 5, 5}, false, true, true},   {{2, 4, 3, 7}, true, false, true}, {{3, 2, 1, 1}, true, true, true},
+      {{4, 9000}, true, true, true},       // [N, C] split over threads
+      {{2, 3, 19, 21}, true, true, true},  // runs longer than the sums' lanes, with a ragged tail
+      {{4, 3, 5, 5}, true, true, false},   // dgamma and dbeta only: dz is staged in a scratch run
+      {{8, 3}, true, true, false},
+  };
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (PostActivation act : kActs)
+      for (size_t i = 0; i < cases.size(); ++i) {
+        const Case& c = cases[i];
+        CAPTURE(i);
+        CAPTURE(dtype_name(d));
+        CAPTURE(post_activation_name(act));
+        const int64_t C = c.x[1];
+        Tensor x = (input(c.x, d, 60 + i) * 3.0 + 1.0).detach();
+        if (c.x_grad) x.requires_grad_();
+        Tensor gamma = c.affine ? input({C}, d, 70 + i) : Tensor(), beta = c.affine ? input({C}, d, 80 + i) : Tensor();
+        manual_seed(90 + i);
+        Tensor rm = randn({C}, d), rv = add(abs(randn({C}, d)), 0.5);
+        Tensor rm2 = rm.clone(), rv2 = rv.clone();
+        const bool tr = c.training;
+        CHECK_MATCHES_REFERENCE(
+            [&](auto& v) { return batch_norm_activation(v[0], v[1], v[2], rm, rv, tr, 0.1, 1e-5, act); },
+            [&](auto& v) { return ref::batch_norm_activation(v[0], v[1], v[2], rm2, rv2, tr, 0.1, 1e-5, act); },
+            {x, gamma, beta});
+        const double tol = d == Dtype::f32 ? 1e-5 : 1e-12;
+        CHECK(allclose(rm, rm2, tol, tol));
+        CHECK(allclose(rv, rv2, tol, tol));
+      }
+}
+
+TEST_CASE("batch_norm_activation: gradcheck in f64, training and eval, 4-D and 2-D") {
+  Tensor x = input({3, 4, 2, 3}, Dtype::f64, 100), g = input({4}, Dtype::f64, 101), b = input({4}, Dtype::f64, 102);
+  Tensor x2 = input({6, 3}, Dtype::f64, 103), g2 = input({3}, Dtype::f64, 104), b2 = input({3}, Dtype::f64, 105);
+  for (PostActivation act : {PostActivation::relu, PostActivation::gelu})
+    for (bool training : {true, false}) {
+      CAPTURE(post_activation_name(act));
+      CAPTURE(training);
+      Tensor rm = full({4}, 0.2, Dtype::f64), rv = full({4}, 1.5, Dtype::f64);
+      CHECK_GRADCHECK([&](auto& v) { return batch_norm_activation(v[0], v[1], v[2], rm, rv, training, 0.1, 1e-5, act); },
+                      {x, g, b});
+      CHECK_GRADCHECK(
+          [&](auto& v) { return batch_norm_activation(v[0], v[1], v[2], Tensor(), Tensor(), true, 0.1, 1e-5, act); },
+          {x2, g2, b2});
+    }
+}
+
+TEST_CASE("batch_norm_activation: the same values and gradients as batch_norm then relu or gelu, in f32") {
+  for (PostActivation act : {PostActivation::relu, PostActivation::gelu}) {
+    CAPTURE(post_activation_name(act));
+    Tensor x = input({16, 8, 7, 7}, Dtype::f32, 7), g = input({8}, Dtype::f32, 8), b = input({8}, Dtype::f32, 9);
+    Tensor rm = zeros({8}), rv = ones({8}), rm2 = zeros({8}), rv2 = ones({8});
+    Tensor u = input({16, 8, 7, 7}, Dtype::f32, 10).detach();
+    Tensor fused = batch_norm_activation(x, g, b, rm, rv, true, 0.1, 1e-5, act);
+    REQUIRE(fused.grad_fn() != nullptr);
+    CHECK(std::string(fused.grad_fn()->name) == "batch_norm");  // one node on the tape
+    std::vector<Tensor> d1 = grad({fused}, {x, g, b}, {u});
+    Tensor two = activated(batch_norm(x, g, b, rm2, rv2, true, 0.1, 1e-5), act);
+    std::vector<Tensor> d2 = grad({two}, {x, g, b}, {u});
+    CHECK(allclose(fused, two, 1e-6, 1e-6));
+    for (size_t k = 0; k < 3; ++k) {
+      CAPTURE(k);
+      CHECK(allclose(d1[k], d2[k], 1e-4, 1e-5));
+    }
+    CHECK(allclose(rm, rm2, 0, 0));
+    CHECK(allclose(rv, rv2, 0, 0));
+  }
+}
+
+TEST_CASE("nn::Sequential runs a batch norm and the ReLU or exact GELU after it as one fused op") {
+  auto make = [] {
+    manual_seed(3);
+    return nn::Sequential(nn::Conv2d({.in_channels = 2, .out_channels = 4, .kernel_size = 3, .padding = 1}),
+                          nn::BatchNorm2d(4), nn::ReLU(),
+                          nn::Conv2d({.in_channels = 4, .out_channels = 4, .kernel_size = 3, .padding = 1}),
+                          nn::BatchNorm2d(4), nn::GELU(), nn::Flatten(), nn::Linear(4 * 5 * 5, 6),
+                          nn::BatchNorm1d(6), nn::ReLU());
+  };
+  nn::Sequential fused = make(), plain = make();
+  Tensor x = input({3, 2, 5, 5}, Dtype::f32, 4).detach();
+  for (int step = 0; step < 2; ++step) {  // twice: the running statistics move in both the same way
+    Tensor y1 = fused(x);
+    // The same modules called one by one, as before the fusion.
+    Tensor y2 = x;
+    for (const auto& m : plain) y2 = (*m)(y2);
+    CHECK(std::string(y1.grad_fn()->name) == "batch_norm");
+    CHECK(std::string(y2.grad_fn()->name) != "batch_norm");
+    CHECK(allclose(y1, y2, 1e-5, 1e-6));
+    sum(y1 * y1).backward();
+    sum(y2 * y2).backward();
+  }
+  auto p1 = fused.named_parameters(), p2 = plain.named_parameters();
+  REQUIRE(p1.size() == p2.size());
+  for (size_t k = 0; k < p1.size(); ++k) {
+    CAPTURE(p1[k].first);
+    CHECK(allclose(p1[k].second.grad(), p2[k].second.grad(), 1e-4, 1e-5));
+  }
+  auto b1 = fused.named_buffers(), b2 = plain.named_buffers();
+  for (size_t k = 0; k < b1.size(); ++k) {
+    CAPTURE(b1[k].first);
+    CHECK(allclose(b1[k].second.to(Dtype::f64), b2[k].second.to(Dtype::f64), 1e-5, 1e-6));
+  }
+  // Eval mode fuses too, with the running statistics.
+  fused.eval(), plain.eval();
+  Tensor e2 = x;
+  for (const auto& m : plain) e2 = (*m)(e2);
+  CHECK(allclose(fused(x), e2, 1e-5, 1e-6));
+  // nn::summary still sees every module, the ReLUs included.
+  nn::ModelSummary s = nn::summary(fused, {3, 2, 5, 5});
+  int relus_seen = 0;
+  for (const auto& row : s.rows)
+    if (row.type == "ReLU" && row.output_shape) ++relus_seen;
+  CHECK(relus_seen == 2);
+}
+
+TEST_CASE("nn::Sequential leaves a tanh GELU and a lone batch norm unfused") {
+  manual_seed(5);
+  nn::Sequential tanh_gelu(nn::BatchNorm2d(3), nn::GELU("tanh"));
+  Tensor x = input({2, 3, 4, 4}, Dtype::f32, 6);
+  CHECK(std::string(tanh_gelu(x).grad_fn()->name) != "batch_norm");
+  nn::Sequential relu_first(nn::ReLU(), nn::BatchNorm2d(3));
+  CHECK(std::string(relu_first(x).grad_fn()->name) == "batch_norm");
+}
+
+TEST_CASE("batch_norm_activation: bad input is an xg::Error naming the op, changing no state") {
+  Tensor x = input({4, 3, 2, 2}, Dtype::f32, 1);
+  Tensor rm = zeros({3}), rv = ones({3});
+  const auto bogus = static_cast<PostActivation>(7);
+  CHECK_ERROR(batch_norm_activation(x, Tensor(), Tensor(), rm, rv, true, 0.1, 1e-5, bogus),
+              "batch_norm_activation: unknown activation 7 (none, relu or gelu)");
+  CHECK_ERROR(batch_norm_activation(x, zeros({4}), Tensor(), rm, rv, true, 0.1, 1e-5, PostActivation::relu),
+              "batch_norm_activation: weight has shape [4], expected [3] for input shape [4,3,2,2]");
+  CHECK_ERROR(batch_norm_activation(x, Tensor(), Tensor(), rm, rv, true, 0.1, -1.0, PostActivation::gelu),
+              "batch_norm_activation: eps must be positive, got -1");
+  CHECK_ERROR(ref::batch_norm_activation(x, Tensor(), Tensor(), rm, rv, true, 0.1, 1e-5, bogus),
+              "batch_norm_activation: unknown activation 7");
+  CHECK_ERROR(post_activation_name(bogus), "post_activation_name: unknown activation 7");
+  CHECK(allclose(rm, zeros({3}), 0, 0));
+  CHECK(allclose(rv, ones({3}), 0, 0));
+  nn::BatchNorm2d bn(3);
+  CHECK_ERROR(bn.forward_activated(x, bogus), "BatchNorm2d: unknown activation 7");
+  CHECK_ERROR(bn.forward_activated(zeros({4, 5, 2, 2}), PostActivation::relu),
+              "BatchNorm2d: input shape [4,5,2,2] has 5 channels, but num_features is 3");
+  CHECK(bn.num_batches_tracked().item<int64_t>() == 0);
+  CHECK(allclose(bn.running_mean(), zeros({3}), 0, 0));
+}

@@ -158,17 +158,30 @@ TEST_CASE("pooling: gradcheck, values, ties") {
   t.requires_grad_();
   max_pool2d(t).backward(ones({1, 1, 1, 1}, Dtype::f64));
   CHECK(t.grad().to_vector<double>() == std::vector<double>{1, 0, 0, 0});
-  // Ties and NaN in the 2x2/2 kernel, windows side by side, for both dtypes: the first maximum, or
-  // the first NaN, takes the gradient.
-  for (Dtype d : {Dtype::f32, Dtype::f64}) {
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    Tensor u = from_vector(std::vector<double>{2, 2, 1, 7, 0, nan, 7, 7, 2, 2, 5, nan, 1, 2, 3, 3}, {1, 1, 4, 4}).to(d);
-    u.requires_grad_();
-    Tensor y = max_pool2d(u);
-    y.backward(ones_like(y));
-    const std::vector<double> got = u.grad().to(Dtype::f64).to_vector<double>();
-    CHECK(got == std::vector<double>{0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0});
-  }
+  // Ties and NaN in the 2x2/2 kernel, for both dtypes and both backward paths (rows of 2 windows and
+  // of 16, with an odd last column): the first maximum, or the first NaN, takes the gradient.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> pattern{2, 2, 1, 7, 0, nan, 7, 7, 2, 2, 5, nan, 1, 2, 3, 3};  // 4x4
+  const std::vector<double> expected{0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0};
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (int64_t W : {4, 33}) {
+      CAPTURE(W);
+      std::vector<double> v(4 * W, -1.0);  // beyond the pattern: windows of -1s, the first tap wins
+      for (int64_t h = 0; h < 4; ++h)
+        for (int64_t w = 0; w < 4; ++w) v[h * W + w] = pattern[h * 4 + w];
+      Tensor u = from_vector(v, {1, 1, 4, W}).to(d);
+      u.requires_grad_();
+      Tensor y = max_pool2d(u);
+      y.backward(ones_like(y));
+      const std::vector<double> got = u.grad().to(Dtype::f64).to_vector<double>();
+      for (int64_t h = 0; h < 4; ++h)
+        for (int64_t w = 0; w < W; ++w) {
+          CAPTURE(h);
+          CAPTURE(w);
+          const double want = w < 4 ? expected[h * 4 + w] : w == W - 1 ? 0.0 : (h % 2 == 0 && w % 2 == 0 ? 1.0 : 0.0);
+          CHECK(got[h * W + w] == want);
+        }
+    }
 }
 
 TEST_CASE("batch_norm: fused equals reference in training and eval, with running statistics") {

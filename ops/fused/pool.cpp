@@ -166,7 +166,10 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
     const int32_t* pa = ctx.get<Argmax>("arg").get();
     const Dtype dtype = ctx.get<Dtype>("dtype");
     const int64_t per_plane = g.HO * g.WO;
-    if (pairs(g)) {
+    // Rows of at least 8 windows, where the loop runs in vectors: at batch 1024, 64x31x31 went from 88 to
+    // 71 ms forward + backward. Below that the scalar loop lost to zero-fill and scatter (256x7x7: 22 to
+    // 31 ms), so short rows keep the scatter.
+    if (pairs(g) && g.WO >= 8) {
       Tensor dx = Tensor::empty({g.N, g.C, g.H, g.W}, dtype);  // every entry written below
       dispatch_floating(dtype, [&]<class T>() {
         const T* pg = grads[0].data<T>();

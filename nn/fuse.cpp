@@ -150,6 +150,17 @@ struct Fusion {
       fuse(*static_cast<Linear*>(g.layer), g.bn, g.relu);
   }
 
+  // Every Linear's weight written out transposed, for the inference GEMM (after the folding, which
+  // changes the weights).
+  static void pack_linears(Module& model) {
+    NoGradGuard no_grad;
+    for (auto& [n, m] : model.named_modules())
+      if (auto* l = dynamic_cast<Linear*>(m.get())) {
+        l->packed_weight_ = transpose(l->weight_.detach(), 0, 1);
+        l->packed_version_ = l->weight_.version();
+      }
+  }
+
   static void check_eval(const Module& model, const char* op) {
     for (auto& [n, m] : model.named_modules())
       check(!m->is_training(),
@@ -176,6 +187,7 @@ FusionGroups fuse_modules(Module& model, const FusionGroups& groups) {
       check(taken.insert(n).second, "fuse_modules: '{}' is in two groups; nothing was fused", n);
   }
   for (const auto& g : resolved) Fusion::apply(g);
+  Fusion::pack_linears(model);
   return groups;
 }
 
@@ -203,6 +215,7 @@ FusionGroups fuse_for_inference(Module& model) {
       }
     }
   }
+  Fusion::pack_linears(model);
   return done;
 }
 

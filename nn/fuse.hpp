@@ -23,6 +23,10 @@
 //   model's own state dict loads into the unfused model and computes the same (its batch norms are
 //   identities);
 // - a fused model exports to ONNX as Conv (or Gemm) and Relu, the batch norms gone.
+// Both functions also pack every Linear's weight in the model (fused or not): W^T is written out once,
+// so that a forward without gradient runs its GEMM with no per-call transpose (ONNX Runtime's
+// prepacking). A Linear whose weight is written afterwards (trained again) runs unpacked; the packed
+// copy costs the weight's size once more.
 #pragma once
 
 #include <string>

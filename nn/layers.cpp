@@ -102,9 +102,10 @@ Tensor Linear::forward(const Tensor& x) {
   check(x.dtype() == weight_.dtype(), "Linear: input dtype {} does not match weight dtype {}", dtype_name(x.dtype()),
         dtype_name(weight_.dtype()));
   if (fused_.any()) detail::check_fused_eval(*this);
-  if (!fused_.relu) return linear(x, weight_, bias_);
-  return epilogue_applies(x, weight_, bias_) ? xg::detail::linear_relu_inference(x, weight_, bias_)
-                                             : relu(linear(x, weight_, bias_));
+  if (!epilogue_applies(x, weight_, bias_)) return fused_.relu ? relu(linear(x, weight_, bias_)) : linear(x, weight_, bias_);
+  const bool packed = packed_weight_.defined() && packed_version_ == weight_.version();
+  if (!packed && !fused_.relu) return linear(x, weight_, bias_);
+  return xg::detail::linear_inference(x, weight_, bias_, packed ? packed_weight_ : Tensor(), fused_.relu);
 }
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options_(o) {

@@ -54,6 +54,11 @@ class Linear : public Module {
   LinearOptions options_;
   Tensor weight_, bias_;
   Fused fused_;
+  // W^T [in, out], written by nn::fuse_for_inference: the inference GEMM then reads B untransposed
+  // instead of transposing the weight on every call. Used without gradient while the weight's
+  // version is the one packed; a weight written since (training again) runs the unpacked path.
+  Tensor packed_weight_;
+  uint32_t packed_version_ = 0;
 };
 
 struct Conv2dOptions {

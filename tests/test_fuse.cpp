@@ -323,15 +323,19 @@ TEST_CASE("conv2d and linear ReLU epilogues equal relu of the op: im2col, Winogr
   for (Dtype d : {Dtype::f32, Dtype::f64})
     for (const Shape& s : {Shape{5, 7}, Shape{2, 3, 7}, Shape{0, 7}}) {
       const Tensor x = randn(s, d), w = randn({4, 7}, d), b = randn({4}, d);
-      CHECK(allclose(detail::linear_relu_inference(x, w, b), relu(linear(x, w, b)), tolerance(d), 0));
-      CHECK(allclose(detail::linear_relu_inference(x, w, Tensor()), relu(linear(x, w)), tolerance(d), 0));
+      CHECK(allclose(detail::linear_inference(x, w, b), relu(linear(x, w, b)), tolerance(d), 0));
+      CHECK(allclose(detail::linear_inference(x, w, Tensor()), relu(linear(x, w)), tolerance(d), 0));
+      const Tensor wt = transpose(w, 0, 1);  // packed
+      CHECK(allclose(detail::linear_inference(x, w, b, wt), relu(linear(x, w, b)), tolerance(d), 0));
+      CHECK(allclose(detail::linear_inference(x, w, b, wt, false), linear(x, w, b), tolerance(d), 0));
+      CHECK(allclose(detail::linear_inference(x, w, Tensor(), wt, false), linear(x, w), tolerance(d), 0));
     }
   Tensor x = randn({1, 7});
   x.fill_(std::numeric_limits<double>::quiet_NaN());
-  CHECK(std::isnan(detail::linear_relu_inference(x, randn({2, 7}), randn({2})).to_vector<float>()[0]));
+  CHECK(std::isnan(detail::linear_inference(x, randn({2, 7}), randn({2})).to_vector<float>()[0]));
   CHECK_ERROR(detail::conv2d_relu_inference(randn({1, 3, 4, 4}), randn({2, 4, 3, 3}), Tensor(), {}),
               "conv2d: input has 3 channels");
-  CHECK_ERROR(detail::linear_relu_inference(randn({2, 7}), randn({4, 7}), randn({5})),
+  CHECK_ERROR(detail::linear_inference(randn({2, 7}), randn({4, 7}), randn({5})),
               "linear: bias shape [5] (f32) does not match out_features 4 (f32)");
 }
 
@@ -343,4 +347,42 @@ TEST_CASE("fuse_for_inference: a fused model exports to ONNX as Conv and Relu wi
   for (const onnx::Node& n : m.graph.nodes) types.push_back(n.op_type);
   CHECK(types == std::vector<std::string>{"Conv", "Relu", "Conv", "Relu", "MaxPool", "Flatten", "Gemm"});
   CHECK(m.graph.nodes[0].inputs.size() == 3);  // the folded bias
+}
+
+TEST_CASE("fuse_for_inference: a fused Linear + ReLU runs on its packed weight, and follows a later write to it") {
+  for (Dtype d : {Dtype::f32, Dtype::f64}) {
+    CAPTURE(dtype_name(d));
+    manual_seed(8);
+    nn::Sequential net(nn::Linear(300, 50), nn::ReLU(), nn::Linear(50, 7));
+    net.to(d);
+    net.eval();
+    const Tensor x = randn({9, 300}, d), x3 = randn({2, 3, 300}, d);
+    NoGradGuard no_grad;
+    const Tensor want = net.forward(x), want3 = net.forward(x3);
+    CHECK(nn::fuse_for_inference(net) == nn::FusionGroups{{"0", "1"}});
+    const double tol = d == Dtype::f32 ? 1e-5 : 1e-12;
+    CHECK(rel_diff(net.forward(x), want) < tol);
+    CHECK(rel_diff(net.forward(x3), want3) < tol);
+    // A write to the weight after fusion: the output follows it, not the weight packed at fusion.
+    auto& fc = net.at<nn::Linear>(0);
+    Tensor w = fc.weight();
+    w.copy_(mul(w, -0.5));
+    const Tensor expect = linear(relu(linear(x, fc.weight(), fc.bias())), net.at<nn::Linear>(2).weight(),
+                                 net.at<nn::Linear>(2).bias());
+    CHECK(rel_diff(net.forward(x), expect) < tol);
+    CHECK(rel_diff(net.forward(x), want) > 0.1);
+  }
+  // The last Linear is packed too, though not fused: an optimizer step on it (training it again) is
+  // followed by the next forward without gradient.
+  manual_seed(9);
+  nn::Sequential net(nn::Linear(20, 6));
+  net.eval();
+  nn::fuse_for_inference(net);
+  optim::SGD opt(net.parameters(), {.lr = 0.5});
+  const Tensor x = randn({4, 20});
+  sum(net.forward(x)).backward();
+  opt.step();
+  NoGradGuard no_grad;
+  auto& fc = net.at<nn::Linear>(0);
+  CHECK(rel_diff(net.forward(x), linear(x, fc.weight(), fc.bias())) < 1e-5);
 }

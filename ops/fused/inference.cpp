@@ -9,18 +9,20 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
+#include "ops/blas.hpp"
 #include "ops/fused/conv_kernels.hpp"
 
 namespace xg::detail {
 
 namespace {
 
-// y [outer, F, inner] = relu(y + bias[f]) in place (bias may be null). NaN stays NaN, as in relu.
+// y [outer, F, inner] = relu(y + bias[f]) in place (bias may be null; without `relu`, y + bias). NaN
+// stays NaN, as in relu.
 template <class T>
-void bias_relu(T* y, const T* bias, int64_t outer, int64_t F, int64_t inner) {
+void bias_relu(T* y, const T* bias, int64_t outer, int64_t F, int64_t inner, bool relu = true) {
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, F * inner));
   parallel_for(0, outer, grain, [=](int64_t lo, int64_t hi) {
-    auto clamp = [](T v) { return v < T(0) ? T(0) : v; };
+    auto clamp = [relu](T v) { return relu && v < T(0) ? T(0) : v; };
     for (int64_t o = lo; o < hi; ++o) {
       if (inner == 1) {  // a linear layer's row: the bias runs along it
         T* row = y + o * F;
@@ -50,16 +52,29 @@ Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor
   return out;
 }
 
-Tensor linear_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& weight_t, bool relu) {
   NoGradGuard no_grad;
-  Tensor y = linear(x, weight);  // a new tensor of its own: the epilogue may write it
+  const int64_t F = weight.shape()[0], K = weight.dim() == 2 ? weight.shape()[1] : -1;
+  const bool packed = weight_t.defined() && x.dtype() == weight.dtype() && x.dim() >= 1 && x.shape().back() == K &&
+                      weight_t.dtype() == weight.dtype() && weight_t.shape() == Shape{K, F};
+  Tensor y;
+  if (packed) {  // x [*, K] . W^T [K, F]
+    Shape out_shape = x.shape();
+    out_shape.back() = F;
+    y = Tensor::empty(out_shape, x.dtype());
+    const int64_t M = x.numel() / std::max<int64_t>(K, 1);
+    dispatch_floating(x.dtype(), [&]<class T>() {
+      if (M > 0) gemm<T>(false, false, M, F, K, T(1), x.data<T>(), K, weight_t.data<T>(), F, T(0), y.data<T>(), F);
+    });
+  } else {
+    y = linear(x, weight);  // a new tensor of its own: the epilogue may write it
+  }
   if (y.numel() == 0) return y;
-  const int64_t F = weight.shape()[0];
   check(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == F && bias.dtype() == y.dtype()),
         "linear: bias shape {} ({}) does not match out_features {} ({})", bias.defined() ? bias.shape() : Shape{},
         bias.defined() ? dtype_name(bias.dtype()) : "none", F, dtype_name(y.dtype()));
   dispatch_floating(y.dtype(), [&]<class T>() {
-    bias_relu<T>(y.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.numel() / F, F, 1);
+    if (relu || bias.defined()) bias_relu<T>(y.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.numel() / F, F, 1, relu);
   });
   return y;
 }

@@ -1,4 +1,4 @@
-// Inference-only forwards for layers that nn::fuse_for_inference (nn/fuse.hpp) has given a ReLU:
+// Inference-only forwards for layers that nn::fuse_for_inference (nn/fuse.hpp) has given a ReLU or a packed weight:
 // the layer's bias and the ReLU are applied in one pass over the output (the epilogue), instead of
 // a bias pass and a separate relu op that allocates, reads and writes a second tensor. Nothing is
 // recorded on the tape: the layers call these only when no gradient is needed.
@@ -10,7 +10,10 @@ namespace xg::detail {
 
 // relu(conv2d(x, weight, bias, opts)), checked as conv2d; bias may be undefined.
 Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts);
-// relu(linear(x, weight, bias)), checked as linear; bias may be undefined.
-Tensor linear_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// relu(linear(x, weight, bias)) (linear(...) without `relu`), checked as linear; bias may be undefined.
+// With weight_t (weight^T, [in, out], of weight's dtype: nn::fuse_for_inference's packed weight) the
+// GEMM reads it as B directly, with no per-call transpose.
+Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& weight_t = Tensor(),
+                        bool relu = true);
 
 }  // namespace xg::detail

@@ -73,6 +73,16 @@ TEST_CASE("conv2d: dilation and groups, fused equals reference, values and gradi
   check_conv_cases(cases, 300);
 }
 
+TEST_CASE("conv2d: the weight gradient computed transposed (fewer filters than C KH KW, >= 512 positions)") {
+  // dw^T = cols dy^T, on oneDNN in f32; the same cases run the untransposed form in f64.
+  const std::vector<ConvCase> cases = {
+      {{3, 3, 32, 32}, 8, 5, 5, 1, 2, 1, 1, true},   // a first layer: 8 filters, 75 rows, 1024 positions
+      {{2, 4, 24, 24}, 4, 5, 5, 1, 2, 1, 2, false},  // 2 groups: 2 filters and 50 rows each, 576 positions
+      {{2, 3, 33, 31}, 6, 7, 7, 1, 3, 1, 1, true},   // ThreeLayerConvNet's 7x7 at odd sizes
+  };
+  check_conv_cases(cases, 700);
+}
+
 TEST_CASE("conv2d: Winograd only for dilation 1 and one group") {
   auto g = [](Pair2 dilation, int64_t groups) {
     return detail::conv_geometry(zeros({1, 32, 8, 8}), zeros({32, 32 / groups, 3, 3}), Tensor(),

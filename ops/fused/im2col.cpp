@@ -3,6 +3,7 @@
 // enough channels go through Winograd instead (ops/fused/winograd.cpp).
 #include <cstring>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/parallel.hpp"
@@ -49,6 +50,17 @@ void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, 
       }
     }
   }
+}
+
+// Whether the weight gradient is computed transposed, dw^T = cols dy^T. Both forms take a transposed
+// B with a long inner dimension (the P positions), which the GEMM layer writes out untransposed first
+// (oneDNN runs such a B at half rate): dy (F x P) is then the smaller to write out when F < C KH KW,
+// as in a first layer (ThreeLayerConvNet's 7x7: 32 against 147 rows per image; that transpose was
+// 11% of its training step in perf).
+template <class T>
+bool dw_transposed(int64_t Fg, int64_t Kg, int64_t P) {
+  if constexpr (std::is_same_v<T, float>) return Fg < Kg && sgemm_transposes_b(Fg, Kg, P);
+  else return false;
 }
 
 // Images are shared out over the threads; each thread unfolds one image at a time into its own
@@ -118,6 +130,7 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   if (use_depthwise(g)) return depthwise_backward(x, w, dout, g, dx, dw);
   const int64_t blocks = std::min<int64_t>(g.N, get_num_threads()), FK = Fg * CKK;  // FK: dw's size
   std::vector<T> partial(dw ? static_cast<size_t>(blocks * FK) : 0);
+  const bool transposed = dw && dw_transposed<T>(Fg, Kg, P);
   for_images<T>(blocks, [&](int64_t lo, int64_t hi, bool threaded) {
     T* cols = scratch<T>(0, CKK * P);
     for (int64_t k = lo; k < hi; ++k)
@@ -125,9 +138,13 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
         const T* dy = dout + n * g.F * P;
         if (dw) {
           im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
-          for (int64_t gi = 0; gi < g.G; ++gi)
-            mm<T>(threaded, false, true, Fg, Kg, P, dy + gi * Fg * P, P, cols + gi * Kg * P, P, T(1),
-                  partial.data() + k * FK + gi * Fg * Kg, Kg);
+          for (int64_t gi = 0; gi < g.G; ++gi) {
+            T* part = partial.data() + k * FK + gi * Fg * Kg;
+            if (transposed)  // dw[gi]^T (Kg x Fg) += cols[gi] dy[gi]^T
+              mm<T>(threaded, false, true, Kg, Fg, P, cols + gi * Kg * P, P, dy + gi * Fg * P, P, T(1), part, Fg);
+            else
+              mm<T>(threaded, false, true, Fg, Kg, P, dy + gi * Fg * P, P, cols + gi * Kg * P, P, T(1), part, Kg);
+          }
         }
         if (dx) {
           T* dxn = dx + n * g.C * g.H * g.W;
@@ -141,8 +158,16 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   });
   if (dw) {
     std::fill(dw, dw + FK, T(0));
-    for (int64_t k = 0; k < blocks; ++k)
-      for (int64_t i = 0; i < FK; ++i) dw[i] += partial[k * FK + i];
+    for (int64_t k = 0; k < blocks; ++k) {
+      const T* part = partial.data() + k * FK;
+      if (!transposed) {
+        for (int64_t i = 0; i < FK; ++i) dw[i] += part[i];
+        continue;
+      }
+      for (int64_t gi = 0; gi < g.G; ++gi)  // group gi's block is Kg x Fg
+        for (int64_t f = 0; f < Fg; ++f)
+          for (int64_t kk = 0; kk < Kg; ++kk) dw[gi * Fg * Kg + f * Kg + kk] += part[gi * Fg * Kg + kk * Fg + f];
+    }
   }
 }
 

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "autograd/parallel.hpp"
@@ -268,7 +270,8 @@ void stage_out(const T* S, const Staging& st, int64_t B, int64_t py, int64_t px,
 template <class T, class F>
 void for_planes(int64_t planes, int64_t staged, F f) {
   parallel_for(0, planes, 1, [&](int64_t lo, int64_t hi) {
-    T* S = scratch<T>(4, staged);  // slots 0-3 hold the caller's V, M, U and dU
+    // slots 0-3 hold the caller's V, M, U and dU; the slack lets gather_input read 8 values per tile row
+    T* S = scratch<T>(4, staged + 8);
     for (int64_t k = lo; k < hi; ++k) f(k, S);
   });
 }
@@ -299,6 +302,38 @@ inline void gather(const T* S, int64_t cols, const int32_t* off, Lanes<T>* d) {
     }
 }
 
+// gather<6, 6> for the input tiles of a staged plane. In f32 each lane's tile row is read as one
+// vector of 8 values (2 past the tile: the staging buffer has the slack) and 8 lanes at a time are
+// transposed in registers, instead of 36 scalar loads and inserts per lane.
+template <class T>
+inline void gather_input(const T* S, int64_t cols, const int32_t* off, Lanes<T>* d) {
+  if constexpr (!std::is_same_v<T, float> || L % 8 != 0) {
+    gather<6, 6>(S, cols, off, d);
+  } else {
+    using v8 = float __attribute__((vector_size(32)));
+    using i8 = int32_t __attribute__((vector_size(32)));
+    auto shuffle = [](v8 a, v8 b, i8 m) { return __builtin_shuffle(a, b, m); };
+    for (int r = 0; r < 6; ++r)
+      for (int l0 = 0; l0 < L; l0 += 8) {
+        v8 m[8];
+        for (int k = 0; k < 8; ++k) std::memcpy(&m[k], S + off[l0 + k] + r * cols, sizeof(v8));
+        // An 8 x 8 transpose in three rounds of shuffles; t[q][k] = m[k][q], kept for q < 6.
+        const i8 lo2{0, 8, 1, 9, 4, 12, 5, 13}, hi2{2, 10, 3, 11, 6, 14, 7, 15};
+        const i8 lo4{0, 1, 8, 9, 4, 5, 12, 13}, hi4{2, 3, 10, 11, 6, 7, 14, 15};
+        const i8 lo8{0, 1, 2, 3, 8, 9, 10, 11}, hi8{4, 5, 6, 7, 12, 13, 14, 15};
+        v8 a[8], b[8];
+        for (int k = 0; k < 8; k += 2) a[k] = shuffle(m[k], m[k + 1], lo2), a[k + 1] = shuffle(m[k], m[k + 1], hi2);
+        for (int k = 0; k < 8; k += 4) {
+          b[k] = shuffle(a[k], a[k + 2], lo4), b[k + 1] = shuffle(a[k], a[k + 2], hi4);
+          b[k + 2] = shuffle(a[k + 1], a[k + 3], lo4), b[k + 3] = shuffle(a[k + 1], a[k + 3], hi4);
+        }
+        const v8 t[6] = {shuffle(b[0], b[4], lo8), shuffle(b[1], b[5], lo8), shuffle(b[2], b[6], lo8),
+                         shuffle(b[3], b[7], lo8), shuffle(b[0], b[4], hi8), shuffle(b[1], b[5], hi8)};
+        for (int q = 0; q < 6; ++q) std::memcpy(d[r * 6 + q].v + l0, &t[q], sizeof(v8));
+      }
+  }
+}
+
 // The adjoint of gather for the first n lanes: S at the lanes' offsets = (or += when accumulating)
 // their R x Q tiles. Lanes are written in order, so overlapping tiles accumulate correctly.
 template <int R, int Q, bool accumulate, class T>
@@ -322,7 +357,7 @@ void input_transform(const T* x, const ConvGeometry& g, const Tiling& tl, int64_
     stage_in(x + (n0 * g.C + c) * g.H * g.W, g.C * g.H * g.W, g.H, g.W, B, g.PH, g.PW, st, S);
     for_groups(tl, Tn, st, [&](int64_t t0, int64_t n, const int32_t* off) {
       Lanes<T> d[36], v[36];
-      gather<6, 6>(S, st.cols, off, d);
+      gather_input(S, st.cols, off, d);
       both_axes<6, 6, BT>(d, v);
       for (int p = 0; p < 36; ++p) store(v[p], n, V + p * sV + c * Tn + t0);
     });

@@ -148,6 +148,7 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(Pair2 kernel_size) : MaxPool2d(MaxPool2dOptions{.kernel_size = kernel_size}) {}
   Tensor forward(const Tensor& x) override;
   std::string extra_repr() const override;
+  const Pool2dOptions& options() const { return opts_; }
 
  private:
   Pool2dOptions opts_;

@@ -11,12 +11,17 @@
 namespace xg::nn {
 
 namespace {
+// Whether modules[i] and modules[i + 1] may run other than one after the other through operator():
+// not while something watches the modules one by one (nn::summary's observer, the ONNX exporter's
+// call stack).
+bool may_rewrite(const std::vector<std::shared_ptr<Module>>& modules, size_t i) {
+  return i + 1 < modules.size() && detail::forward_observer() == nullptr && trace::state.listener == nullptr;
+}
+
 // The activation a batch norm at modules[i] can run in its own output pass: modules[i + 1] when it is
-// a ReLU or an exact GELU, and nothing watches the modules one by one (nn::summary's observer, the
-// ONNX exporter's call stack); else none.
+// a ReLU or an exact GELU; else none.
 PostActivation fusable_activation(const std::vector<std::shared_ptr<Module>>& modules, size_t i) {
-  if (i + 1 >= modules.size() || detail::forward_observer() != nullptr || trace::state.listener != nullptr)
-    return PostActivation::none;
+  if (!may_rewrite(modules, i)) return PostActivation::none;
   // Exact types: a subclass may override forward().
   const Module &m = *modules[i], &next = *modules[i + 1];
   if (typeid(m) != typeid(BatchNorm1d) && typeid(m) != typeid(BatchNorm2d)) return PostActivation::none;
@@ -26,6 +31,19 @@ PostActivation fusable_activation(const std::vector<std::shared_ptr<Module>>& mo
     return PostActivation::gelu;
   return PostActivation::none;
 }
+
+// A ReLU then an undilated max-pool: max_pool(relu(x)) = relu(max_pool(x)), values and gradients
+// (relu keeps the order, and a window's maximum is at most 0 exactly when relu makes it 0, where either
+// order passes no gradient), so the ReLU can run on the pooled tensor, a quarter of the size for 2x2.
+// A dilated window can lie wholly in the padding, where the two orders give -inf and 0.
+bool relu_after_pool(const std::vector<std::shared_ptr<Module>>& modules, size_t i) {
+  if (!may_rewrite(modules, i)) return false;
+  const Module &m = *modules[i], &next = *modules[i + 1];
+  if (typeid(m) != typeid(ReLU) || static_cast<const ReLU&>(m).fused() || typeid(next) != typeid(MaxPool2d))
+    return false;
+  const Pool2dOptions& o = static_cast<const MaxPool2d&>(next).options();
+  return o.dilation == Pair2(1);
+}
 }  // namespace
 
 Tensor Sequential::forward(const Tensor& x) {
@@ -33,6 +51,11 @@ Tensor Sequential::forward(const Tensor& x) {
   for (size_t i = 0; i < modules_.size(); ++i) {
     if (const PostActivation act = fusable_activation(modules_, i); act != PostActivation::none) {
       y = static_cast<BatchNormBase&>(*modules_[i]).forward_activated(y, act);  // and modules_[i + 1]
+      ++i;
+      continue;
+    }
+    if (relu_after_pool(modules_, i)) {
+      y = modules_[i]->forward(modules_[i + 1]->forward(y));
       ++i;
       continue;
     }

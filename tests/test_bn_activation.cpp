@@ -1,6 +1,9 @@
 // batch_norm_activation, a batch norm and the ReLU or GELU after it in one fused op: against its
 // composition from primitives, through gradcheck in f64, against the two fused ops it replaces, in
-// nn::Sequential (which runs it for BatchNorm + ReLU/GELU) and with bad input.
+// nn::Sequential (which runs it for BatchNorm + ReLU/GELU) and with bad input; and Sequential's other
+// rewrite, a ReLU run after the max-pool that follows it.
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -169,4 +172,44 @@ TEST_CASE("batch_norm_activation: bad input is an xg::Error naming the op, chang
               "BatchNorm2d: input shape [4,5,2,2] has 5 channels, but num_features is 3");
   CHECK(bn.num_batches_tracked().item<int64_t>() == 0);
   CHECK(allclose(bn.running_mean(), zeros({3}), 0, 0));
+}
+
+TEST_CASE("nn::Sequential runs a ReLU then an undilated MaxPool2d as the pool then the ReLU, same values and gradients") {
+  struct Case {
+    nn::MaxPool2dOptions o;
+    bool rewritten;
+  };
+  const std::vector<Case> cases = {
+      {{.kernel_size = 2}, true},
+      {{.kernel_size = 3, .stride = 2, .padding = 1}, true},
+      {{.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}, true},
+      {{.kernel_size = 2, .dilation = 2}, false},  // a dilated window may lie in the padding alone
+  };
+  for (const Case& c : cases)
+    for (Dtype d : {Dtype::f32, Dtype::f64}) {
+      CAPTURE(c.rewritten);
+      CAPTURE(dtype_name(d));
+      nn::Sequential net(nn::ReLU(), nn::MaxPool2d(c.o));
+      // Whole windows at or below zero, ties at zero and above it, and a NaN.
+      Tensor x = (input({2, 3, 9, 9}, d, 11) - 0.5).detach();
+      x = where(gt(x, full_like(x, 0.8)), full_like(x, 0.8), x);  // ties among the positive maxima
+      std::vector<double> v = x.to(Dtype::f64).to_vector<double>();
+      v[40] = std::numeric_limits<double>::quiet_NaN();
+      for (int k = 90; k < 99; ++k) v[k] = -1.0 - k;  // windows wholly negative
+      x = from_vector(v, x.shape()).to(d);
+      x.requires_grad_();
+      Tensor y1 = net(x);
+      Tensor y2 = (*net[1])((*net[0])(x));
+      CHECK(std::string(y1.grad_fn()->name) == (c.rewritten ? "relu" : "max_pool2d"));
+      REQUIRE(y1.shape() == y2.shape());
+      const std::vector<double> a = y1.detach().to(Dtype::f64).to_vector<double>(),
+                                b = y2.detach().to(Dtype::f64).to_vector<double>();
+      for (size_t k = 0; k < a.size(); ++k) {
+        CAPTURE(k);
+        CHECK((a[k] == b[k] || (std::isnan(a[k]) && std::isnan(b[k]))));
+      }
+      Tensor u = input(y1.shape(), d, 12).detach();
+      std::vector<Tensor> g1 = grad({y1}, {x}, {u}), g2 = grad({y2}, {x}, {u});
+      CHECK(allclose(g1[0], g2[0], 0, 0));
+    }
 }

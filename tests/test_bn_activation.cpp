@@ -96,6 +96,20 @@ TEST_CASE("batch_norm_activation: the same values and gradients as batch_norm th
   }
 }
 
+TEST_CASE("batch_norm_activation: an infinite gradient where the ReLU is off passes nothing, as relu's backward") {
+  for (const Shape& shape : {Shape{4, 3, 2, 2}, Shape{6, 3}}) {
+    CAPTURE(shape);
+    Tensor x = input(shape, Dtype::f32, 21);
+    Tensor rm = zeros({3}), rv = ones({3});
+    Tensor y = batch_norm_activation(x, Tensor(), Tensor(), rm, rv, true, 0.1, 1e-5, PostActivation::relu);
+    Tensor two = relu(batch_norm(x, Tensor(), Tensor(), rm.clone(), rv.clone(), true, 0.1, 1e-5));
+    Tensor u = where(gt(y, zeros_like(y)), ones_like(y), full_like(y, std::numeric_limits<double>::infinity()));
+    Tensor g1 = grad({y}, {x}, {u})[0], g2 = grad({two}, {x}, {u})[0];
+    for (float v : g1.to_vector<float>()) CHECK(std::isfinite(v));
+    CHECK(allclose(g1, g2, 1e-5, 1e-6));
+  }
+}
+
 TEST_CASE("nn::Sequential runs a batch norm and the ReLU or exact GELU after it as one fused op") {
   auto make = [] {
     manual_seed(3);

@@ -2,8 +2,9 @@
 // channels) and the compact three-term backward:
 //   dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),  M = N*H*W.
 // batch_norm_activation applies a ReLU or GELU in the same output pass, y = act(z), z = x scale + shift.
-// Its backward recomputes z from x (nothing but x is kept), takes dz = dy act'(z) in the pass that sums,
-// staged in dx's buffer, and runs the batch-norm backward on dz.
+// Its backward recomputes z from x (nothing but x is kept), takes dz = dy act'(z) in the pass that sums
+// (GELU's staged in dx's buffer, ReLU's recomputed in the second pass), and runs the batch-norm
+// backward on dz.
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -28,7 +29,7 @@ template <class T>
 inline T affine(T x, T scale, T shift) {
   return x * scale + shift;
 }
-// act(z) and act'(z) (relu': 1 where z > 0, as relu's backward takes the output's sign).
+// act(z), and gelu'(z).
 template <PostActivation A, class T>
 inline T activate(T z) {
   if constexpr (A == PostActivation::relu) return z < 0 ? T(0) : z;
@@ -37,8 +38,8 @@ inline T activate(T z) {
 }
 template <PostActivation A, class T>
 inline T activation_grad(T z) {
-  if constexpr (A == PostActivation::relu) return z > 0 ? T(1) : T(0);
-  else return detail::normal_cdf(z) + z * detail::normal_pdf(z);
+  static_assert(A == PostActivation::gelu, "relu's derivative is a select (dz_of in the backward)");
+  return detail::normal_cdf(z) + z * detail::normal_pdf(z);
 }
 
 // Calls f.template operator()<A>() with act as a template argument.
@@ -216,13 +217,22 @@ struct BatchNormFn : Function<BatchNormFn> {
                     static_cast<T>(b * invstd)};
       };
       with_activation(s.act, [&]<PostActivation A>() {
-        constexpr bool plain = A == PostActivation::none;  // dz is dy: nothing to stage
+        constexpr bool plain = A == PostActivation::none;
+        // GELU's derivative costs an erf and an exp: dz is computed once and kept in dx's buffer (or a
+        // scratch run) between the two passes. ReLU's is a comparison, cheaper to redo in each pass
+        // than a store and a load of dz.
+        constexpr bool stage = A == PostActivation::gelu;
+        auto dz_of = [](const T* d, const T* r, T scale, T shift, int64_t i) {
+          // A select, as relu's backward: an infinite dy where z <= 0 passes 0, not 0 * inf
+          if constexpr (A == PostActivation::relu) return affine(r[i], scale, shift) > T(0) ? d[i] : T(0);
+          else return d[i];
+        };
         if (s.HW == 1) {  // [N, C]: rows of C values; the loops run along the channels
           parallel_for(0, s.C, columns_grain(s.N), [&](int64_t lo, int64_t hi) {
             const int64_t w = hi - lo;
             std::vector<double> sum_dz(w, 0.0), sum_dz_xhat(w, 0.0);
             std::vector<Coef> co(w);
-            std::vector<T> scale(w), shift(w);
+            std::vector<T> scale(w, T(1)), shift(w, T(0));
             if constexpr (!plain)
               for (int64_t j = 0; j < w; ++j)
                 scale[j] = static_cast<T>(s.scale[lo + j]), shift[j] = static_cast<T>(s.shift[lo + j]);
@@ -231,9 +241,9 @@ struct BatchNormFn : Function<BatchNormFn> {
               const T* d = pdy + n * s.C + lo;
               T* o = want_x ? out + n * s.C + lo : nullptr;
               for (int64_t j = 0; j < w; ++j) {
-                T dz = d[j];
-                if constexpr (!plain) {
-                  dz *= activation_grad<A>(affine(r[j], scale[j], shift[j]));
+                T dz = dz_of(d, r, scale[j], shift[j], j);
+                if constexpr (stage) {
+                  dz = d[j] * activation_grad<A>(affine(r[j], scale[j], shift[j]));
                   if (o) o[j] = dz;
                 }
                 sum_dz[j] += dz;
@@ -245,14 +255,15 @@ struct BatchNormFn : Function<BatchNormFn> {
             for (int64_t n = 0; n < s.N; ++n) {
               const T* r = px + n * s.C + lo;
               T* o = out + n * s.C + lo;
-              const T* dz = plain ? pdy + n * s.C + lo : o;
-              for (int64_t j = 0; j < w; ++j) o[j] = co[j].k * (dz[j] - co[j].a - (r[j] - co[j].mu) * co[j].b);
+              const T* d = stage ? o : pdy + n * s.C + lo;
+              for (int64_t j = 0; j < w; ++j)
+                o[j] = co[j].k * (dz_of(d, r, scale[j], shift[j], j) - co[j].a - (r[j] - co[j].mu) * co[j].b);
             }
           });
           return;
         }
         parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
-          std::vector<T> staged(plain || want_x ? 0 : s.HW);  // dz of one run when dx is not wanted
+          std::vector<T> staged(stage && !want_x ? s.HW : 0);  // dz of one run when dx is not wanted
           for (int64_t c = lo; c < hi; ++c) {
             const T tmu = static_cast<T>(s.mean[c]), tinv = static_cast<T>(s.invstd[c]);
             const T scale = plain ? T(1) : static_cast<T>(s.scale[c]), shift = plain ? T(0) : static_cast<T>(s.shift[c]);
@@ -260,13 +271,14 @@ struct BatchNormFn : Function<BatchNormFn> {
             for (int64_t n = 0; n < s.N; ++n) {
               const int64_t at = (n * s.C + c) * s.HW;
               const T *r = px + at, *d = pdy + at;
-              if constexpr (!plain) {  // dz into dx's buffer (or the scratch run), summed from there
+              if constexpr (stage) {  // dz into dx's buffer (or the scratch run), summed from there
                 T* z = want_x ? out + at : staged.data();
                 for (int64_t i = 0; i < s.HW; ++i) z[i] = d[i] * activation_grad<A>(affine(r[i], scale, shift));
                 d = z;
               }
-              auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
-                                                 [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
+              auto [a, b] = detail::lane_sums<T>(
+                  s.HW, [&](int64_t i) { return dz_of(d, r, scale, shift, i); },
+                  [&](int64_t i) { return dz_of(d, r, scale, shift, i) * (r[i] - tmu) * tinv; });
               sum_dz += a, sum_dz_xhat += b;
             }
             const Coef co = finish(c, sum_dz, sum_dz_xhat);
@@ -275,8 +287,9 @@ struct BatchNormFn : Function<BatchNormFn> {
               const int64_t at = (n * s.C + c) * s.HW;
               const T* r = px + at;
               T* o = out + at;
-              const T* dz = plain ? pdy + at : o;
-              for (int64_t i = 0; i < s.HW; ++i) o[i] = co.k * (dz[i] - co.a - (r[i] - co.mu) * co.b);
+              const T* d = stage ? o : pdy + at;
+              for (int64_t i = 0; i < s.HW; ++i)
+                o[i] = co.k * (dz_of(d, r, scale, shift, i) - co.a - (r[i] - co.mu) * co.b);
             }
           }
         });

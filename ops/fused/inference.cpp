@@ -54,7 +54,8 @@ Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor
 
 Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& weight_t, bool relu) {
   NoGradGuard no_grad;
-  const int64_t F = weight.shape()[0], K = weight.dim() == 2 ? weight.shape()[1] : -1;
+  // (A weight that is not [out, in] takes the unpacked path, whose linear() names the fault.)
+  const int64_t F = weight.dim() == 2 ? weight.shape()[0] : -1, K = weight.dim() == 2 ? weight.shape()[1] : -1;
   const bool packed = weight_t.defined() && x.dtype() == weight.dtype() && x.dim() >= 1 && x.shape().back() == K &&
                       weight_t.dtype() == weight.dtype() && weight_t.shape() == Shape{K, F};
   Tensor y;

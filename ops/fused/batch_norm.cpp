@@ -236,16 +236,18 @@ struct BatchNormFn : Function<BatchNormFn> {
             if constexpr (!plain)
               for (int64_t j = 0; j < w; ++j)
                 scale[j] = static_cast<T>(s.scale[lo + j]), shift[j] = static_cast<T>(s.shift[lo + j]);
+            std::vector<T> staged(stage && !want_x ? w : 0);  // dz of one row when dx is not wanted
             for (int64_t n = 0; n < s.N; ++n) {
               const T* r = px + n * s.C + lo;
               const T* d = pdy + n * s.C + lo;
-              T* o = want_x ? out + n * s.C + lo : nullptr;
+              if constexpr (stage) {  // dz into dx's buffer (or the scratch row), summed from there
+                T* z = want_x ? out + n * s.C + lo : staged.data();
+                for (int64_t j = 0; j < w; ++j) z[j] = dz_of(d, r, scale[j], shift[j], j);
+                d = z;
+              }
               for (int64_t j = 0; j < w; ++j) {
-                const T dz = dz_of(d, r, scale[j], shift[j], j);
-                if constexpr (stage)
-                  if (o) o[j] = dz;
-                sum_dz[j] += dz;
-                sum_dz_xhat[j] += dz * ((r[j] - s.mean[lo + j]) * s.invstd[lo + j]);
+                sum_dz[j] += d[j];
+                sum_dz_xhat[j] += d[j] * ((r[j] - s.mean[lo + j]) * s.invstd[lo + j]);
               }
             }
             for (int64_t j = 0; j < w; ++j) co[j] = finish(lo + j, sum_dz[j], sum_dz_xhat[j]);

@@ -50,7 +50,7 @@ Tensor BatchNormBase::forward_activated(const Tensor& x, PostActivation act) {
         x.shape()[1], C);
   if (folded_) {
     detail::check_fused_eval(*this);
-    return act == PostActivation::relu ? relu(x) : act == PostActivation::gelu ? gelu(x) : x;  // the layer before computes x
+    return xg::detail::apply_post_activation(x, act);  // the layer before computes x
   }
   const Tensor& ref = options_.affine ? weight_ : running_mean_;
   if (ref.defined())  // (the message's arguments are evaluated eagerly: ref must exist)

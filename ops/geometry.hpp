@@ -33,5 +33,7 @@ int64_t check_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& bet
                          const Tensor& running_var, bool training, double momentum, double eps, const char* op);
 // An xg::Error unless act is one of PostActivation's values (a cast from an integer may not be).
 void check_post_activation(PostActivation act, const char* op);
+// act(y) with the library's relu and gelu ops: what batch_norm_activation computes after the norm.
+Tensor apply_post_activation(const Tensor& y, PostActivation act);
 
 }  // namespace xg::detail

@@ -165,6 +165,10 @@ void check_post_activation(PostActivation act, const char* op) {
         "{}: unknown activation {} (none, relu or gelu)", op, static_cast<int>(act));
 }
 
+Tensor apply_post_activation(const Tensor& y, PostActivation act) {
+  return act == PostActivation::relu ? relu(y) : act == PostActivation::gelu ? gelu(y) : y;
+}
+
 }  // namespace detail
 
 const char* post_activation_name(PostActivation act) {

@@ -73,6 +73,17 @@ TEST_CASE("conv2d: dilation and groups, fused equals reference, values and gradi
   check_conv_cases(cases, 300);
 }
 
+TEST_CASE("conv2d: im2col's unit-stride rows at every width its row copy treats apart") {
+  // Rows of WO values copied in 64-byte chunks with an overlapping last one, 32-byte halves, or one
+  // by one (f32: 16 and 8 values; f64: 8 and 4), from a zero-bordered copy of each plane.
+  std::vector<ConvCase> cases;
+  for (int64_t w : {1, 2, 3, 6, 8, 14, 17, 33})  // WO = w + 2 with a 3-wide kernel and padding 2
+    cases.push_back({{2, 2, 5, w}, 3, 2, 3, 1, {1, 2}, 1, 1, true});
+  cases.push_back({{1, 3, 9, 20}, 4, 3, 3, {2, 1}, 0, 1, 1, false});  // no padding, row stride 2
+  cases.push_back({{1, 2, 6, 19}, 2, 3, 3, 1, {0, 3}, {1, 2}, 1, true});  // dilated columns
+  check_conv_cases(cases, 900);
+}
+
 TEST_CASE("conv2d: the weight gradient computed transposed (fewer filters than C KH KW, >= 512 positions)") {
   // dw^T = cols dy^T, on oneDNN in f32; the same cases run the untransposed form in f64.
   const std::vector<ConvCase> cases = {

@@ -16,11 +16,62 @@ namespace xg::detail {
 
 namespace {
 
+// n values from src to dst inline, in 64-byte chunks (one vector each under -march=native) with an
+// overlapping last chunk: im2col's rows are tens of values, where a libc call per row (and one more
+// per zero fill at the borders) had cost as much as the copying.
+template <class T>
+inline void copy_row(T* dst, const T* src, int64_t n) {
+  constexpr int64_t V = 64 / sizeof(T), H = V / 2;
+  if (n >= V) {
+    int64_t i = 0;
+    for (; i + V <= n; i += V) std::memcpy(dst + i, src + i, 64);
+    if (i < n) std::memcpy(dst + n - V, src + n - V, 64);
+  } else if (n >= H) {
+    std::memcpy(dst, src, 32);
+    std::memcpy(dst + n - H, src + n - H, 32);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+// im2col for unit column stride: each channel is first copied into a zero-bordered plane (when there
+// is padding), so that every row of cols is one unconditional copy of WO values from it.
+template <class T>
+void im2col_unit_stride(const T* x, const ConvGeometry& g, T* cols) {
+  const int64_t P = g.HO * g.WO, Hp = g.H + 2 * g.PH, Wp = g.W + 2 * g.PW;
+  const bool padded = g.PH > 0 || g.PW > 0;
+  T* staged = padded ? scratch<T>(5, Hp * Wp) : nullptr;
+  for (int64_t c = 0; c < g.C; ++c) {
+    const T* plane = x + c * g.H * g.W;
+    if (padded) {
+      std::fill(staged, staged + g.PH * Wp, T(0));
+      for (int64_t h = 0; h < g.H; ++h) {
+        T* row = staged + (g.PH + h) * Wp;
+        std::fill(row, row + g.PW, T(0));
+        copy_row(row + g.PW, plane + h * g.W, g.W);
+        std::fill(row + g.PW + g.W, row + Wp, T(0));
+      }
+      std::fill(staged + (g.PH + g.H) * Wp, staged + Hp * Wp, T(0));
+      plane = staged;
+    }
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* col = cols + ((c * g.KH + kh) * g.KW + kw) * P;
+        const T* src = plane + kh * g.DH * Wp + kw * g.DW;
+        for (int64_t ho = 0; ho < g.HO; ++ho) copy_row(col + ho * g.WO, src + ho * g.SH * Wp, g.WO);
+      }
+  }
+}
+
 // For one image x (C x H x W): cols[(c*KH + kh)*KW + kw][ho*WO + wo] = x[c, ho*SH-PH+kh*DH, wo*SW-PW+kw*DW]
 // (0 in the padding). col2im (scatter = true) is the adjoint: x += cols. Group g's rows are the
 // contiguous block of its C/G channels.
 template <class T, bool scatter>
 void im2col(std::conditional_t<scatter, T*, const T*> x, const ConvGeometry& g, T* cols) {
+  if constexpr (!scatter)
+    if (g.SW == 1 && (g.HO - 1) * g.SH + (g.KH - 1) * g.DH < g.H + 2 * g.PH &&
+        g.WO + (g.KW - 1) * g.DW <= g.W + 2 * g.PW)  // every window inside the padded plane
+      return im2col_unit_stride(x, g, cols);
   const int64_t P = g.HO * g.WO;
   for (int64_t c = 0; c < g.C; ++c) {
     auto* plane = x + c * g.H * g.W;

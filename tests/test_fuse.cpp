@@ -2,6 +2,7 @@
 // ones did in f32 and f64, over the zoo and layers with every option that folding touches; the
 // epilogues against relu(conv2d) and relu(linear); refusals that change nothing; a fused model that
 // cannot train; and its ONNX export.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -306,7 +307,7 @@ TEST_CASE("conv2d and linear ReLU epilogues equal relu of the op: im2col, Winogr
     int64_t C, F, K, HW, stride, groups;
   };
   const std::vector<Conv> convs{{3, 8, 3, 10, 1, 1}, {16, 16, 3, 12, 1, 1}, {8, 8, 3, 9, 1, 8}, {4, 6, 5, 11, 2, 2},
-                                {32, 32, 3, 8, 1, 1}};
+                                {32, 32, 3, 8, 1, 1}, {16, 16, 3, 11, 1, 1}};  // 11: Winograd's staged (partial) tiles
   for (auto algorithm : {detail::ConvAlgorithm::automatic, detail::ConvAlgorithm::im2col})
   for (Dtype d : {Dtype::f32, Dtype::f64})
     for (const Conv& c : convs)
@@ -333,6 +334,14 @@ TEST_CASE("conv2d and linear ReLU epilogues equal relu of the op: im2col, Winogr
   Tensor x = randn({1, 7});
   x.fill_(std::numeric_limits<double>::quiet_NaN());
   CHECK(std::isnan(detail::linear_inference(x, randn({2, 7}), randn({2})).to_vector<float>()[0]));
+  for (const Conv& c : convs) {  // NaN passes the clamp in every kernel's epilogue
+    Tensor xn = randn({1, c.C, c.HW, c.HW});
+    xn.fill_(std::numeric_limits<double>::quiet_NaN());
+    const Tensor y = detail::conv2d_relu_inference(xn, randn({c.F, c.C / c.groups, c.K, c.K}), randn({c.F}),
+                                                   {.stride = c.stride, .padding = c.K / 2, .groups = c.groups});
+    const std::vector<float> v = y.to_vector<float>();
+    CHECK(std::all_of(v.begin(), v.end(), [](float e) { return std::isnan(e); }));
+  }
   CHECK_ERROR(detail::conv2d_relu_inference(randn({1, 3, 4, 4}), randn({2, 4, 3, 3}), Tensor(), {}),
               "conv2d: input has 3 channels");
   CHECK_ERROR(detail::linear_inference(randn({2, 7}), randn({4, 7}), randn({5})),

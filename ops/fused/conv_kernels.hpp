@@ -20,13 +20,14 @@ inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out
 // (ops/fused/depthwise.cpp) instead of im2col and a GEMM of one row per group.
 inline bool use_depthwise(const ConvGeometry& g) { return g.G > 1 && g.G == g.C; }
 template <class T>
-void depthwise_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out);
+void depthwise_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu = false);
 template <class T>
 void depthwise_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw);
 
-// out [N,F,HO,WO] = conv(x, w) + bias (bias may be null).
+// out [N,F,HO,WO] = conv(x, w) + bias (bias may be null), clamped at zero with `relu` (NaN stays NaN)
+// in the kernel's own output pass, while the values are in cache: the inference epilogue.
 template <class T>
-void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out);
+void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu = false);
 
 // The gradients of conv_forward for the upstream gradient dout; dx, dw and db may each be null when
 // not needed (x is read only for dw), and are overwritten.

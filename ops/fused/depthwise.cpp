@@ -33,7 +33,7 @@ void for_taps(const ConvGeometry& g, F&& f) {
 
 // out[n, f] = bias[f] + sum over taps of w[f, tap] * (the tap's shifted view of x[n, f / M]).
 template <class T>
-void depthwise_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
+void depthwise_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu) {
   const int64_t M = g.F / g.C, P = g.HO * g.WO, KK = g.KH * g.KW;
   parallel_for(0, g.N * g.F, 4, [&](int64_t lo, int64_t hi) {
     for (int64_t plane = lo; plane < hi; ++plane) {
@@ -52,6 +52,8 @@ void depthwise_forward(const T* x, const T* w, const T* bias, const ConvGeometry
             for (int64_t wo = w_lo; wo < w_hi; ++wo) d[wo] += wt * s[wo * g.SW];
         }
       });
+      if (relu)
+        for (int64_t p = 0; p < P; ++p) o[p] = o[p] < T(0) ? T(0) : o[p];
     }
   });
 }
@@ -107,8 +109,9 @@ void depthwise_backward(const T* x, const T* w, const T* dout, const ConvGeometr
   }
 }
 
-template void depthwise_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*);
-template void depthwise_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*);
+template void depthwise_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, bool);
+template void depthwise_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,
+                                        bool);
 template void depthwise_backward<float>(const float*, const float*, const float*, const ConvGeometry&, float*,
                                         float*);
 template void depthwise_backward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,

@@ -137,9 +137,9 @@ void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
 
 // Per group gi: out[n][gi] (F/G x P) = w[gi] (F/G x CKK/G) cols[n][gi] (CKK/G x P), plus bias.
 template <class T>
-void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
-  if (use_winograd(g)) return winograd_forward(x, w, bias, g, out);
-  if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out);
+void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu) {
+  if (use_winograd(g)) return winograd_forward(x, w, bias, g, out, relu);
+  if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out, relu);
   const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, Fg = g.F / g.G, Kg = CKK / g.G;
   for_images<T>(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
     T* cols = scratch<T>(0, CKK * P);
@@ -148,9 +148,15 @@ void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, 
       T* o = out + n * g.F * P;
       for (int64_t gi = 0; gi < g.G; ++gi)
         mm<T>(threaded, false, false, Fg, P, Kg, w + gi * Fg * Kg, Kg, cols + gi * Kg * P, P, T(0), o + gi * Fg * P, P);
-      if (bias)
-        for (int64_t f = 0; f < g.F; ++f)
-          for (int64_t p = 0; p < P; ++p) o[f * P + p] += bias[f];
+      if (bias || relu)
+        for (int64_t f = 0; f < g.F; ++f) {
+          T* plane = o + f * P;
+          const T b = bias ? bias[f] : T(0);
+          if (relu)
+            for (int64_t p = 0; p < P; ++p) plane[p] = plane[p] + b < T(0) ? T(0) : plane[p] + b;
+          else
+            for (int64_t p = 0; p < P; ++p) plane[p] += b;
+        }
     }
   });
 }
@@ -222,8 +228,8 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
   }
 }
 
-template void conv_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*);
-template void conv_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*);
+template void conv_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, bool);
+template void conv_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*, bool);
 template void conv_backward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, float*,
                                    float*);
 template void conv_backward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,

@@ -1,8 +1,6 @@
-// The inference epilogues of ops/fused/inference.hpp. The convolution itself is conv2d's kernel
-// (ops/fused/im2col.cpp, winograd.cpp, depthwise.cpp) run without its bias; the epilogue then adds
-// the bias and clamps at zero in one parallel pass. (That pass could run inside the kernels, per
-// image or per Winograd chunk while the output is in cache; it is a pass of its own here so that the
-// kernels keep one signature.)
+// The inference epilogues of ops/fused/inference.hpp. A convolution's bias and ReLU run inside conv2d's
+// kernels (ops/fused/im2col.cpp, winograd.cpp, depthwise.cpp), per image or per Winograd tile while
+// the output is in cache; a linear layer's run in one parallel pass after its GEMM.
 #include "ops/fused/inference.hpp"
 
 #include <algorithm>
@@ -16,24 +14,16 @@ namespace xg::detail {
 
 namespace {
 
-// y [outer, F, inner] = relu(y + bias[f]) in place (bias may be null; without `relu`, y + bias). NaN
-// stays NaN, as in relu.
+// Each row of y [rows, F] = relu(row + bias) in place (bias may be null; without `relu`, row + bias).
+// NaN stays NaN, as in relu.
 template <class T>
-void bias_relu(T* y, const T* bias, int64_t outer, int64_t F, int64_t inner, bool relu = true) {
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, F * inner));
-  parallel_for(0, outer, grain, [=](int64_t lo, int64_t hi) {
+void bias_relu(T* y, const T* bias, int64_t rows, int64_t F, bool relu) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, F));
+  parallel_for(0, rows, grain, [=](int64_t lo, int64_t hi) {
     auto clamp = [relu](T v) { return relu && v < T(0) ? T(0) : v; };
-    for (int64_t o = lo; o < hi; ++o) {
-      if (inner == 1) {  // a linear layer's row: the bias runs along it
-        T* row = y + o * F;
-        for (int64_t f = 0; f < F; ++f) row[f] = clamp(row[f] + (bias ? bias[f] : T(0)));
-        continue;
-      }
-      for (int64_t f = 0; f < F; ++f) {
-        T* plane = y + (o * F + f) * inner;
-        const T b = bias ? bias[f] : T(0);
-        for (int64_t i = 0; i < inner; ++i) plane[i] = clamp(plane[i] + b);
-      }
+    for (int64_t r = lo; r < hi; ++r) {
+      T* row = y + r * F;
+      for (int64_t f = 0; f < F; ++f) row[f] = clamp(row[f] + (bias ? bias[f] : T(0)));
     }
   });
 }
@@ -45,9 +35,8 @@ Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor
   Tensor out = Tensor::empty({g.N, g.F, g.HO, g.WO}, x.dtype());
   if (out.numel() == 0) return out;
   dispatch_floating(x.dtype(), [&]<class T>() {
-    T* po = out.data<T>();
-    conv_forward<T>(x.data<T>(), weight.data<T>(), nullptr, g, po);
-    bias_relu<T>(po, bias.defined() ? bias.data<T>() : nullptr, g.N, g.F, g.HO * g.WO);
+    conv_forward<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, g, out.data<T>(),
+                    /*relu=*/true);
   });
   return out;
 }
@@ -75,7 +64,7 @@ Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bia
         "linear: bias shape {} ({}) does not match out_features {} ({})", bias.defined() ? bias.shape() : Shape{},
         bias.defined() ? dtype_name(bias.dtype()) : "none", F, dtype_name(y.dtype()));
   dispatch_floating(y.dtype(), [&]<class T>() {
-    if (relu || bias.defined()) bias_relu<T>(y.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.numel() / F, F, 1, relu);
+    if (relu || bias.defined()) bias_relu<T>(y.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.numel() / F, F, relu);
   });
   return y;
 }

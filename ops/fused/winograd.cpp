@@ -256,12 +256,15 @@ void stage_in(const T* src, int64_t src_stride, int64_t h, int64_t w, int64_t B,
 // The inverse: dst (B planes of h x w, stride dst_stride) = S from row py, column px, plus `add`.
 template <class T>
 void stage_out(const T* S, const Staging& st, int64_t B, int64_t py, int64_t px, int64_t h, int64_t w, T add,
-               T* dst, int64_t dst_stride) {
+               T* dst, int64_t dst_stride, bool relu = false) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t y = 0; y < h; ++y) {
       const T* s = S + b * st.plane() + (y + py) * st.cols + px;
       T* d = dst + b * dst_stride + y * w;
-      for (int64_t q = 0; q < w; ++q) d[q] = s[q] + add;
+      if (relu)
+        for (int64_t q = 0; q < w; ++q) d[q] = s[q] + add < T(0) ? T(0) : s[q] + add;
+      else
+        for (int64_t q = 0; q < w; ++q) d[q] = s[q] + add;
     }
 }
 
@@ -434,7 +437,7 @@ bool use_winograd(const ConvGeometry& g) {
 }
 
 template <class T>
-void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out) {
+void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu) {
   const Tiling tl = tiling(g, sizeof(T));
   const int64_t FC = g.F * g.C, maxT = tl.chunk * tl.per_image;
   T* U = scratch<T>(2, P36 * FC);  // shared, read-only once transformed
@@ -458,9 +461,13 @@ void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry&
         if (add != T(0))
           for (Lanes<T>& v : y)
             for (T& e : v.v) e += add;
+        if (relu && tl.whole)
+          for (Lanes<T>& v : y)
+            for (T& e : v.v) e = e < T(0) ? T(0) : e;
         scatter<4, 4, false>(y, n, off, st.cols, tl.whole ? plane : S);
       });
-      if (!tl.whole) stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), plane, g.F * g.HO * g.WO);
+      if (!tl.whole)
+        stage_out(S, st, B, 0, 0, g.HO, g.WO, bias ? bias[f] : T(0), plane, g.F * g.HO * g.WO, relu);
     });
   });
 }
@@ -523,8 +530,9 @@ void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry
   }
 }
 
-template void winograd_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*);
-template void winograd_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*);
+template void winograd_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, bool);
+template void winograd_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,
+                                       bool);
 template void winograd_backward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, float*);
 template void winograd_backward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,
                                         double*);

@@ -22,7 +22,7 @@ bool use_winograd(const ConvGeometry& g);
 int64_t winograd_chunk_tiles(const ConvGeometry& g, int64_t elem_bytes);
 
 template <class T>
-void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out);
+void winograd_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu = false);
 // dx and dw may each be null when not needed; both are overwritten.
 template <class T>
 void winograd_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g, T* dx, T* dw);

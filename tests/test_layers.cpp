@@ -184,6 +184,36 @@ TEST_CASE("pooling: gradcheck, values, ties") {
     }
 }
 
+TEST_CASE("max_pool2d without recording (no argmax kept) gives the recorded op's values, ties and NaN included") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (const Pool2dOptions& o : {Pool2dOptions{.kernel = 2}, Pool2dOptions{.kernel = 3, .stride = 2, .padding = 1},
+                                   Pool2dOptions{.kernel = 2, .dilation = 2, .ceil_mode = true}}) {
+      std::vector<double> v = input({2, 3, 7, 18}, Dtype::f64, 21).to_vector<double>();
+      for (double& e : v) e = std::round(e * 2.0);  // many ties
+      v[5] = v[40] = v[41] = nan;
+      const Tensor x = from_vector(v, {2, 3, 7, 18}).to(d);
+      Tensor xr = x.detach();
+      xr.requires_grad_();
+      const Tensor recorded = max_pool2d(xr, o);
+      Tensor plain;
+      {
+        NoGradGuard no_grad;
+        plain = max_pool2d(xr, o);
+      }
+      CHECK(recorded.requires_grad());
+      CHECK_FALSE(plain.requires_grad());
+      const std::vector<double> a = recorded.detach().to(Dtype::f64).to_vector<double>(),
+                                b = plain.to(Dtype::f64).to_vector<double>(), c = max_pool2d(x, o).to(Dtype::f64).to_vector<double>();
+      REQUIRE(a.size() == b.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        CAPTURE(i);
+        CHECK((a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))));
+        CHECK((a[i] == c[i] || (std::isnan(a[i]) && std::isnan(c[i]))));
+      }
+    }
+}
+
 TEST_CASE("batch_norm: fused equals reference in training and eval, with running statistics") {
   struct BnCase {
     Shape x;

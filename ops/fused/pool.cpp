@@ -60,14 +60,13 @@ bool pairs(const PoolGeometry& g) {
 
 // One plane of the 2x2/2 max-pool: selects only, no branches, so the loop over a row of windows
 // vectorises. Same tie and NaN rule as the general loop: a later tap wins only if it is larger, or
-// NaN where the best so far is not.
-template <class T>
+// NaN where the best so far is not. arg may be null (nothing to differentiate).
+template <class T, bool with_arg>
 void max_pool_pairs_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
   for (int64_t ho = 0; ho < g.HO; ++ho) {
     const T* r0 = src + 2 * ho * g.W;
     const T* r1 = r0 + g.W;
     T* o = out + ho * g.WO;
-    int32_t* a = arg + ho * g.WO;
     const auto base = static_cast<int32_t>(2 * ho * g.W), below = static_cast<int32_t>(g.W);
     for (int64_t wo = 0; wo < g.WO; ++wo) {
       const auto at0 = static_cast<int32_t>(base + 2 * wo);
@@ -82,7 +81,7 @@ void max_pool_pairs_plane(const T* src, const PoolGeometry& g, T* out, int32_t* 
       tap(r1[2 * wo], at0 + below);
       tap(r1[2 * wo + 1], at0 + below + 1);
       o[wo] = best;
-      a[wo] = at;
+      if constexpr (with_arg) arg[ho * g.WO + wo] = at;
     }
   }
 }
@@ -122,18 +121,17 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
                   [bytes](int32_t* p) { detail::free_bytes(p, bytes); });
   }
 
-  static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
-    Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());
-    Argmax arg = argmax_buffer(out.numel());
+  // out = the pooled x; arg (may be null) each output's argmax offset in its plane.
+  static void pool(const Tensor& x, const PoolGeometry& g, Tensor& out, int32_t* pa) {
     dispatch_floating(x.dtype(), [&]<class T>() {
       const T* px = x.data<T>();
       T* po = out.data<T>();
-      int32_t* pa = arg.get();
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
       for (int64_t plane = lo; plane < hi; ++plane) {
         const T* src = px + plane * g.H * g.W;
         if (pairs(g)) {
-          max_pool_pairs_plane(src, g, po + plane * g.HO * g.WO, pa + plane * g.HO * g.WO);
+          if (pa) max_pool_pairs_plane<T, true>(src, g, po + plane * g.HO * g.WO, pa + plane * g.HO * g.WO);
+          else max_pool_pairs_plane<T, false>(src, g, po + plane * g.HO * g.WO, nullptr);
           continue;
         }
         for (int64_t ho = 0; ho < g.HO; ++ho)
@@ -148,11 +146,17 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
               }
             const int64_t o = (plane * g.HO + ho) * g.WO + wo;
             po[o] = best;
-            pa[o] = static_cast<int32_t>(at);
+            if (pa) pa[o] = static_cast<int32_t>(at);
           }
       }
       });
     });
+  }
+
+  static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
+    Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());
+    Argmax arg = argmax_buffer(out.numel());
+    pool(x, g, out, arg.get());
     ctx.save_for_backward({x});  // read only by the create_graph backward
     ctx.save("g", g);
     ctx.save("arg", arg);
@@ -258,7 +262,10 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opts) {
     return trace::op("max_pool2d", {x}, trace::pool_attrs(opts), [&] { return max_pool2d(x, opts); });
   PoolGeometry g = detail::pool_geometry(x, opts, "max_pool2d");
   check(g.H * g.W <= std::numeric_limits<int32_t>::max(), "max_pool2d: planes of {}x{} are too large", g.H, g.W);
-  return MaxPool2dFn::apply(x, g);
+  if (GradMode::is_enabled() && x.requires_grad()) return MaxPool2dFn::apply(x, g);
+  Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());  // nothing to record: no argmax
+  MaxPool2dFn::pool(x, g, out, nullptr);
+  return out;
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {

@@ -44,6 +44,20 @@ bool relu_after_pool(const std::vector<std::shared_ptr<Module>>& modules, size_t
   const Pool2dOptions& o = static_cast<const MaxPool2d&>(next).options();
   return o.dilation == Pair2(1);
 }
+
+// A Conv2d at modules[i] followed by a MaxPool2d, with nothing between them but the batch norm and
+// ReLU folded into the conv (identities, in eval mode): the max-pool's index, else 0.
+size_t pool_after_conv(const std::vector<std::shared_ptr<Module>>& modules, size_t i) {
+  if (!may_rewrite(modules, i) || typeid(*modules[i]) != typeid(Conv2d)) return 0;
+  size_t j = i + 1;
+  for (; j < modules.size(); ++j) {
+    const Module& m = *modules[j];
+    const bool folded_bn = typeid(m) == typeid(BatchNorm2d) && static_cast<const BatchNormBase&>(m).folded();
+    const bool fused_relu = typeid(m) == typeid(ReLU) && static_cast<const ReLU&>(m).fused();
+    if (!(folded_bn || fused_relu) || m.is_training()) break;  // (in training mode, its forward refuses)
+  }
+  return j < modules.size() && typeid(*modules[j]) == typeid(MaxPool2d) ? j : 0;
+}
 }  // namespace
 
 Tensor Sequential::forward(const Tensor& x) {
@@ -52,6 +66,11 @@ Tensor Sequential::forward(const Tensor& x) {
     if (const PostActivation act = fusable_activation(modules_, i); act != PostActivation::none) {
       y = static_cast<BatchNormBase&>(*modules_[i]).forward_activated(y, act);  // and modules_[i + 1]
       ++i;
+      continue;
+    }
+    if (const size_t pool = pool_after_conv(modules_, i); pool != 0) {
+      y = static_cast<Conv2d&>(*modules_[i]).forward_pooled(y, static_cast<const MaxPool2d&>(*modules_[pool]));
+      i = pool;
       continue;
     }
     if (relu_after_pool(modules_, i)) {

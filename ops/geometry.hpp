@@ -27,6 +27,8 @@ struct PoolGeometry {
   bool ceil_mode = false, count_include_pad = true;
 };
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op);
+// The same checks for an input of this shape (its dtype checked elsewhere).
+PoolGeometry pool_geometry(const Shape& shape, const Pool2dOptions& o, const char* op);
 
 // Checks batch_norm's arguments; returns C.
 int64_t check_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

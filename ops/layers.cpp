@@ -116,22 +116,26 @@ ConvGeometry conv_transpose_geometry(const Tensor& x, const Tensor& w, const Ten
 
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op) {
   check_float_input(x, op);
-  check(x.dim() == 4, "{}: input must be 4-D (N,C,H,W), got shape {}", op, x.shape());
+  return pool_geometry(x.shape(), o, op);
+}
+
+PoolGeometry pool_geometry(const Shape& shape, const Pool2dOptions& o, const char* op) {
+  check(shape.size() == 4, "{}: input must be 4-D (N,C,H,W), got shape {}", op, shape);
   check(o.kernel.h > 0 && o.kernel.w > 0, "{}: kernel must be positive, got ({}, {}) for input shape {}", op, o.kernel.h,
-        o.kernel.w, x.shape());
+        o.kernel.w, shape);
   Pair2 s = o.stride == Pair2(0) ? o.kernel : o.stride;
-  check(s.h > 0 && s.w > 0, "{}: stride must be positive, got ({}, {}) for input shape {}", op, s.h, s.w, x.shape());
+  check(s.h > 0 && s.w > 0, "{}: stride must be positive, got ({}, {}) for input shape {}", op, s.h, s.w, shape);
   check(o.padding.h >= 0 && o.padding.w >= 0 && 2 * o.padding.h <= o.kernel.h && 2 * o.padding.w <= o.kernel.w,
         "{}: padding ({}, {}) must be non-negative and at most half the kernel ({}, {})", op, o.padding.h,
         o.padding.w, o.kernel.h, o.kernel.w);
   check(o.dilation.h > 0 && o.dilation.w > 0, "{}: dilation must be positive, got ({}, {}) for input shape {}", op,
-        o.dilation.h, o.dilation.w, x.shape());
+        o.dilation.h, o.dilation.w, shape);
   check(o.dilation == Pair2(1) || std::string_view(op) != "avg_pool2d",
         "{}: dilation ({}, {}) is not supported (PyTorch's avg_pool2d has none)", op, o.dilation.h, o.dilation.w);
-  PoolGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], o.kernel.h, o.kernel.w, 0, 0, s.h, s.w,
+  PoolGeometry g{shape[0], shape[1], shape[2], shape[3], o.kernel.h, o.kernel.w, 0, 0, s.h, s.w,
                  o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.ceil_mode, o.count_include_pad};
-  g.HO = window_out(g.H, g.KH, g.SH, g.PH, g.DH, g.ceil_mode, op, "height", x.shape());
-  g.WO = window_out(g.W, g.KW, g.SW, g.PW, g.DW, g.ceil_mode, op, "width", x.shape());
+  g.HO = window_out(g.H, g.KH, g.SH, g.PH, g.DH, g.ceil_mode, op, "height", shape);
+  g.WO = window_out(g.W, g.KW, g.SW, g.PW, g.DW, g.ceil_mode, op, "width", shape);
   return g;
 }
 

@@ -215,6 +215,14 @@ TEST_CASE("fuse_for_inference: a fused model cannot train: training-mode forward
   model->features->at<nn::Conv2d>(0).eval();  // the folded batch norm and the fused ReLU refuse too
   CHECK_ERROR(model->features->at<nn::BatchNorm2d>(1).forward(randn({2, 4, 8, 8})), "BatchNorm2d: fused for inference");
   CHECK_ERROR(model->features->at<nn::ReLU>(2).forward(randn({2, 4, 8, 8})), "ReLU: fused for inference");
+  // Between the second conv and its max-pool (run as one op in eval mode), a fused ReLU put back in
+  // training mode still refuses.
+  model->eval();
+  model->features->at<nn::ReLU>(5).train();
+  {
+    NoGradGuard no_grad;
+    CHECK_ERROR((*model)(randn({2, 3, 32, 32})), "ReLU: fused for inference");
+  }
   model->eval();
   CHECK((*model)(randn({2, 3, 32, 32})).shape() == Shape{2, 10});
 }
@@ -346,6 +354,43 @@ TEST_CASE("conv2d and linear ReLU epilogues equal relu of the op: im2col, Winogr
               "conv2d: input has 3 channels");
   CHECK_ERROR(detail::linear_inference(randn({2, 7}), randn({4, 7}), randn({5})),
               "linear: bias shape [5] (f32) does not match out_features 4 (f32)");
+}
+
+TEST_CASE("conv2d_pool_inference equals max_pool2d of the conv (and ReLU): im2col per image, other kernels, NaN") {
+  struct Conv {
+    int64_t N, C, F, K, HW, groups;
+    Pool2dOptions pool;
+  };
+  const std::vector<Conv> convs{
+      {3, 3, 8, 7, 16, 1, {.kernel = 2}},                                    // ThreeLayerConvNet's first layer
+      {2, 4, 6, 3, 11, 2, {.kernel = 3, .stride = 2, .padding = 1}},         // grouped, overlapping windows
+      {2, 3, 5, 5, 9, 1, {.kernel = 2, .ceil_mode = true}},                  // odd size, ceil mode
+      {1, 3, 4, 3, 12, 1, {.kernel = 2, .dilation = 2}},                     // one image: threaded GEMMs
+      {2, 16, 16, 3, 8, 1, {.kernel = 2}},                                   // Winograd: the two ops
+      {2, 8, 8, 3, 8, 8, {.kernel = 2}}};                                    // depthwise: the two ops
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (const Conv& c : convs)
+      for (bool relu_on : {true, false})
+        for (bool with_bias : {true, false}) {
+          INFO(dtype_name(d) << " C " << c.C << " F " << c.F << " K " << c.K << " relu " << relu_on);
+          const Tensor x = randn({c.N, c.C, c.HW, c.HW}, d), w = randn({c.F, c.C / c.groups, c.K, c.K}, d);
+          const Tensor b = with_bias ? randn({c.F}, d) : Tensor();
+          const Conv2dOptions o{.padding = c.K / 2, .groups = c.groups};
+          const Tensor y = conv2d(x, w, b, o);
+          const Tensor want = max_pool2d(relu_on ? relu(y) : y, c.pool);
+          const Tensor got = detail::conv2d_pool_inference(x, w, b, o, relu_on, c.pool);
+          REQUIRE(got.shape() == want.shape());
+          CHECK(rel_diff(got, want) < tolerance(d) / 10);
+        }
+  Tensor xn = randn({2, 3, 8, 8});
+  xn.fill_(std::numeric_limits<double>::quiet_NaN());
+  const std::vector<float> v = detail::conv2d_pool_inference(xn, randn({4, 3, 3, 3}), randn({4}), {.padding = 1}, true,
+                                                             {.kernel = 2}).to_vector<float>();
+  CHECK(std::all_of(v.begin(), v.end(), [](float e) { return std::isnan(e); }));
+  CHECK_ERROR(detail::conv2d_pool_inference(randn({1, 3, 4, 4}), randn({2, 4, 3, 3}), Tensor(), {}, true, {.kernel = 2}),
+              "conv2d: input has 3 channels");
+  CHECK_ERROR(detail::conv2d_pool_inference(randn({1, 3, 4, 4}), randn({2, 3, 3, 3}), Tensor(), {}, true, {.kernel = 0}),
+              "max_pool2d: kernel must be positive, got (0, 0) for input shape [1,2,2,2]");
 }
 
 TEST_CASE("fuse_for_inference: a fused model exports to ONNX as Conv and Relu without BatchNormalization") {

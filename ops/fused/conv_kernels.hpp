@@ -3,6 +3,8 @@
 // backward a convolution's forward and weight gradient. Winograd takes the shapes it serves.
 #pragma once
 
+#include <functional>
+
 #include "ops/geometry.hpp"
 
 namespace xg::detail {
@@ -28,6 +30,19 @@ void depthwise_backward(const T* x, const T* w, const T* dout, const ConvGeometr
 // in the kernel's own output pass, while the values are in cache: the inference epilogue.
 template <class T>
 void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu = false);
+
+// Whether conv_forward computes this convolution one image at a time (im2col), so that each image's
+// output can be handed on while in cache: conv_forward_images.
+bool conv_per_image(const ConvGeometry& g);
+// conv_forward for conv_per_image geometries, each image's output [F, HO, WO] written to a per-thread
+// buffer and passed to sink(n, image) on the thread that computed it, instead of to an output tensor.
+template <class T>
+void conv_forward_images(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool relu,
+                         const std::function<void(int64_t n, const T* image)>& sink);
+
+// Max pooling's values (no argmax) for planes [lo, hi) of x, in the calling thread (ops/fused/pool.cpp).
+template <class T>
+void max_pool_planes(const T* x, const PoolGeometry& g, T* out, int64_t lo, int64_t hi);
 
 // The gradients of conv_forward for the upstream gradient dout; dx, dw and db may each be null when
 // not needed (x is read only for dw), and are overwritten.

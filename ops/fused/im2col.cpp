@@ -133,19 +133,18 @@ void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
   else gemm_serial<T>(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
 }
 
-}  // namespace
-
+// conv_forward by im2col: into out, or with a sink into a per-thread buffer handed to it per image.
 // Per group gi: out[n][gi] (F/G x P) = w[gi] (F/G x CKK/G) cols[n][gi] (CKK/G x P), plus bias.
 template <class T>
-void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu) {
-  if (use_winograd(g)) return winograd_forward(x, w, bias, g, out, relu);
-  if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out, relu);
+void conv_by_images(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu,
+                    const std::function<void(int64_t, const T*)>* sink) {
   const int64_t P = g.HO * g.WO, CKK = g.C * g.KH * g.KW, Fg = g.F / g.G, Kg = CKK / g.G;
   for_images<T>(g.N, [&](int64_t lo, int64_t hi, bool threaded) {
     T* cols = scratch<T>(0, CKK * P);
+    T* image = sink ? scratch<T>(1, g.F * P) : nullptr;
     for (int64_t n = lo; n < hi; ++n) {
       im2col<T, false>(x + n * g.C * g.H * g.W, g, cols);
-      T* o = out + n * g.F * P;
+      T* o = sink ? image : out + n * g.F * P;
       for (int64_t gi = 0; gi < g.G; ++gi)
         mm<T>(threaded, false, false, Fg, P, Kg, w + gi * Fg * Kg, Kg, cols + gi * Kg * P, P, T(0), o + gi * Fg * P, P);
       if (bias || relu)
@@ -157,8 +156,27 @@ void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, 
           else
             for (int64_t p = 0; p < P; ++p) plane[p] += b;
         }
+      if (sink) (*sink)(n, o);
     }
   });
+}
+
+}  // namespace
+
+bool conv_per_image(const ConvGeometry& g) { return !use_winograd(g) && !use_depthwise(g); }
+
+template <class T>
+void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu) {
+  if (use_winograd(g)) return winograd_forward(x, w, bias, g, out, relu);
+  if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out, relu);
+  conv_by_images<T>(x, w, bias, g, out, relu, nullptr);
+}
+
+template <class T>
+void conv_forward_images(const T* x, const T* w, const T* bias, const ConvGeometry& g, bool relu,
+                         const std::function<void(int64_t, const T*)>& sink) {
+  check(conv_per_image(g), "conv_forward_images: not an im2col convolution");
+  conv_by_images<T>(x, w, bias, g, nullptr, relu, &sink);
 }
 
 // dx[n] = col2im(w^T dout[n]); dw = sum_n dout[n] cols[n]^T (per group), summed per block of images
@@ -230,6 +248,10 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
 
 template void conv_forward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, bool);
 template void conv_forward<double>(const double*, const double*, const double*, const ConvGeometry&, double*, bool);
+template void conv_forward_images<float>(const float*, const float*, const float*, const ConvGeometry&, bool,
+                                         const std::function<void(int64_t, const float*)>&);
+template void conv_forward_images<double>(const double*, const double*, const double*, const ConvGeometry&, bool,
+                                          const std::function<void(int64_t, const double*)>&);
 template void conv_backward<float>(const float*, const float*, const float*, const ConvGeometry&, float*, float*,
                                    float*);
 template void conv_backward<double>(const double*, const double*, const double*, const ConvGeometry&, double*,

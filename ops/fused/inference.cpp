@@ -41,6 +41,25 @@ Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor
   return out;
 }
 
+Tensor conv2d_pool_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts,
+                             bool relu, const Pool2dOptions& pool) {
+  NoGradGuard no_grad;
+  const ConvGeometry g = conv_geometry(x, weight, bias, opts, "conv2d");
+  PoolGeometry pg = pool_geometry(Shape{g.N, g.F, g.HO, g.WO}, pool, "max_pool2d");
+  if (!conv_per_image(g))
+    return max_pool2d(relu ? conv2d_relu_inference(x, weight, bias, opts) : conv2d(x, weight, bias, opts), pool);
+  Tensor out = Tensor::empty({g.N, g.F, pg.HO, pg.WO}, x.dtype());
+  if (out.numel() == 0) return out;
+  pg.N = 1;  // the sink pools one image's F planes
+  dispatch_floating(x.dtype(), [&]<class T>() {
+    T* po = out.data<T>();
+    const int64_t per_image = g.F * pg.HO * pg.WO;
+    conv_forward_images<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, g, relu,
+                           [&](int64_t n, const T* image) { max_pool_planes<T>(image, pg, po + n * per_image, 0, g.F); });
+  });
+  return out;
+}
+
 Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& weight_t, bool relu) {
   NoGradGuard no_grad;
   // (A weight that is not [out, in] takes the unpacked path, whose linear() names the fault.)

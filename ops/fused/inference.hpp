@@ -10,6 +10,11 @@ namespace xg::detail {
 
 // relu(conv2d(x, weight, bias, opts)), checked as conv2d; bias may be undefined.
 Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts);
+// max_pool2d(relu(conv2d(x, weight, bias, opts)), pool) (without `relu`, of conv2d(...)), checked as
+// the two ops. An im2col convolution pools each image's output while it is in cache; other kernels
+// (Winograd, depthwise) run the two ops.
+Tensor conv2d_pool_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts,
+                             bool relu, const Pool2dOptions& pool);
 // relu(linear(x, weight, bias)) (linear(...) without `relu`), checked as linear; bias may be undefined.
 // With weight_t (weight^T, [in, out], of weight's dtype: nn::fuse_for_inference's packed weight) the
 // GEMM reads it as B directly, with no per-call transpose.

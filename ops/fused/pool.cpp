@@ -108,6 +108,30 @@ void max_pool_pairs_backward_plane(const T* grad, const int32_t* arg, const Pool
   std::fill(dst + 2 * g.HO * g.W, dst + g.H * g.W, T(0));
 }
 
+// One plane of max_pool2d: out (HO x WO) and, unless arg is null, each output's argmax offset in the
+// plane.
+template <class T>
+void max_pool_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
+  if (pairs(g)) {
+    if (arg) max_pool_pairs_plane<T, true>(src, g, out, arg);
+    else max_pool_pairs_plane<T, false>(src, g, out, nullptr);
+    return;
+  }
+  for (int64_t ho = 0; ho < g.HO; ++ho)
+    for (int64_t wo = 0; wo < g.WO; ++wo) {
+      const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW;
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t at = -1;  // stays -1 for a dilated window with no tap inside the input: -inf, no gradient
+      for (int64_t h = first_tap(h0, g.DH); h < std::min(h0 + (g.KH - 1) * g.DH + 1, g.H); h += g.DH)
+        for (int64_t w = first_tap(w0, g.DW); w < std::min(w0 + (g.KW - 1) * g.DW + 1, g.W); w += g.DW) {
+          const T v = src[h * g.W + w];
+          if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = h * g.W + w;
+        }
+      out[ho * g.WO + wo] = best;
+      if (arg) arg[ho * g.WO + wo] = static_cast<int32_t>(at);
+    }
+}
+
 struct MaxPool2dFn : Function<MaxPool2dFn> {
   static constexpr const char* name = "max_pool2d";
   // Per output: the offset of its maximum within its input plane. From the tensor allocator's cache,
@@ -126,29 +150,9 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
     dispatch_floating(x.dtype(), [&]<class T>() {
       const T* px = x.data<T>();
       T* po = out.data<T>();
+      const int64_t in = g.H * g.W, per = g.HO * g.WO;
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-      for (int64_t plane = lo; plane < hi; ++plane) {
-        const T* src = px + plane * g.H * g.W;
-        if (pairs(g)) {
-          if (pa) max_pool_pairs_plane<T, true>(src, g, po + plane * g.HO * g.WO, pa + plane * g.HO * g.WO);
-          else max_pool_pairs_plane<T, false>(src, g, po + plane * g.HO * g.WO, nullptr);
-          continue;
-        }
-        for (int64_t ho = 0; ho < g.HO; ++ho)
-          for (int64_t wo = 0; wo < g.WO; ++wo) {
-            const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW;
-            T best = -std::numeric_limits<T>::infinity();
-            int64_t at = -1;  // stays -1 for a dilated window with no tap inside the input: -inf, no gradient
-            for (int64_t h = first_tap(h0, g.DH); h < std::min(h0 + (g.KH - 1) * g.DH + 1, g.H); h += g.DH)
-              for (int64_t w = first_tap(w0, g.DW); w < std::min(w0 + (g.KW - 1) * g.DW + 1, g.W); w += g.DW) {
-                const T v = src[h * g.W + w];
-                if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = h * g.W + w;
-              }
-            const int64_t o = (plane * g.HO + ho) * g.WO + wo;
-            po[o] = best;
-            if (pa) pa[o] = static_cast<int32_t>(at);
-          }
-      }
+        for (int64_t p = lo; p < hi; ++p) max_pool_plane(px + p * in, g, po + p * per, pa ? pa + p * per : nullptr);
       });
     });
   }
@@ -273,5 +277,16 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opts) {
     return trace::op("avg_pool2d", {x}, trace::pool_attrs(opts), [&] { return avg_pool2d(x, opts); });
   return AvgPool2dFn::apply(x, detail::pool_geometry(x, opts, "avg_pool2d"));
 }
+
+namespace detail {
+
+template <class T>
+void max_pool_planes(const T* x, const PoolGeometry& g, T* out, int64_t lo, int64_t hi) {
+  for (int64_t p = lo; p < hi; ++p) max_pool_plane(x + p * g.H * g.W, g, out + p * g.HO * g.WO, nullptr);
+}
+template void max_pool_planes<float>(const float*, const PoolGeometry&, float*, int64_t, int64_t);
+template void max_pool_planes<double>(const double*, const PoolGeometry&, double*, int64_t, int64_t);
+
+}  // namespace detail
 
 }  // namespace xg

@@ -128,15 +128,18 @@ Tensor Conv2d::forward(const Tensor& x) {
                                              : relu(detail::conv2d(x, weight_, bias_, opts));
 }
 
-Tensor Conv2d::forward_pooled(const Tensor& x, const MaxPool2d& pool) {
+Tensor Conv2d::forward_pooled(const Tensor& x, bool relu, const MaxPool2d& pool) {
   check_conv_input(x, options_.in_channels, weight_, "Conv2d");
-  if (!epilogue_applies(x, weight_, bias_)) return detail::max_pool2d(forward(x), pool.options());
+  if (!epilogue_applies(x, weight_, bias_)) {
+    const Tensor y = forward(x);
+    return detail::max_pool2d(relu ? xg::relu(y) : y, pool.options());
+  }
   if (fused_.any()) detail::check_fused_eval(*this);
   const Conv2dOptions& o = options_;
   return xg::detail::conv2d_pool_inference(x, weight_, bias_,
                                            {.stride = o.stride, .padding = o.padding, .dilation = o.dilation,
                                             .groups = o.groups},
-                                           fused_.relu, pool.options());
+                                           relu || fused_.relu, pool.options());
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {

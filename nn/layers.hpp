@@ -79,11 +79,12 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, Pair2 kernel_size)
       : Conv2d(Conv2dOptions{.in_channels = in_channels, .out_channels = out_channels, .kernel_size = kernel_size}) {}
   Tensor forward(const Tensor& x) override;
-  // pool.forward(forward(x)). With no gradient to record (and no ONNX tracer or reference ops), an
-  // im2col convolution pools each image's output (after the fused bias and ReLU) while it is in
-  // cache, and the unpooled output is never stored; nn::Sequential runs a Conv2d followed by a
-  // MaxPool2d (past a folded batch norm and fused ReLU) this way.
-  Tensor forward_pooled(const Tensor& x, const class MaxPool2d& pool);
+  // pool.forward(forward(x)), with `relu` pool.forward(relu(forward(x))). With no gradient to record
+  // (and no ONNX tracer or reference ops), an im2col convolution pools each image's output (after
+  // its bias and ReLU) while it is in cache, and the unpooled output is never stored. nn::Sequential
+  // runs a Conv2d followed by a MaxPool2d, with a ReLU, a folded batch norm or a fused ReLU between
+  // them or none, this way.
+  Tensor forward_pooled(const Tensor& x, bool relu, const class MaxPool2d& pool);
   std::string extra_repr() const override;
   void reset_parameters();  // as Linear, with fan_in = in_channels / groups * KH * KW
   const Tensor& weight() const { return weight_; }

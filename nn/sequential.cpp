@@ -3,6 +3,7 @@
 
 #include <typeinfo>
 
+#include "autograd/grad_mode.hpp"
 #include "autograd/trace.hpp"
 #include "nn/activation.hpp"
 #include "nn/layers.hpp"
@@ -45,17 +46,25 @@ bool relu_after_pool(const std::vector<std::shared_ptr<Module>>& modules, size_t
   return o.dilation == Pair2(1);
 }
 
-// A Conv2d at modules[i] followed by a MaxPool2d, with nothing between them but the batch norm and
-// ReLU folded into the conv (identities, in eval mode): the max-pool's index, else 0.
-size_t pool_after_conv(const std::vector<std::shared_ptr<Module>>& modules, size_t i) {
+// A Conv2d at modules[i] followed by a MaxPool2d, with nothing between them but a ReLU (`relu` set)
+// or the batch norm and ReLU folded into the conv (identities, in eval mode): the max-pool's index,
+// else 0. A ReLU module between them only in no-grad mode: with a gradient to record,
+// relu_after_pool runs it after the pool.
+size_t pool_after_conv(const std::vector<std::shared_ptr<Module>>& modules, size_t i, bool& relu) {
+  relu = false;
   if (!may_rewrite(modules, i) || typeid(*modules[i]) != typeid(Conv2d)) return 0;
   size_t j = i + 1;
   for (; j < modules.size(); ++j) {
     const Module& m = *modules[j];
     const bool folded_bn = typeid(m) == typeid(BatchNorm2d) && static_cast<const BatchNormBase&>(m).folded();
     const bool fused_relu = typeid(m) == typeid(ReLU) && static_cast<const ReLU&>(m).fused();
+    if (typeid(m) == typeid(ReLU) && !fused_relu && !relu) {
+      relu = true;
+      continue;
+    }
     if (!(folded_bn || fused_relu) || m.is_training()) break;  // (in training mode, its forward refuses)
   }
+  if (relu && GradMode::is_enabled()) return 0;
   return j < modules.size() && typeid(*modules[j]) == typeid(MaxPool2d) ? j : 0;
 }
 }  // namespace
@@ -68,8 +77,9 @@ Tensor Sequential::forward(const Tensor& x) {
       ++i;
       continue;
     }
-    if (const size_t pool = pool_after_conv(modules_, i); pool != 0) {
-      y = static_cast<Conv2d&>(*modules_[i]).forward_pooled(y, static_cast<const MaxPool2d&>(*modules_[pool]));
+    bool relu = false;
+    if (const size_t pool = pool_after_conv(modules_, i, relu); pool != 0) {
+      y = static_cast<Conv2d&>(*modules_[i]).forward_pooled(y, relu, static_cast<const MaxPool2d&>(*modules_[pool]));
       i = pool;
       continue;
     }

@@ -248,3 +248,35 @@ TEST_CASE("nn::Sequential runs a ReLU then an undilated MaxPool2d as the pool th
       CHECK(allclose(g1[0], g2[0], 0, 0));
     }
 }
+
+TEST_CASE("nn::Sequential runs a Conv2d, a ReLU and a MaxPool2d as one op when nothing is recorded") {
+  const std::vector<nn::MaxPool2dOptions> pools = {
+      {.kernel_size = 2}, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}, {.kernel_size = 2, .dilation = 2}};
+  for (const nn::MaxPool2dOptions& o : pools)
+    for (bool with_relu : {true, false})
+      for (Dtype d : {Dtype::f32, Dtype::f64}) {
+        CAPTURE(with_relu);
+        CAPTURE(dtype_name(d));
+        nn::Sequential net(nn::Conv2d(nn::Conv2dOptions{.in_channels = 3, .out_channels = 5, .kernel_size = 5, .padding = 2}));
+        if (with_relu) net.push_back(nn::ReLU());
+        net.push_back(nn::MaxPool2d(o));
+        net.to(d);
+        net.eval();
+        Tensor x = input({3, 3, 11, 11}, d, 13).detach();
+        std::vector<double> v = x.to(Dtype::f64).to_vector<double>();
+        v[7] = std::numeric_limits<double>::quiet_NaN();
+        x = from_vector(v, x.shape()).to(d);
+        NoGradGuard no_grad;
+        Tensor y1 = net(x), y2 = x;
+        for (size_t i = 0; i < net.size(); ++i) y2 = (*net[i])(y2);
+        REQUIRE(y1.shape() == y2.shape());
+        const std::vector<double> a = y1.to(Dtype::f64).to_vector<double>(), b = y2.to(Dtype::f64).to_vector<double>();
+        size_t nans = 0;
+        for (size_t k = 0; k < a.size(); ++k) {
+          CAPTURE(k);
+          nans += std::isnan(a[k]);
+          CHECK((std::abs(a[k] - b[k]) <= 1e-5 * (1 + std::abs(b[k])) || (std::isnan(a[k]) && std::isnan(b[k]))));
+        }
+        CHECK(nans > 0);
+      }
+}

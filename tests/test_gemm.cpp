@@ -94,3 +94,19 @@ TEST_CASE("gemm f32: oneDNN and OpenBLAS agree through matmul, conv2d and their 
     CHECK(allclose(one[i], ob[i], 1e-4, 1e-3));
   }
 }
+
+TEST_CASE("transpose_rows: B^T exactly, 8x8 register blocks and ragged edges, any row stride") {
+  for (int64_t N : {1, 7, 8, 9, 16, 17, 63, 130})
+    for (int64_t K : {1, 5, 8, 15, 64, 65, 200}) {
+      CAPTURE(N);
+      CAPTURE(K);
+      const int64_t ldb = K + 3;
+      std::vector<float> B(N * ldb), out(K * N, -1.0f);
+      for (size_t i = 0; i < B.size(); ++i) B[i] = static_cast<float>(i);
+      detail::transpose_rows(B.data(), ldb, N, K, out.data());
+      int64_t wrong = 0;
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n) wrong += out[k * N + n] != B[n * ldb + k];
+      CHECK(wrong == 0);
+    }
+}

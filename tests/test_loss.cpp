@@ -72,6 +72,38 @@ TEST_CASE("dropout: inverted, deterministic under manual_seed, identity in eval"
   }, {l});
 }
 
+TEST_CASE("dropout: the mask does not depend on the thread count; units, pairs and calls independent") {
+  const Tensor x = ones({200001}, Dtype::f64);  // odd: a last unit without its pair
+  const int threads = get_num_threads();
+  set_num_threads(1);
+  manual_seed(5);
+  const std::vector<double> one = dropout(x, 0.25).to_vector<double>();
+  set_num_threads(2);
+  manual_seed(5);
+  const std::vector<double> two = dropout(x, 0.25).to_vector<double>();
+  const std::vector<double> next = dropout(x, 0.25).to_vector<double>();
+  set_num_threads(threads);
+  CHECK(one == two);
+  // Kept with probability 0.75: each unit, both units of a pair (0.5625), neighbours across pairs, and
+  // the same unit in two calls; 4.5 standard deviations of the count at most.
+  const auto n = static_cast<int64_t>(one.size());
+  int64_t kept = 0, both_in_pair = 0, both_across = 0, both_calls = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    kept += one[i] != 0;
+    both_calls += one[i] != 0 && next[i] != 0;
+    if (i % 2 == 0 && i + 1 < n) both_in_pair += one[i] != 0 && one[i + 1] != 0;
+    if (i % 2 == 1 && i + 1 < n) both_across += one[i] != 0 && one[i + 1] != 0;
+  }
+  auto near = [](int64_t count, int64_t trials, double prob) {
+    return std::abs(count - trials * prob) < 4.5 * std::sqrt(trials * prob * (1 - prob));
+  };
+  CHECK(near(kept, n, 0.75));
+  CHECK(near(both_calls, n, 0.5625));
+  CHECK(near(both_in_pair, n / 2, 0.5625));
+  CHECK(near(both_across, n / 2, 0.5625));
+  CHECK(one[n - 1] * 0.75 == doctest::Approx(one[n - 1] == 0 ? 0.0 : 1.0));
+}
+
 TEST_CASE("loss errors") {
   Tensor s = zeros({2, 3});
   CHECK_ERROR(cross_entropy(s, from_vector<int64_t>({0, 3})), "cross_entropy: label 3 at position 1 is out of range for 3 classes");

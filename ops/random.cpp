@@ -37,13 +37,15 @@ Tensor dropout(const Tensor& x, double p, bool training) {
     const T scale = p == 1.0 ? T(0) : static_cast<T>(1.0 / (1.0 - p));
     T* m = mask.data<T>();
     const int64_t n = mask.numel();
-    parallel_for(0, (n + 1) / 2, int64_t{1} << 14, [&](int64_t lo, int64_t hi) {
+    auto draw = [key](int64_t j) { return splitmix64(key + static_cast<uint64_t>(j + 1) * 0x9e3779b97f4a7c15ull); };
+    parallel_for(0, n / 2, int64_t{1} << 14, [=](int64_t lo, int64_t hi) {  // by value: the loop vectorises
       for (int64_t j = lo; j < hi; ++j) {
-        const uint64_t r = splitmix64(key + static_cast<uint64_t>(j + 1) * 0x9e3779b97f4a7c15ull);
+        const uint64_t r = draw(j);
         m[2 * j] = (r & 0xffffffffu) < keep ? scale : T(0);
-        if (2 * j + 1 < n) m[2 * j + 1] = (r >> 32) < keep ? scale : T(0);
+        m[2 * j + 1] = (r >> 32) < keep ? scale : T(0);
       }
     });
+    if (n % 2 == 1) m[n - 1] = (draw(n / 2) & 0xffffffffu) < keep ? scale : T(0);
   });
   return mul(x, mask);
 }

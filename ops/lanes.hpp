@@ -40,4 +40,24 @@ std::pair<LaneTotal<Acc>, LaneTotal<Acc>> lane_sums(int64_t n, F f, G g) {
   return {sa, sb};
 }
 
+// lane_sums over several runs: add() accumulates f and g over a run of n values (its tail into the
+// first lanes), totals() reduces once. Short runs (a batch norm channel's 8x8 plane per image) then
+// pay the reduction once per channel, not once per run.
+template <class Acc>
+struct LanePairs {
+  Acc a[sum_lanes] = {}, b[sum_lanes] = {};
+  template <class F, class G>
+  void add(int64_t n, F f, G g) {
+    int64_t i = 0;
+    for (; i + sum_lanes <= n; i += sum_lanes)
+      for (int l = 0; l < sum_lanes; ++l) a[l] += f(i + l), b[l] += g(i + l);
+    for (int l = 0; i + l < n; ++l) a[l] += f(i + l), b[l] += g(i + l);
+  }
+  std::pair<LaneTotal<Acc>, LaneTotal<Acc>> totals() const {
+    LaneTotal<Acc> sa = 0, sb = 0;
+    for (int l = 0; l < sum_lanes; ++l) sa += a[l], sb += b[l];
+    return {sa, sb};
+  }
+};
+
 }  // namespace xg::detail

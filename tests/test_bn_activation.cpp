@@ -280,3 +280,26 @@ TEST_CASE("nn::Sequential runs a Conv2d, a ReLU and a MaxPool2d as one op when n
         CHECK(nans > 0);
       }
 }
+
+TEST_CASE("batch_norm: values, running statistics and gradients do not depend on the thread count") {
+  // The [N, C, H, W] sums run over fixed blocks of images, added in block order.
+  for (const Shape& shape : {Shape{33, 5, 9, 9}, Shape{4, 3, 64, 64}, Shape{64, 10}}) {
+    CAPTURE(shape);
+    const int64_t C = shape[1];
+    auto run = [&](int threads) {
+      const int before = get_num_threads();
+      set_num_threads(threads);
+      Tensor x = input(shape, Dtype::f32, 21), g = input({C}, Dtype::f32, 22), b = input({C}, Dtype::f32, 23);
+      Tensor rm = zeros({C}), rv = ones({C});
+      Tensor y = batch_norm_activation(x, g, b, rm, rv, true, 0.1, 1e-5, PostActivation::relu);
+      std::vector<Tensor> d = grad({y}, {x, g, b}, {input(shape, Dtype::f32, 24).detach()});
+      set_num_threads(before);
+      return std::vector<Tensor>{y, rm, rv, d[0], d[1], d[2]};
+    };
+    const std::vector<Tensor> one = run(1), two = run(2);
+    for (size_t k = 0; k < one.size(); ++k) {
+      CAPTURE(k);
+      CHECK(allclose(one[k], two[k], 0, 0));
+    }
+  }
+}

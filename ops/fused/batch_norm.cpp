@@ -41,6 +41,15 @@ inline T activation_grad(T z) {
   return detail::normal_cdf(z) + z * detail::normal_pdf(z);
 }
 
+// Adds a run's dz and dz (x - mu) invstd to the lanes. One function, not inlined into each
+// activation's backward: the compiler may contract these products into FMAs differently in
+// different inlined contexts, and batch_norm_activation must sum the same bits as batch_norm's
+// backward after relu's.
+template <class T>
+[[gnu::noinline]] void add_dz_sums(detail::LanePairs<T>& acc, const T* d, const T* r, T mu, T inv, int64_t n) {
+  acc.add(n, [&](int64_t i) { return d[i]; }, [&](int64_t i) { return d[i] * (r[i] - mu) * inv; });
+}
+
 // Calls f.template operator()<A>() with act as a template argument.
 template <class F>
 void with_activation(PostActivation act, F&& f) {
@@ -50,6 +59,14 @@ void with_activation(PostActivation act, F&& f) {
     default: return f.template operator()<PostActivation::none>();
   }
 }
+
+// Fixed blocks of whole images, some 32K values each: the [N, C, H, W] sums are taken per block, so
+// their order does not depend on how many threads run the blocks.
+struct Blocks {
+  int64_t size, count;
+  int64_t begin(int64_t b) const { return b * size; }
+  int64_t end(int64_t b, int64_t N) const { return std::min(N, (b + 1) * size); }
+};
 
 struct BatchNormFn : Function<BatchNormFn> {
   static constexpr const char* name = "batch_norm";
@@ -62,10 +79,9 @@ struct BatchNormFn : Function<BatchNormFn> {
     std::vector<double> scale, shift;  // z = x scale + shift, per channel (with an activation)
   };
 
-  // Visits channel c's M values of x as (pointer to a contiguous run of HW values) per sample.
-  template <class T, class F>
-  static void runs(T* base, const Stats& s, int64_t c, F&& f) {
-    for (int64_t n = 0; n < s.N; ++n) f(base + (n * s.C + c) * s.HW);
+  static Blocks image_blocks(const Stats& s) {
+    const int64_t size = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, s.C * s.HW));
+    return {size, (s.N + size - 1) / size};
   }
 
   static Tensor forward(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -135,25 +151,48 @@ struct BatchNormFn : Function<BatchNormFn> {
         });
         return;
       }
-      parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t c = lo; c < hi; ++c) {
-          const T k = s.training && s.N * s.HW > 0 ? px[c * s.HW] : T(0);
-          double sum = 0, sq = 0;
-          if (s.training)
-            runs(px, s, c, [&](const T* r) {
-              auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return r[i] - k; },
-                                         [&](int64_t i) { return (r[i] - k) * (r[i] - k); });
-              sum += a, sq += b;
-            });
-          const auto [scale, shift] = finish(c, k, sum, sq);
-          with_activation(act, [&, scale = scale, shift = shift]<PostActivation A>() {
-            for (int64_t n = 0; n < s.N; ++n) {
-              const T* r = px + (n * s.C + c) * s.HW;
-              T* y = py + (n * s.C + c) * s.HW;
-              for (int64_t i = 0; i < s.HW; ++i) y[i] = activate<A>(affine(r[i], scale, shift));
+      // [N, C, H, W]: the sums by fixed blocks of images into partials per block and channel, added
+      // in block order (so their bits do not depend on the thread count), then the output pass; both
+      // walk the tensor in memory order. (Channel by channel, the runs of one channel lie a power of
+      // two apart, so they share a few cache sets: the second pass missed its own first pass's data.)
+      std::vector<T> k(s.C, T(0));
+      if (s.training && s.N * s.HW > 0)
+        for (int64_t c = 0; c < s.C; ++c) k[c] = px[c * s.HW];
+      const Blocks bl = image_blocks(s);
+      std::vector<double> part(s.training ? 2 * bl.count * s.C : 0);  // [block][sum, sq][channel]
+      if (s.training)
+        parallel_for(0, bl.count, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t b = lo; b < hi; ++b) {
+            double* sum = part.data() + 2 * b * s.C;
+            double* sq = sum + s.C;
+            for (int64_t c = 0; c < s.C; ++c) {  // the block's runs of channel c, reduced once
+              const T kc = k[c];
+              detail::LanePairs<T> acc;
+              for (int64_t n = bl.begin(b); n < bl.end(b, s.N); ++n) {
+                const T* r = px + (n * s.C + c) * s.HW;
+                acc.add(s.HW, [&](int64_t i) { return r[i] - kc; }, [&](int64_t i) { return (r[i] - kc) * (r[i] - kc); });
+              }
+              std::tie(sum[c], sq[c]) = acc.totals();
             }
-          });
-        }
+          }
+        });
+      std::vector<T> scale(s.C), shift(s.C);
+      for (int64_t c = 0; c < s.C; ++c) {
+        double sum = 0, sq = 0;
+        for (int64_t b = 0; b < (s.training ? bl.count : 0); ++b)
+          sum += part[2 * b * s.C + c], sq += part[(2 * b + 1) * s.C + c];
+        std::tie(scale[c], shift[c]) = finish(c, k[c], sum, sq);
+      }
+      with_activation(act, [&]<PostActivation A>() {
+        parallel_for(0, s.N * s.C, std::max<int64_t>(1, (int64_t{1} << 14) / s.HW), [&](int64_t lo, int64_t hi) {
+          for (int64_t plane = lo; plane < hi; ++plane) {
+            const int64_t c = plane % s.C;
+            const T* r = px + plane * s.HW;
+            T* y = py + plane * s.HW;
+            const T sc = scale[c], sh = shift[c];
+            for (int64_t i = 0; i < s.HW; ++i) y[i] = activate<A>(affine(r[i], sc, sh));
+          }
+        });
       });
     });
     if (training && running_mean.defined()) {  // written in place above
@@ -260,33 +299,51 @@ struct BatchNormFn : Function<BatchNormFn> {
           });
           return;
         }
-        parallel_for(0, s.C, 1, [&](int64_t lo, int64_t hi) {
+        // [N, C, H, W]: in memory order, the sums by fixed blocks of images (see the forward), then dx.
+        const Blocks bl = image_blocks(s);
+        std::vector<double> part(2 * bl.count * s.C, 0.0);  // [block][sum dz, sum dz xhat][channel]
+        std::vector<T> tmu(s.C), tinv(s.C), scale(s.C, T(1)), shift(s.C, T(0));
+        for (int64_t c = 0; c < s.C; ++c) {
+          tmu[c] = static_cast<T>(s.mean[c]), tinv[c] = static_cast<T>(s.invstd[c]);
+          if constexpr (stage) scale[c] = static_cast<T>(s.scale[c]), shift[c] = static_cast<T>(s.shift[c]);
+        }
+        parallel_for(0, bl.count, 1, [&](int64_t lo, int64_t hi) {
           std::vector<T> staged(stage && !want_x ? s.HW : 0);  // dz of one run when dx is not wanted
-          for (int64_t c = lo; c < hi; ++c) {
-            const T tmu = static_cast<T>(s.mean[c]), tinv = static_cast<T>(s.invstd[c]);
-            const T scale = stage ? static_cast<T>(s.scale[c]) : T(1), shift = stage ? static_cast<T>(s.shift[c]) : T(0);
-            double sum_dz = 0, sum_dz_xhat = 0;
-            for (int64_t n = 0; n < s.N; ++n) {
-              const int64_t at = (n * s.C + c) * s.HW;
-              const T *r = px + at, *d = pdy + at;
-              if constexpr (stage) {  // dz into dx's buffer (or the scratch run), summed from there
-                T* z = want_x ? out + at : staged.data();
-                for (int64_t i = 0; i < s.HW; ++i) z[i] = dz_of(d, r, scale, shift, i);
-                d = z;
+          for (int64_t b = lo; b < hi; ++b) {
+            double* sum_dz = part.data() + 2 * b * s.C;
+            double* sum_dz_xhat = sum_dz + s.C;
+            for (int64_t c = 0; c < s.C; ++c) {  // the block's runs of channel c, reduced once
+              const T mu = tmu[c], inv = tinv[c];
+              detail::LanePairs<T> acc;
+              for (int64_t n = bl.begin(b); n < bl.end(b, s.N); ++n) {
+                const int64_t at = (n * s.C + c) * s.HW;
+                const T *r = px + at, *d = pdy + at;
+                if constexpr (stage) {  // dz into dx's buffer (or the scratch run), summed from there
+                  T* z = want_x ? out + at : staged.data();
+                  for (int64_t i = 0; i < s.HW; ++i) z[i] = dz_of(d, r, scale[c], shift[c], i);
+                  d = z;
+                }
+                add_dz_sums(acc, d, r, mu, inv, s.HW);
               }
-              auto [a, b] = detail::lane_sums<T>(s.HW, [&](int64_t i) { return d[i]; },
-                                                 [&](int64_t i) { return d[i] * (r[i] - tmu) * tinv; });
-              sum_dz += a, sum_dz_xhat += b;
+              std::tie(sum_dz[c], sum_dz_xhat[c]) = acc.totals();
             }
-            const Coef co = finish(c, sum_dz, sum_dz_xhat);
-            if (!want_x) continue;
-            for (int64_t n = 0; n < s.N; ++n) {
-              const int64_t at = (n * s.C + c) * s.HW;
-              const T* r = px + at;
-              T* o = out + at;
-              const T* dz = stage ? o : pdy + at;
-              for (int64_t i = 0; i < s.HW; ++i) o[i] = co.k * (dz[i] - co.a - (r[i] - co.mu) * co.b);
-            }
+          }
+        });
+        std::vector<Coef> co(s.C);
+        for (int64_t c = 0; c < s.C; ++c) {
+          double sum_dz = 0, sum_dz_xhat = 0;
+          for (int64_t b = 0; b < bl.count; ++b)
+            sum_dz += part[2 * b * s.C + c], sum_dz_xhat += part[(2 * b + 1) * s.C + c];
+          co[c] = finish(c, sum_dz, sum_dz_xhat);
+        }
+        if (!want_x) return;
+        parallel_for(0, s.N * s.C, std::max<int64_t>(1, (int64_t{1} << 14) / s.HW), [&](int64_t lo, int64_t hi) {
+          for (int64_t plane = lo; plane < hi; ++plane) {
+            const Coef k = co[plane % s.C];
+            const T* r = px + plane * s.HW;
+            T* o = out + plane * s.HW;
+            const T* dz = stage ? o : pdy + plane * s.HW;
+            for (int64_t i = 0; i < s.HW; ++i) o[i] = k.k * (dz[i] - k.a - (r[i] - k.mu) * k.b);
           }
         });
       });

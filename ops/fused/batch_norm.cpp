@@ -60,14 +60,6 @@ void with_activation(PostActivation act, F&& f) {
   }
 }
 
-// Fixed blocks of whole images, some 32K values each: the [N, C, H, W] sums are taken per block, so
-// their order does not depend on how many threads run the blocks.
-struct Blocks {
-  int64_t size, count;
-  int64_t begin(int64_t b) const { return b * size; }
-  int64_t end(int64_t b, int64_t N) const { return std::min(N, (b + 1) * size); }
-};
-
 struct BatchNormFn : Function<BatchNormFn> {
   static constexpr const char* name = "batch_norm";
 
@@ -79,9 +71,30 @@ struct BatchNormFn : Function<BatchNormFn> {
     std::vector<double> scale, shift;  // z = x scale + shift, per channel (with an activation)
   };
 
-  static Blocks image_blocks(const Stats& s) {
-    const int64_t size = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, s.C * s.HW));
-    return {size, (s.N + size - 1) / size};
+  // [N, C, H, W]: per channel c, the two sums that add(acc, n, c, scratch) accumulates in acc over
+  // image n's run of c (scratch: HW values of the thread's own), for every image. They are taken over
+  // fixed blocks of whole images (some 32K values each) into partials per block, added in block order,
+  // so their bits do not depend on how many threads ran the blocks; a block's runs of one channel
+  // share one set of lanes, reduced once. Blocks walk the tensor in memory order. (Channel by channel,
+  // one channel's runs lie a power of two apart and share a few cache sets, so a second pass missed
+  // the data a first had just read.)
+  template <class T, class Add>
+  static std::vector<std::pair<double, double>> channel_sums(const Stats& s, Add add) {
+    const int64_t size = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, s.C * s.HW)),
+                  blocks = (s.N + size - 1) / size;
+    std::vector<std::pair<double, double>> part(blocks * s.C), total(s.C, {0.0, 0.0});
+    parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
+      std::vector<T> scratch(s.HW);
+      for (int64_t b = lo; b < hi; ++b)
+        for (int64_t c = 0; c < s.C; ++c) {
+          detail::LanePairs<T> acc;
+          for (int64_t n = b * size; n < std::min(s.N, (b + 1) * size); ++n) add(acc, n, c, scratch.data());
+          part[b * s.C + c] = acc.totals();
+        }
+    });
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t b = 0; b < blocks; ++b) total[c].first += part[b * s.C + c].first, total[c].second += part[b * s.C + c].second;
+    return total;
   }
 
   static Tensor forward(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -151,38 +164,19 @@ struct BatchNormFn : Function<BatchNormFn> {
         });
         return;
       }
-      // [N, C, H, W]: the sums by fixed blocks of images into partials per block and channel, added
-      // in block order (so their bits do not depend on the thread count), then the output pass; both
-      // walk the tensor in memory order. (Channel by channel, the runs of one channel lie a power of
-      // two apart, so they share a few cache sets: the second pass missed its own first pass's data.)
+      // [N, C, H, W]: the sums (channel_sums), then the output pass in memory order.
       std::vector<T> k(s.C, T(0));
       if (s.training && s.N * s.HW > 0)
         for (int64_t c = 0; c < s.C; ++c) k[c] = px[c * s.HW];
-      const Blocks bl = image_blocks(s);
-      std::vector<double> part(s.training ? 2 * bl.count * s.C : 0);  // [block][sum, sq][channel]
+      std::vector<std::pair<double, double>> sums(s.C, {0.0, 0.0});
       if (s.training)
-        parallel_for(0, bl.count, 1, [&](int64_t lo, int64_t hi) {
-          for (int64_t b = lo; b < hi; ++b) {
-            double* sum = part.data() + 2 * b * s.C;
-            double* sq = sum + s.C;
-            for (int64_t c = 0; c < s.C; ++c) {  // the block's runs of channel c, reduced once
-              const T kc = k[c];
-              detail::LanePairs<T> acc;
-              for (int64_t n = bl.begin(b); n < bl.end(b, s.N); ++n) {
-                const T* r = px + (n * s.C + c) * s.HW;
-                acc.add(s.HW, [&](int64_t i) { return r[i] - kc; }, [&](int64_t i) { return (r[i] - kc) * (r[i] - kc); });
-              }
-              std::tie(sum[c], sq[c]) = acc.totals();
-            }
-          }
+        sums = channel_sums<T>(s, [&](detail::LanePairs<T>& acc, int64_t n, int64_t c, T*) {
+          const T* r = px + (n * s.C + c) * s.HW;
+          const T kc = k[c];
+          acc.add(s.HW, [&](int64_t i) { return r[i] - kc; }, [&](int64_t i) { return (r[i] - kc) * (r[i] - kc); });
         });
       std::vector<T> scale(s.C), shift(s.C);
-      for (int64_t c = 0; c < s.C; ++c) {
-        double sum = 0, sq = 0;
-        for (int64_t b = 0; b < (s.training ? bl.count : 0); ++b)
-          sum += part[2 * b * s.C + c], sq += part[(2 * b + 1) * s.C + c];
-        std::tie(scale[c], shift[c]) = finish(c, k[c], sum, sq);
-      }
+      for (int64_t c = 0; c < s.C; ++c) std::tie(scale[c], shift[c]) = finish(c, k[c], sums[c].first, sums[c].second);
       with_activation(act, [&]<PostActivation A>() {
         parallel_for(0, s.N * s.C, std::max<int64_t>(1, (int64_t{1} << 14) / s.HW), [&](int64_t lo, int64_t hi) {
           for (int64_t plane = lo; plane < hi; ++plane) {
@@ -299,43 +293,24 @@ struct BatchNormFn : Function<BatchNormFn> {
           });
           return;
         }
-        // [N, C, H, W]: in memory order, the sums by fixed blocks of images (see the forward), then dx.
-        const Blocks bl = image_blocks(s);
-        std::vector<double> part(2 * bl.count * s.C, 0.0);  // [block][sum dz, sum dz xhat][channel]
+        // [N, C, H, W]: the sums (channel_sums), then dx in memory order.
         std::vector<T> tmu(s.C), tinv(s.C), scale(s.C, T(1)), shift(s.C, T(0));
         for (int64_t c = 0; c < s.C; ++c) {
           tmu[c] = static_cast<T>(s.mean[c]), tinv[c] = static_cast<T>(s.invstd[c]);
           if constexpr (stage) scale[c] = static_cast<T>(s.scale[c]), shift[c] = static_cast<T>(s.shift[c]);
         }
-        parallel_for(0, bl.count, 1, [&](int64_t lo, int64_t hi) {
-          std::vector<T> staged(stage && !want_x ? s.HW : 0);  // dz of one run when dx is not wanted
-          for (int64_t b = lo; b < hi; ++b) {
-            double* sum_dz = part.data() + 2 * b * s.C;
-            double* sum_dz_xhat = sum_dz + s.C;
-            for (int64_t c = 0; c < s.C; ++c) {  // the block's runs of channel c, reduced once
-              const T mu = tmu[c], inv = tinv[c];
-              detail::LanePairs<T> acc;
-              for (int64_t n = bl.begin(b); n < bl.end(b, s.N); ++n) {
-                const int64_t at = (n * s.C + c) * s.HW;
-                const T *r = px + at, *d = pdy + at;
-                if constexpr (stage) {  // dz into dx's buffer (or the scratch run), summed from there
-                  T* z = want_x ? out + at : staged.data();
-                  for (int64_t i = 0; i < s.HW; ++i) z[i] = dz_of(d, r, scale[c], shift[c], i);
-                  d = z;
-                }
-                add_dz_sums(acc, d, r, mu, inv, s.HW);
-              }
-              std::tie(sum_dz[c], sum_dz_xhat[c]) = acc.totals();
-            }
+        const auto sums = channel_sums<T>(s, [&](detail::LanePairs<T>& acc, int64_t n, int64_t c, T* scratch) {
+          const int64_t at = (n * s.C + c) * s.HW;
+          const T *r = px + at, *d = pdy + at;
+          if constexpr (stage) {  // dz into dx's buffer (or the scratch run), summed from there
+            T* z = want_x ? out + at : scratch;
+            for (int64_t i = 0; i < s.HW; ++i) z[i] = dz_of(d, r, scale[c], shift[c], i);
+            d = z;
           }
+          add_dz_sums(acc, d, r, tmu[c], tinv[c], s.HW);
         });
         std::vector<Coef> co(s.C);
-        for (int64_t c = 0; c < s.C; ++c) {
-          double sum_dz = 0, sum_dz_xhat = 0;
-          for (int64_t b = 0; b < bl.count; ++b)
-            sum_dz += part[2 * b * s.C + c], sum_dz_xhat += part[(2 * b + 1) * s.C + c];
-          co[c] = finish(c, sum_dz, sum_dz_xhat);
-        }
+        for (int64_t c = 0; c < s.C; ++c) co[c] = finish(c, sums[c].first, sums[c].second);
         if (!want_x) return;
         parallel_for(0, s.N * s.C, std::max<int64_t>(1, (int64_t{1} << 14) / s.HW), [&](int64_t lo, int64_t hi) {
           for (int64_t plane = lo; plane < hi; ++plane) {

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "autograd/error.hpp"
@@ -70,7 +72,93 @@ constexpr int64_t kOnednnMinMacs = 16 * 1024;
 // [32x27x1024] 51 -> 113; at K <= 192 both ways run alike).
 constexpr int64_t kTransposeMinK = 512;
 
+// oneDNN's f32 kernel covers C's columns in blocks of 16 (its m, as it sees the row-major product
+// transposed), so a ragged last block costs a whole one: on one thread 64x100x3072 takes 221 us
+// and 64x96x3072 181 us. Up to 8 columns past the last multiple of 16 are cheaper as dot products
+// of A's rows with those columns (13 us for 4 columns at K = 3072: 64x100x3072 in 199 us). Below
+// K = 256 the dot products' reductions weigh more than the block they save.
+constexpr int64_t kTailMaxColumns = 8, kTailMinK = 256;
+
+using f32x16 = float __attribute__((vector_size(64)));
+
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// C[i, j] = alpha * A[i, :] . Bt[j, :] + beta * C[i, j] for MR rows and R columns: each load of a
+// row of Bt serves MR rows of A. Every row sums alike (16 lanes, then the lanes in order, then the
+// last K % 16 terms), whatever MR, so the result does not depend on how rows are grouped.
+template <int R, int MR>
+void dot_rows(int64_t K, float alpha, const float* A, int64_t lda, const float* Bt, int64_t ldbt, float beta, float* C,
+              int64_t ldc) {
+  f32x16 acc[MR][R] = {};
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    f32x16 x[MR];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) x[i] = load16(A + i * lda + k);
+#pragma GCC unroll 8
+    for (int j = 0; j < R; ++j) {
+      const f32x16 b = load16(Bt + j * ldbt + k);
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) acc[i][j] += x[i] * b;
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < R; ++j) {
+      float s = 0;
+      for (int l = 0; l < 16; ++l) s += acc[i][j][l];
+      for (int64_t t = k; t < K; ++t) s += A[i * lda + t] * Bt[j * ldbt + t];
+      float& c = C[i * ldc + j];
+      c = beta == 0 ? alpha * s : alpha * s + beta * c;  // beta = 0 never reads C
+    }
+}
+
+template <int R>
+void dot_block(int64_t M, int64_t K, float alpha, const float* A, int64_t lda, const float* Bt, int64_t ldbt,
+               float beta, float* C, int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 4 <= M; i += 4) dot_rows<R, 4>(K, alpha, A + i * lda, lda, Bt, ldbt, beta, C + i * ldc, ldc);
+  for (; i < M; ++i) dot_rows<R, 1>(K, alpha, A + i * lda, lda, Bt, ldbt, beta, C + i * ldc, ldc);
+}
+
+template <int... Rs>
+void dot_columns(std::integer_sequence<int, Rs...>, int64_t R, int64_t M, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* Bt, int64_t ldbt, float beta, float* C, int64_t ldc) {
+  ((R == Rs + 1 ? dot_block<Rs + 1>(M, K, alpha, A, lda, Bt, ldbt, beta, C, ldc) : void()), ...);
+}
+
 }  // namespace
+
+int64_t sgemm_tail_columns(bool ta, int64_t M, int64_t N, int64_t K) {
+  const int64_t r = N % 16;
+  const bool worth = !ta && r <= kTailMaxColumns && N > 16 && K >= kTailMinK && M * (N - r) * K >= kOnednnMinMacs;
+  return worth && sgemm_uses_onednn() ? r : 0;
+}
+
+void sgemm_tail(bool parallel, int64_t M, int64_t n0, int64_t R, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, bool tb, float beta, float* C, int64_t ldc) {
+  check(R >= 1 && R <= kTailMaxColumns, "sgemm_tail: {} columns, at most {}", R, kTailMaxColumns);
+  // The columns as rows of K values: B's own rows when B is transposed, else gathered once.
+  const float* bt = B + n0 * ldb;
+  int64_t ldbt = ldb;
+  thread_local std::vector<float> gathered;
+  if (!tb) {
+    gathered.resize(static_cast<size_t>(R * K));
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < R; ++j) gathered[j * K + k] = B[k * ldb + n0 + j];
+    bt = gathered.data();
+    ldbt = K;
+  }
+  auto rows = [&](int64_t lo, int64_t hi) {
+    dot_columns(std::make_integer_sequence<int, kTailMaxColumns>{}, R, hi - lo, K, alpha, A + lo * lda, lda, bt, ldbt,
+                beta, C + lo * ldc + n0, ldc);
+  };
+  if (parallel) parallel_for(0, M, 8, rows);
+  else rows(0, M);
+}
 
 bool sgemm_transposes_b(int64_t M, int64_t N, int64_t K) {
   return K >= kTransposeMinK && M * N * K >= kOnednnMinMacs && sgemm_uses_onednn();
@@ -89,6 +177,10 @@ void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* ou
 // One definition for both builds: without oneDNN, sgemm_uses_onednn() is false.
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (const int64_t r = sgemm_tail_columns(ta, M, N, K)) {
+    sgemm_serial(ta, tb, M, N - r, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return sgemm_tail(false, M, N - r, r, K, alpha, A, lda, B, ldb, tb, beta, C, ldc);
+  }
   if (tb && sgemm_transposes_b(M, N, K)) {
     thread_local std::vector<float> bt;
     if (bt.size() < static_cast<size_t>(K * N)) bt.resize(static_cast<size_t>(K * N));

@@ -32,6 +32,15 @@ bool sgemm_transposes_b(int64_t M, int64_t N, int64_t K);
 // out[k * N + n] = B[n * ldb + k]: B^T of an N x K row-major B, written out in cache-sized blocks.
 void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* out);
 
+// How many of C's last columns sgemm_serial and gemm compute as dot products of A's rows with B's
+// columns rather than in oneDNN's kernel (ops/blas.cpp says why); 0 when none.
+int64_t sgemm_tail_columns(bool ta, int64_t M, int64_t N, int64_t K);
+
+// C[:, n0 .. n0 + R) = alpha * op(A) op(B)[:, n0 .. n0 + R) + beta * C for those R columns (A not
+// transposed), C's rows split over the workers when `parallel`.
+void sgemm_tail(bool parallel, int64_t M, int64_t n0, int64_t R, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, bool tb, float beta, float* C, int64_t ldc);
+
 // One f32 GEMM on oneDNN, single-threaded, whatever its size (benchmarks; an error without oneDNN).
 void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
@@ -66,6 +75,11 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
+    if (const int64_t r = sgemm_tail_columns(ta, M, N, K)) {
+      gemm(ta, tb, M, N - r, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      sgemm_tail(true, M, N - r, r, K, alpha, A, lda, B, ldb, tb, beta, C, ldc);
+      return;
+    }
     if (tb && sgemm_transposes_b(M, N, K)) {
       // Written out once, split over the workers, rather than once by every worker for its part of C.
       thread_local std::vector<float> bt;

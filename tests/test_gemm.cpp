@@ -2,6 +2,8 @@
 // against an f64 reference, over every transpose, leading dimensions wider than the matrices,
 // alpha/beta, sizes either side of the oneDNN threshold, inner dimensions long enough for a
 // transposed B to be transposed first, and products large enough to be split over the worker pool.
+#include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -54,7 +56,11 @@ void check_backend(bool onednn) {
     for (bool tb : {false, true})
       for (Case c : {Case{3, 5, 4, ta, tb, 1, 0}, Case{33, 17, 40, ta, tb, 0.5f, 1}, Case{64, 96, 128, ta, tb, 1, 0},
                      Case{300, 260, 220, ta, tb, -1.5f, 0.25f}, Case{40, 30, 600, ta, tb, 1, 0.5f},
-                     Case{200, 100, 900, ta, tb, 2, 0}, Case{130, 37, 3500, ta, tb, 1, 0}}) {
+                     Case{200, 100, 900, ta, tb, 2, 0}, Case{130, 37, 3500, ta, tb, 1, 0},
+                     // C's last N % 16 columns as dot products (A not transposed, oneDNN): 1 and 8
+                     // columns, K % 16 left over, rows in fours and one by one
+                     Case{5, 100, 300, ta, tb, 1, 0}, Case{9, 17, 256, ta, tb, -0.5f, 2},
+                     Case{70, 24, 513, ta, tb, 1.5f, 0.5f}}) {
         INFO(fmt::format("onednn {} M {} N {} K {} ta {} tb {} alpha {} beta {}", onednn, c.M, c.N, c.K, ta, tb,
                          c.alpha, c.beta));
         CHECK(gemm_error(c) < 1e-4);  // f32 rounding over K <= 3500 terms of size ~1
@@ -92,6 +98,41 @@ TEST_CASE("gemm f32: oneDNN and OpenBLAS agree through matmul, conv2d and their 
   for (size_t i = 0; i < one.size(); ++i) {
     INFO("result " << i);
     CHECK(allclose(one[i], ob[i], 1e-4, 1e-3));
+  }
+}
+
+TEST_CASE("gemm f32: the dot-product columns take the ragged tail, ignore C when beta is 0, and do not depend "
+          "on the thread count") {
+  if (!detail::sgemm_uses_onednn()) return;  // the tail is oneDNN's: OpenBLAS takes every column
+  CHECK(detail::sgemm_tail_columns(false, 128, 100, 3072) == 4);
+  CHECK(detail::sgemm_tail_columns(false, 7, 24, 513) == 8);
+  CHECK(detail::sgemm_tail_columns(true, 128, 100, 3072) == 0);   // a transposed A stays whole
+  CHECK(detail::sgemm_tail_columns(false, 128, 109, 3072) == 0);  // 13 columns: cheaper in oneDNN
+  CHECK(detail::sgemm_tail_columns(false, 128, 100, 255) == 0);   // too short to pay the reductions
+  CHECK(detail::sgemm_tail_columns(false, 128, 12, 3072) == 0);   // no whole block of 16
+  CHECK_ERROR(detail::sgemm_tail(false, 1, 0, 9, 300, 1.f, nullptr, 300, nullptr, 300, true, 0.f, nullptr, 9),
+              "sgemm_tail: 9 columns, at most 8");
+  std::mt19937 gen(11);
+  std::normal_distribution<float> nd;
+  const int64_t M = 130, N = 100, K = 1300;  // above the size gemm splits over the threads
+  for (bool tb : {false, true}) {
+    CAPTURE(tb);
+    std::vector<float> A(M * K), B(N * K);
+    for (std::vector<float>* v : {&A, &B})
+      for (float& e : *v) e = nd(gen);
+    auto run = [&](int threads) {
+      set_num_threads(threads);
+      std::vector<float> C(M * N, std::numeric_limits<float>::quiet_NaN());
+      detail::gemm<float>(false, tb, M, N, K, 1.f, A.data(), K, B.data(), tb ? K : N, 0.f, C.data(), N);
+      return C;
+    };
+    const int before = get_num_threads();
+    const std::vector<float> one = run(1), two = run(2);
+    set_num_threads(before);
+    int64_t nan = 0, differ = 0;
+    for (size_t i = 0; i < one.size(); ++i) nan += std::isnan(one[i]) || std::isnan(two[i]), differ += one[i] != two[i];
+    CHECK(nan == 0);
+    CHECK(differ == 0);
   }
 }
 

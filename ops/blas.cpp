@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "autograd/error.hpp"
+#include "ops/lanes.hpp"
 
 namespace xg::detail {
 
@@ -165,13 +166,27 @@ bool sgemm_transposes_b(int64_t M, int64_t N, int64_t K) {
 }
 
 void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* out) {
-  // Tiles of 16 rows of B by 64 of its columns (4 KiB): every line read and written stays in L1.
-  for (int64_t k0 = 0; k0 < K; k0 += 64)
-    for (int64_t n0 = 0; n0 < N; n0 += 16) {
-      const int64_t k1 = std::min(K, k0 + 64), n1 = std::min(N, n0 + 16);
-      for (int64_t k = k0; k < k1; ++k)
-        for (int64_t n = n0; n < n1; ++n) out[k * N + n] = B[n * ldb + k];
+  // Blocks of 32 of B's columns: their pieces of every row of B and the 32 rows of out they make
+  // stay in L1 (12.5 KB each at N = 100), each 8 x 8 square transposed in registers. Row by row,
+  // B's rows 12 KB apart fell in the same L1 sets and out was swept once per 16 rows of B
+  // (100 x 3072, one thread: 113 -> 88 us; 50 x 3072: 48 -> 24 us).
+  for (int64_t k0 = 0; k0 < K; k0 += 32) {
+    const int64_t k1 = std::min(K, k0 + 32);
+    int64_t n = 0;
+    for (; n + 8 <= N; n += 8) {
+      int64_t k = k0;
+      for (; k + 8 <= k1; k += 8) {
+        f32x8 m[8], t[8];
+        for (int i = 0; i < 8; ++i) std::memcpy(&m[i], B + (n + i) * ldb + k, sizeof(f32x8));
+        transpose8x8(m, t);
+        for (int q = 0; q < 8; ++q) std::memcpy(out + (k + q) * N + n, &t[q], sizeof(f32x8));
+      }
+      for (; k < k1; ++k)
+        for (int i = 0; i < 8; ++i) out[k * N + n + i] = B[(n + i) * ldb + k];
     }
+    for (; n < N; ++n)
+      for (int64_t k = k0; k < k1; ++k) out[k * N + n] = B[n * ldb + k];
+  }
 }
 
 // One definition for both builds: without oneDNN, sgemm_uses_onednn() is false.

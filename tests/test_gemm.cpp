@@ -60,7 +60,9 @@ void check_backend(bool onednn) {
                      // C's last N % 16 columns as dot products (A not transposed, oneDNN): 1 and 8
                      // columns, K % 16 left over, rows in fours and one by one
                      Case{5, 100, 300, ta, tb, 1, 0}, Case{9, 17, 256, ta, tb, -0.5f, 2},
-                     Case{70, 24, 513, ta, tb, 1.5f, 0.5f}}) {
+                     Case{70, 24, 513, ta, tb, 1.5f, 0.5f},
+                     // a transposed B shared out by columns (N >= 32) or transposed once (N < 32)
+                     Case{2048, 20, 600, ta, tb, 1, 0.5f}}) {
         INFO(fmt::format("onednn {} M {} N {} K {} ta {} tb {} alpha {} beta {}", onednn, c.M, c.N, c.K, ta, tb,
                          c.alpha, c.beta));
         CHECK(gemm_error(c) < 1e-4);  // f32 rounding over K <= 3500 terms of size ~1

@@ -18,6 +18,7 @@
 
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
+#include "ops/lanes.hpp"
 
 namespace xg::detail {
 
@@ -313,26 +314,12 @@ inline void gather_input(const T* S, int64_t cols, const int32_t* off, Lanes<T>*
   if constexpr (!std::is_same_v<T, float> || L % 8 != 0) {
     gather<6, 6>(S, cols, off, d);
   } else {
-    using v8 = float __attribute__((vector_size(32)));
-    using i8 = int32_t __attribute__((vector_size(32)));
-    auto shuffle = [](v8 a, v8 b, i8 m) { return __builtin_shuffle(a, b, m); };
     for (int r = 0; r < 6; ++r)
       for (int l0 = 0; l0 < L; l0 += 8) {
-        v8 m[8];
-        for (int k = 0; k < 8; ++k) std::memcpy(&m[k], S + off[l0 + k] + r * cols, sizeof(v8));
-        // An 8 x 8 transpose in three rounds of shuffles; t[q][k] = m[k][q], kept for q < 6.
-        const i8 lo2{0, 8, 1, 9, 4, 12, 5, 13}, hi2{2, 10, 3, 11, 6, 14, 7, 15};
-        const i8 lo4{0, 1, 8, 9, 4, 5, 12, 13}, hi4{2, 3, 10, 11, 6, 7, 14, 15};
-        const i8 lo8{0, 1, 2, 3, 8, 9, 10, 11}, hi8{4, 5, 6, 7, 12, 13, 14, 15};
-        v8 a[8], b[8];
-        for (int k = 0; k < 8; k += 2) a[k] = shuffle(m[k], m[k + 1], lo2), a[k + 1] = shuffle(m[k], m[k + 1], hi2);
-        for (int k = 0; k < 8; k += 4) {
-          b[k] = shuffle(a[k], a[k + 2], lo4), b[k + 1] = shuffle(a[k], a[k + 2], hi4);
-          b[k + 2] = shuffle(a[k + 1], a[k + 3], lo4), b[k + 3] = shuffle(a[k + 1], a[k + 3], hi4);
-        }
-        const v8 t[6] = {shuffle(b[0], b[4], lo8), shuffle(b[1], b[5], lo8), shuffle(b[2], b[6], lo8),
-                         shuffle(b[3], b[7], lo8), shuffle(b[0], b[4], hi8), shuffle(b[1], b[5], hi8)};
-        for (int q = 0; q < 6; ++q) std::memcpy(d[r * 6 + q].v + l0, &t[q], sizeof(v8));
+        f32x8 m[8], t[8];
+        for (int k = 0; k < 8; ++k) std::memcpy(&m[k], S + off[l0 + k] + r * cols, sizeof(f32x8));
+        transpose8x8(m, t);  // t[q][k] = m[k][q], kept for q < 6
+        for (int q = 0; q < 6; ++q) std::memcpy(d[r * 6 + q].v + l0, &t[q], sizeof(f32x8));
       }
   }
 }

@@ -142,18 +142,19 @@ int64_t sgemm_tail_columns(bool ta, int64_t M, int64_t N, int64_t K) {
 void sgemm_tail(bool parallel, int64_t M, int64_t n0, int64_t R, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, bool tb, float beta, float* C, int64_t ldc) {
   check(R >= 1 && R <= kTailMaxColumns, "sgemm_tail: {} columns, at most {}", R, kTailMaxColumns);
-  // The columns as rows of K values: B's own rows when B is transposed, else gathered once.
-  const float* bt = B + n0 * ldb;
-  int64_t ldbt = ldb;
-  thread_local std::vector<float> gathered;
-  if (!tb) {
-    gathered.resize(static_cast<size_t>(R * K));
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t j = 0; j < R; ++j) gathered[j * K + k] = B[k * ldb + n0 + j];
-    bt = gathered.data();
-    ldbt = K;
-  }
   auto rows = [&](int64_t lo, int64_t hi) {
+    // The columns as rows of K values: B's own rows when B is transposed, else gathered by each
+    // worker for itself (in parallel, rather than by one thread while the others wait).
+    const float* bt = B + n0 * ldb;
+    int64_t ldbt = ldb;
+    thread_local std::vector<float> gathered;
+    if (!tb) {
+      gathered.resize(static_cast<size_t>(R * K));
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < R; ++j) gathered[j * K + k] = B[k * ldb + n0 + j];
+      bt = gathered.data();
+      ldbt = K;
+    }
     dot_columns(std::make_integer_sequence<int, kTailMaxColumns>{}, R, hi - lo, K, alpha, A + lo * lda, lda, bt, ldbt,
                 beta, C + lo * ldc + n0, ldc);
   };

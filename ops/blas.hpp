@@ -75,7 +75,10 @@ inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (const int64_t r = sgemm_tail_columns(ta, M, N, K)) {
+    // C's ragged last columns apart (ops/blas.cpp), unless C's rows are shared out below, where each
+    // worker's sgemm_serial takes them apart for its own rows.
+    const int64_t r = sgemm_tail_columns(ta, M, N, K);
+    if (r && (tb || N >= M)) {
       gemm(ta, tb, M, N - r, K, alpha, A, lda, B, ldb, beta, C, ldc);
       sgemm_tail(true, M, N - r, r, K, alpha, A, lda, B, ldb, tb, beta, C, ldc);
       return;

@@ -11,28 +11,11 @@
 #include "ops/fused/conv_kernels.hpp"
 #include "ops/fused/winograd.hpp"
 #include "ops/lanes.hpp"
+#include "ops/rows.hpp"
 
 namespace xg::detail {
 
 namespace {
-
-// n values from src to dst inline, in 64-byte chunks (one vector each under -march=native) with an
-// overlapping last chunk: im2col's rows are tens of values, where a libc call per row (and one more
-// per zero fill at the borders) had cost as much as the copying.
-template <class T>
-inline void copy_row(T* dst, const T* src, int64_t n) {
-  constexpr int64_t V = 64 / sizeof(T), H = V / 2;
-  if (n >= V) {
-    int64_t i = 0;
-    for (; i + V <= n; i += V) std::memcpy(dst + i, src + i, 64);
-    if (i < n) std::memcpy(dst + n - V, src + n - V, 64);
-  } else if (n >= H) {
-    std::memcpy(dst, src, 32);
-    std::memcpy(dst + n - H, src + n - H, 32);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
-}
 
 // im2col for unit column stride: each channel is first copied into a zero-bordered plane (when there
 // is padding), so that every row of cols is one unconditional copy of WO values from it.
@@ -44,14 +27,14 @@ void im2col_unit_stride(const T* x, const ConvGeometry& g, T* cols) {
   for (int64_t c = 0; c < g.C; ++c) {
     const T* plane = x + c * g.H * g.W;
     if (padded) {
-      std::fill(staged, staged + g.PH * Wp, T(0));
+      zero_row(staged, g.PH * Wp);
       for (int64_t h = 0; h < g.H; ++h) {
         T* row = staged + (g.PH + h) * Wp;
-        std::fill(row, row + g.PW, T(0));
+        zero_row(row, g.PW);
         copy_row(row + g.PW, plane + h * g.W, g.W);
-        std::fill(row + g.PW + g.W, row + Wp, T(0));
+        zero_row(row + g.PW + g.W, Wp - g.PW - g.W);
       }
-      std::fill(staged + (g.PH + g.H) * Wp, staged + Hp * Wp, T(0));
+      zero_row(staged + (g.PH + g.H) * Wp, (Hp - g.PH - g.H) * Wp);
       plane = staged;
     }
     for (int64_t kh = 0; kh < g.KH; ++kh)

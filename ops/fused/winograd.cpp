@@ -19,6 +19,7 @@
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/lanes.hpp"
+#include "ops/rows.hpp"
 
 namespace xg::detail {
 
@@ -244,12 +245,12 @@ void stage_in(const T* src, int64_t src_stride, int64_t h, int64_t w, int64_t B,
     for (int64_t r = 0; r < st.rows; ++r, s += st.cols) {
       const int64_t y = r - py;
       if (y < 0 || y >= h) {
-        std::fill(s, s + st.cols, T(0));
+        zero_row(s, st.cols);
         continue;
       }
-      std::fill(s, s + px, T(0));
-      std::copy(image + y * w, image + (y + 1) * w, s + px);
-      std::fill(s + px + w, s + st.cols, T(0));
+      zero_row(s, px);
+      copy_row(s + px, image + y * w, w);
+      zero_row(s + px + w, st.cols - px - w);
     }
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -46,17 +47,41 @@ std::pair<LaneTotal<Acc>, LaneTotal<Acc>> lane_sums(int64_t n, F f, G g) {
 // pay the reduction once per channel, not once per run.
 template <class Acc>
 struct LanePairs {
-  Acc a[sum_lanes] = {}, b[sum_lanes] = {};
+  // The lanes as 32-byte vectors, so that they stay in registers across a run (as arrays the
+  // compiler kept them in memory and, inlined into batch norm, built each step from shuffles). Each
+  // vector's values are computed into an array first, one loop per sum (one vector store each), then
+  // added whole.
+  static constexpr int W = 32 / sizeof(Acc), NV = sum_lanes / W;
+  typedef Acc V __attribute__((vector_size(32)));
+  V a[NV] = {}, b[NV] = {};
   template <class F, class G>
   void add(int64_t n, F f, G g) {
+    V la[NV], lb[NV];  // local copies: the loop keeps them in registers even where *this is a reference
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; ++k) la[k] = a[k], lb[k] = b[k];
     int64_t i = 0;
     for (; i + sum_lanes <= n; i += sum_lanes)
-      for (int l = 0; l < sum_lanes; ++l) a[l] += f(i + l), b[l] += g(i + l);
-    for (int l = 0; i + l < n; ++l) a[l] += f(i + l), b[l] += g(i + l);
+#pragma GCC unroll 4
+      for (int k = 0; k < NV; ++k) {
+        Acc fa[W], gb[W];
+        for (int j = 0; j < W; ++j) fa[j] = f(i + k * W + j);
+        for (int j = 0; j < W; ++j) gb[j] = g(i + k * W + j);
+        la[k] += load(fa), lb[k] += load(gb);
+      }
+    // The tail's values into the first lanes (lane + (0 + v) adds exactly what lane + v would).
+    Acc ta[sum_lanes] = {}, tb[sum_lanes] = {};
+    for (int l = 0; i + l < n; ++l) ta[l] = f(i + l), tb[l] = g(i + l);
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; ++k) a[k] = la[k] + load(ta + k * W), b[k] = lb[k] + load(tb + k * W);
+  }
+  static V load(const Acc* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
   }
   std::pair<LaneTotal<Acc>, LaneTotal<Acc>> totals() const {
     LaneTotal<Acc> sa = 0, sb = 0;
-    for (int l = 0; l < sum_lanes; ++l) sa += a[l], sb += b[l];
+    for (int l = 0; l < sum_lanes; ++l) sa += a[l / W][l % W], sb += b[l / W][l % W];
     return {sa, sb};
   }
 };

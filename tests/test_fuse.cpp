@@ -339,6 +339,16 @@ TEST_CASE("conv2d and linear ReLU epilogues equal relu of the op: im2col, Winogr
       CHECK(allclose(detail::linear_inference(x, w, b, wt, false), linear(x, w, b), tolerance(d), 0));
       CHECK(allclose(detail::linear_inference(x, w, Tensor(), wt, false), linear(x, w), tolerance(d), 0));
     }
+  // Large enough for the packed path to share out its rows (each thread's GEMM, tail columns and
+  // epilogue in one pass): 100 = 6 x 16 + 4 outputs.
+  for (Dtype d : {Dtype::f32, Dtype::f64}) {
+    INFO(dtype_name(d));
+    const Tensor x = randn({300, 1024}, d), w = randn({100, 1024}, d) * 0.05, b = randn({100}, d);
+    const Tensor wt = transpose(w, 0, 1);
+    CHECK(allclose(detail::linear_inference(x, w, b, wt), relu(linear(x, w, b)), tolerance(d), tolerance(d)));
+    CHECK(allclose(detail::linear_inference(x, w, Tensor(), wt, false), linear(x, w), tolerance(d), tolerance(d)));
+    CHECK_ERROR(detail::linear_inference(x, w, randn({99}, d), wt), "linear: bias shape [99]");
+  }
   Tensor x = randn({1, 7});
   x.fill_(std::numeric_limits<double>::quiet_NaN());
   CHECK(std::isnan(detail::linear_inference(x, randn({2, 7}), randn({2})).to_vector<float>()[0]));

@@ -14,18 +14,21 @@ namespace xg::detail {
 
 namespace {
 
-// Each row of y [rows, F] = relu(row + bias) in place (bias may be null; without `relu`, row + bias).
-// NaN stays NaN, as in relu.
+// Rows lo..hi of y [rows, F] = relu(row + bias) in place (bias may be null; without `relu`, row +
+// bias). NaN stays NaN, as in relu.
+template <class T>
+void bias_relu_rows(T* y, const T* bias, int64_t lo, int64_t hi, int64_t F, bool relu) {
+  auto clamp = [relu](T v) { return relu && v < T(0) ? T(0) : v; };
+  for (int64_t r = lo; r < hi; ++r) {
+    T* row = y + r * F;
+    for (int64_t f = 0; f < F; ++f) row[f] = clamp(row[f] + (bias ? bias[f] : T(0)));
+  }
+}
+
 template <class T>
 void bias_relu(T* y, const T* bias, int64_t rows, int64_t F, bool relu) {
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, F));
-  parallel_for(0, rows, grain, [=](int64_t lo, int64_t hi) {
-    auto clamp = [relu](T v) { return relu && v < T(0) ? T(0) : v; };
-    for (int64_t r = lo; r < hi; ++r) {
-      T* row = y + r * F;
-      for (int64_t f = 0; f < F; ++f) row[f] = clamp(row[f] + (bias ? bias[f] : T(0)));
-    }
-  });
+  parallel_for(0, rows, grain, [=](int64_t lo, int64_t hi) { bias_relu_rows(y, bias, lo, hi, F, relu); });
 }
 
 }  // namespace
@@ -66,22 +69,44 @@ Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bia
   const int64_t F = weight.dim() == 2 ? weight.shape()[0] : -1, K = weight.dim() == 2 ? weight.shape()[1] : -1;
   const bool packed = weight_t.defined() && x.dtype() == weight.dtype() && x.dim() >= 1 && x.shape().back() == K &&
                       weight_t.dtype() == weight.dtype() && weight_t.shape() == Shape{K, F};
+  auto check_bias = [&](const Tensor& y) {
+    check(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == F && bias.dtype() == y.dtype()),
+          "linear: bias shape {} ({}) does not match out_features {} ({})", bias.defined() ? bias.shape() : Shape{},
+          bias.defined() ? dtype_name(bias.dtype()) : "none", F, dtype_name(y.dtype()));
+  };
   Tensor y;
   if (packed) {  // x [*, K] . W^T [K, F]
     Shape out_shape = x.shape();
     out_shape.back() = F;
     y = Tensor::empty(out_shape, x.dtype());
+    check_bias(y);
     const int64_t M = x.numel() / std::max<int64_t>(K, 1);
     dispatch_floating(x.dtype(), [&]<class T>() {
-      if (M > 0) gemm<T>(false, false, M, F, K, T(1), x.data<T>(), K, weight_t.data<T>(), F, T(0), y.data<T>(), F);
+      if (M == 0) return;
+      const T *px = x.data<T>(), *pw = weight_t.data<T>(), *pb = bias.defined() ? bias.data<T>() : nullptr;
+      T* py = y.data<T>();
+      if (F >= M || M * F * K < (int64_t{1} << 24) || !serial_gemms<T>()) {  // as gemm shares it out
+        gemm<T>(false, false, M, F, K, T(1), px, K, pw, F, T(0), py, F);
+        if (relu || pb) bias_relu<T>(py, pb, M, F, relu);
+        return;
+      }
+      // gemm would share out the rows: each thread multiplies its rows, takes the last F % 16 columns
+      // from W's own rows (no gather from W^T, ops/blas.cpp), and adds the bias and ReLU while they
+      // are in cache, all in one parallel pass.
+      parallel_for(0, M, 16, [&](int64_t lo, int64_t hi) {
+        int64_t r = 0;
+        if constexpr (std::is_same_v<T, float>) r = sgemm_tail_columns(false, hi - lo, F, K);
+        gemm_serial<T>(false, false, hi - lo, F - r, K, T(1), px + lo * K, K, pw, F, T(0), py + lo * F, F);
+        if constexpr (std::is_same_v<T, float>)
+          if (r) sgemm_tail(false, hi - lo, F - r, r, K, 1.f, px + lo * K, K, weight.data<T>(), K, true, 0.f, py + lo * F, F);
+        if (relu || pb) bias_relu_rows<T>(py, pb, lo, hi, F, relu);
+      });
     });
-  } else {
-    y = linear(x, weight);  // a new tensor of its own: the epilogue may write it
+    return y;
   }
+  y = linear(x, weight);  // a new tensor of its own: the epilogue may write it
   if (y.numel() == 0) return y;
-  check(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == F && bias.dtype() == y.dtype()),
-        "linear: bias shape {} ({}) does not match out_features {} ({})", bias.defined() ? bias.shape() : Shape{},
-        bias.defined() ? dtype_name(bias.dtype()) : "none", F, dtype_name(y.dtype()));
+  check_bias(y);
   dispatch_floating(y.dtype(), [&]<class T>() {
     if (relu || bias.defined()) bias_relu<T>(y.data<T>(), bias.defined() ? bias.data<T>() : nullptr, y.numel() / F, F, relu);
   });

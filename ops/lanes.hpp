@@ -88,20 +88,24 @@ struct LanePairs {
 
 using f32x8 = float __attribute__((vector_size(32)));
 
-// t[q][k] = m[k][q]: three rounds of shuffles (GCC vector extensions: AVX where the target has it).
+// t[q][k] = m[k][q]: three rounds of shuffles (__builtin_shufflevector, which GCC and Clang share:
+// the fuzz targets build with Clang).
 inline void transpose8x8(const f32x8 (&m)[8], f32x8 (&t)[8]) {
-  using i32x8 = int32_t __attribute__((vector_size(32)));
-  auto shuffle = [](f32x8 a, f32x8 b, i32x8 mask) { return __builtin_shuffle(a, b, mask); };
-  const i32x8 lo2{0, 8, 1, 9, 4, 12, 5, 13}, hi2{2, 10, 3, 11, 6, 14, 7, 15};
-  const i32x8 lo4{0, 1, 8, 9, 4, 5, 12, 13}, hi4{2, 3, 10, 11, 6, 7, 14, 15};
-  const i32x8 lo8{0, 1, 2, 3, 8, 9, 10, 11}, hi8{4, 5, 6, 7, 12, 13, 14, 15};
   f32x8 a[8], b[8];
-  for (int k = 0; k < 8; k += 2) a[k] = shuffle(m[k], m[k + 1], lo2), a[k + 1] = shuffle(m[k], m[k + 1], hi2);
-  for (int k = 0; k < 8; k += 4) {
-    b[k] = shuffle(a[k], a[k + 2], lo4), b[k + 1] = shuffle(a[k], a[k + 2], hi4);
-    b[k + 2] = shuffle(a[k + 1], a[k + 3], lo4), b[k + 3] = shuffle(a[k + 1], a[k + 3], hi4);
+  for (int k = 0; k < 8; k += 2) {
+    a[k] = __builtin_shufflevector(m[k], m[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    a[k + 1] = __builtin_shufflevector(m[k], m[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
   }
-  for (int q = 0; q < 4; ++q) t[q] = shuffle(b[q], b[q + 4], lo8), t[q + 4] = shuffle(b[q], b[q + 4], hi8);
+  for (int k = 0; k < 8; k += 4) {
+    b[k] = __builtin_shufflevector(a[k], a[k + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+    b[k + 1] = __builtin_shufflevector(a[k], a[k + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    b[k + 2] = __builtin_shufflevector(a[k + 1], a[k + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    b[k + 3] = __builtin_shufflevector(a[k + 1], a[k + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+  }
+  for (int q = 0; q < 4; ++q) {
+    t[q] = __builtin_shufflevector(b[q], b[q + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    t[q + 4] = __builtin_shufflevector(b[q], b[q + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
 }
 
 }  // namespace xg::detail

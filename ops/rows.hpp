@@ -27,12 +27,10 @@ inline void copy_bytes(char* dst, const char* src, size_t n) {
 
 inline void zero_bytes(char* dst, size_t n) {
   static constexpr char zeros[64] = {};
-  copy_bytes(dst, zeros, n < 64 ? n : 0);
-  if (n >= 64) {
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) std::memcpy(dst + i, zeros, 64);
-    if (i < n) std::memcpy(dst + n - 64, zeros, 64);
-  }
+  if (n < 64) return copy_bytes(dst, zeros, n);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) std::memcpy(dst + i, zeros, 64);
+  if (i < n) std::memcpy(dst + n - 64, zeros, 64);
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 #include "helpers.hpp"
 #include "ops/fused/winograd.hpp"
 #include "ops/geometry.hpp"
+#include "ops/rows.hpp"
 
 using namespace xg;
 using test::f64;
@@ -74,14 +75,31 @@ TEST_CASE("conv2d: dilation and groups, fused equals reference, values and gradi
 }
 
 TEST_CASE("conv2d: im2col's unit-stride rows at every width its row copy treats apart") {
-  // Rows of WO values copied in 64-byte chunks with an overlapping last one, 32-byte halves, or one
-  // by one (f32: 16 and 8 values; f64: 8 and 4), from a zero-bordered copy of each plane.
+  // Rows of WO values copied in 64-byte chunks with an overlapping last one, or in two overlapping
+  // pieces of 32, 16, 8 or one of 4 bytes (ops/rows.hpp), from a zero-bordered copy of each plane.
   std::vector<ConvCase> cases;
   for (int64_t w : {1, 2, 3, 6, 8, 14, 17, 33})  // WO = w + 2 with a 3-wide kernel and padding 2
     cases.push_back({{2, 2, 5, w}, 3, 2, 3, 1, {1, 2}, 1, 1, true});
   cases.push_back({{1, 3, 9, 20}, 4, 3, 3, {2, 1}, 0, 1, 1, false});  // no padding, row stride 2
   cases.push_back({{1, 2, 6, 19}, 2, 3, 3, 1, {0, 3}, {1, 2}, 1, true});  // dilated columns
   check_conv_cases(cases, 900);
+}
+
+TEST_CASE("copy_row and zero_row: every length up to 70 values in f32 and f64, nothing written past the row") {
+  auto check_type = [&]<class T>() {
+    for (int64_t n = 0; n <= 70; ++n) {
+      CAPTURE(n);
+      std::vector<T> src(n + 2), dst(n + 2, T(-1)), zeroed(n + 2, T(-1));
+      for (int64_t i = 0; i < n + 2; ++i) src[i] = static_cast<T>(i + 1);
+      detail::copy_row(dst.data() + 1, src.data() + 1, n);
+      detail::zero_row(zeroed.data() + 1, n);
+      int64_t wrong = dst[0] != T(-1) || dst[n + 1] != T(-1) || zeroed[0] != T(-1) || zeroed[n + 1] != T(-1);
+      for (int64_t i = 1; i <= n; ++i) wrong += dst[i] != src[i] || zeroed[i] != T(0);
+      CHECK(wrong == 0);
+    }
+  };
+  check_type.template operator()<float>();
+  check_type.template operator()<double>();
 }
 
 TEST_CASE("conv2d: the weight gradient computed transposed (fewer filters than C KH KW, >= 512 positions)") {

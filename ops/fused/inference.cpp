@@ -4,6 +4,7 @@
 #include "ops/fused/inference.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/parallel.hpp"
@@ -56,9 +57,23 @@ Tensor conv2d_pool_inference(const Tensor& x, const Tensor& weight, const Tensor
   pg.N = 1;  // the sink pools one image's F planes
   dispatch_floating(x.dtype(), [&]<class T>() {
     T* po = out.data<T>();
-    const int64_t per_image = g.F * pg.HO * pg.WO;
-    conv_forward_images<T>(x.data<T>(), weight.data<T>(), bias.defined() ? bias.data<T>() : nullptr, g, relu,
-                           [&](int64_t n, const T* image) { max_pool_planes<T>(image, pg, po + n * per_image, 0, g.F); });
+    const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+    const int64_t per_image = g.F * pg.HO * pg.WO, plane = pg.HO * pg.WO;
+    // With a finite bias, the bias and ReLU go on the pooled values, a quarter as many for 2x2: rounding
+    // is monotonic, so max(x + b) = max(x) + b and max(relu(v)) = relu(max(v)) to the bit (NaN too). An
+    // infinite bias (-inf + inf = NaN inside the window) keeps the epilogue before the pool.
+    const bool after_pool = !pb || std::all_of(pb, pb + g.F, [](T b) { return std::isfinite(b); });
+    conv_forward_images<T>(x.data<T>(), weight.data<T>(), after_pool ? nullptr : pb, g, relu && !after_pool,
+                           [&](int64_t n, const T* image) {
+                             T* pooled = po + n * per_image;
+                             max_pool_planes<T>(image, pg, pooled, 0, g.F);
+                             if (after_pool && (pb || relu))
+                               for (int64_t f = 0; f < g.F; ++f) {
+                                 T* q = pooled + f * plane;
+                                 const T b = pb ? pb[f] : T(0);
+                                 for (int64_t i = 0; i < plane; ++i) q[i] = relu && q[i] + b < T(0) ? T(0) : q[i] + b;
+                               }
+                           });
   });
   return out;
 }

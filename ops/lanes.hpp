@@ -29,21 +29,8 @@ LaneTotal<Acc> lane_sum(int64_t n, F f) {
   return s;
 }
 
-// Sums of f(i) and of g(i) over i in [0, n), in one pass.
-template <class Acc, class F, class G>
-std::pair<LaneTotal<Acc>, LaneTotal<Acc>> lane_sums(int64_t n, F f, G g) {
-  Acc a[sum_lanes] = {}, b[sum_lanes] = {};
-  int64_t i = 0;
-  for (; i + sum_lanes <= n; i += sum_lanes)
-    for (int l = 0; l < sum_lanes; ++l) a[l] += f(i + l), b[l] += g(i + l);
-  LaneTotal<Acc> sa = 0, sb = 0;
-  for (; i < n; ++i) sa += f(i), sb += g(i);
-  for (int l = 0; l < sum_lanes; ++l) sa += a[l], sb += b[l];
-  return {sa, sb};
-}
-
-// lane_sums over several runs: add() accumulates f and g over a run of n values (its tail into the
-// first lanes), totals() reduces once. Short runs (a batch norm channel's 8x8 plane per image) then
+// Sums of f(i) and of g(i) over several runs: add() accumulates them over a run of n values (its tail
+// into the first lanes), totals() reduces once. Short runs (a batch norm channel's 8x8 plane per image) then
 // pay the reduction once per channel, not once per run.
 template <class Acc>
 struct LanePairs {

@@ -18,6 +18,20 @@ inline void valid_range(int64_t k, int64_t S, int64_t P, int64_t in, int64_t out
   while (hi > lo && (hi - 1) * S - P + k >= in) --hi;
 }
 
+// F planes of P values each = relu(plane + bias[f]) in place (bias may be null; without `relu`,
+// plane + bias[f]). NaN stays NaN, as in relu. The im2col epilogue and the conv + pool pass's.
+template <class T>
+inline void bias_relu_planes(T* planes, const T* bias, int64_t F, int64_t P, bool relu) {
+  for (int64_t f = 0; f < F; ++f) {
+    T* plane = planes + f * P;
+    const T b = bias ? bias[f] : T(0);
+    if (relu)
+      for (int64_t p = 0; p < P; ++p) plane[p] = plane[p] + b < T(0) ? T(0) : plane[p] + b;
+    else
+      for (int64_t p = 0; p < P; ++p) plane[p] += b;
+  }
+}
+
 // Depthwise convolutions (one input channel per group, G = C > 1) run direct loops over the planes
 // (ops/fused/depthwise.cpp) instead of im2col and a GEMM of one row per group.
 inline bool use_depthwise(const ConvGeometry& g) { return g.G > 1 && g.G == g.C; }

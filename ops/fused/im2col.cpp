@@ -130,15 +130,7 @@ void conv_by_images(const T* x, const T* w, const T* bias, const ConvGeometry& g
       T* o = sink ? image : out + n * g.F * P;
       for (int64_t gi = 0; gi < g.G; ++gi)
         mm<T>(threaded, false, false, Fg, P, Kg, w + gi * Fg * Kg, Kg, cols + gi * Kg * P, P, T(0), o + gi * Fg * P, P);
-      if (bias || relu)
-        for (int64_t f = 0; f < g.F; ++f) {
-          T* plane = o + f * P;
-          const T b = bias ? bias[f] : T(0);
-          if (relu)
-            for (int64_t p = 0; p < P; ++p) plane[p] = plane[p] + b < T(0) ? T(0) : plane[p] + b;
-          else
-            for (int64_t p = 0; p < P; ++p) plane[p] += b;
-        }
+      if (bias || relu) bias_relu_planes(o, bias, g.F, P, relu);
       if (sink) (*sink)(n, o);
     }
   });

@@ -67,12 +67,7 @@ Tensor conv2d_pool_inference(const Tensor& x, const Tensor& weight, const Tensor
                            [&](int64_t n, const T* image) {
                              T* pooled = po + n * per_image;
                              max_pool_planes<T>(image, pg, pooled, 0, g.F);
-                             if (after_pool && (pb || relu))
-                               for (int64_t f = 0; f < g.F; ++f) {
-                                 T* q = pooled + f * plane;
-                                 const T b = pb ? pb[f] : T(0);
-                                 for (int64_t i = 0; i < plane; ++i) q[i] = relu && q[i] + b < T(0) ? T(0) : q[i] + b;
-                               }
+                             if (after_pool && (pb || relu)) bias_relu_planes(pooled, pb, g.F, plane, relu);
                            });
   });
   return out;

@@ -63,14 +63,19 @@ inline void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alp
   }
 }
 
+// Whether gemm shares an M x N x K product out over xgrad's workers. Small products, and every product
+// when the process left OpenBLAS its own threads (see configure_process), go to the library whole.
+template <class T>
+inline bool gemm_shares_out(int64_t M, int64_t N, int64_t K) {
+  return M * N * K >= (int64_t{1} << 24) && serial_gemms<T>();
+}
+
 // C = alpha * op(A) op(B) + beta * C, row-major. Large products are cut into one block of C's
 // columns (or rows, when C is tall) per thread; each block is an independent GEMM.
 template <class T>
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                  int64_t ldb, T beta, T* C, int64_t ldc) {
-  // Small products, and every product when the process left OpenBLAS its own threads (see
-  // configure_process), go to the library whole.
-  if (M * N * K < (int64_t{1} << 24) || !serial_gemms<T>()) {
+  if (!gemm_shares_out<T>(M, N, K)) {
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

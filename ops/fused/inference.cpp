@@ -95,7 +95,7 @@ Tensor linear_inference(const Tensor& x, const Tensor& weight, const Tensor& bia
       if (M == 0) return;
       const T *px = x.data<T>(), *pw = weight_t.data<T>(), *pb = bias.defined() ? bias.data<T>() : nullptr;
       T* py = y.data<T>();
-      if (F >= M || M * F * K < (int64_t{1} << 24) || !serial_gemms<T>()) {  // as gemm shares it out
+      if (F >= M || !gemm_shares_out<T>(M, F, K)) {  // gemm would not share out C's rows
         gemm<T>(false, false, M, F, K, T(1), px, K, pw, F, T(0), py, F);
         if (relu || pb) bias_relu<T>(py, pb, M, F, relu);
         return;

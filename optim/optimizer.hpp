@@ -99,6 +99,9 @@ class OptimizerWith : public Optimizer {
   explicit OptimizerWith(std::string name) : Optimizer(std::move(name)) {}
   // Validates one group's options (the derived constructor adds the groups, so that it is called).
   virtual void check_options(const Options& o) const = 0;
+  // Validates a group's parameters against its options (Muon: matrices only); undefined tensors are
+  // left to add_params, which rejects them.
+  virtual void check_group(const ParamGroup<Options>&) const {}
   void add_param_groups(std::vector<ParamGroup<Options>> groups) {
     check(!groups.empty(), "{}: got no parameter groups", name());
     for (auto& g : groups) add_param_group(std::move(g));
@@ -125,6 +128,7 @@ std::vector<ParamGroup<Options>> OptimizerWith<Options>::param_groups() const {
 template <class Options>
 void OptimizerWith<Options>::add_param_group(ParamGroup<Options> group) {
   check_options(group.options);
+  check_group(group);
   add_params(group.params);  // checks the parameters; throws before anything changes
   options_.push_back(group.options);
 }

@@ -2,6 +2,8 @@
 // In the comments g is the gradient, w the parameter, t the parameter's step count (from 1).
 #pragma once
 
+#include <array>
+#include <string>
 #include <utility>
 
 #include "optim/optimizer.hpp"
@@ -120,5 +122,53 @@ class AdamW : public Adam {
   AdamW(std::vector<Tensor> params, const AdamWOptions& options = {});
   explicit AdamW(std::vector<ParamGroup<AdamWOptions>> groups);
 };
+
+struct MuonOptions {
+  double lr = 1e-3;
+  // Muon groups: decoupled, w *= 1 - lr*wd before the update (torch.optim.Muon's); SGD groups: SGD's.
+  double weight_decay = 0.1;
+  double momentum = 0.95;
+  bool nesterov = true;
+  std::array<double, 3> ns_coefficients = {3.4445, -4.775, 2.0315};  // (a, b, c) of newton_schulz
+  double eps = 1e-7;
+  int64_t ns_steps = 5;
+  // The step's factor for a [rows, cols] matrix: "original" max(1, rows/cols)^0.5 (Keller Jordan's),
+  // "match_rms_adamw" 0.2 sqrt(max(rows, cols)) (Moonshot's), or "none".
+  std::string adjust_lr_fn = "original";
+  // Rescale w to Frobenius norm sqrt(rows) before each update (airbench94_muon's step), for weights
+  // followed by a normalisation, whose scale carries no information.
+  bool normalize_weights = false;
+  // false: the group is updated by SGD (momentum, nesterov, coupled weight_decay, no dampening), for
+  // the parameters Muon is not meant for (biases, norm shifts, a classifier head).
+  bool use_muon = true;
+};
+
+// Muon (MomentUm Orthogonalized by Newton-Schulz; Keller Jordan, 2024), as torch.optim.Muon:
+// b = momentum*b + g; u = nesterov ? g + momentum*b : b; w *= 1 - lr*wd; w -= lr * adjust * O, where
+// O = newton_schulz(u viewed as [size(0), numel / size(0)]) is u with its singular values pushed
+// towards 1. Parameters of more than two dimensions (conv filters [F, C, KH, KW]) are taken as such
+// matrices; groups with use_muon need parameters of at least two dimensions.
+class Muon : public OptimizerWith<MuonOptions> {
+ public:
+  Muon(std::vector<Tensor> params, const MuonOptions& options = {});
+  explicit Muon(std::vector<ParamGroup<MuonOptions>> groups);
+  bool has_momentum() const override { return true; }
+
+ protected:
+  void update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) override;
+  std::vector<std::string> state_names() const override { return {"momentum_buffer"}; }
+  void check_options(const MuonOptions& o) const override;
+  void check_group(const ParamGroup<MuonOptions>& g) const override;
+  double group_momentum(size_t g) const override { return options_[g].momentum; }
+  void store_momentum(size_t g, double m) override;
+};
+
+// The quintic Newton-Schulz iteration Muon orthogonalises with: X = g / max(|g|_F, eps), then `steps`
+// times A = X X^T, X = a X + (b A + c A A) X, on the wide orientation of g (its transpose when it has
+// more rows than columns). With Muon's coefficients the singular values land near 1 (in about
+// [0.7, 1.2]) rather than on it; with (1.5, -0.5, 0) it converges to the polar factor U V^T.
+// g: 2-D, f32 or f64 (computed in its dtype). Off the tape.
+Tensor newton_schulz(const Tensor& g, int64_t steps = 5, std::array<double, 3> coefficients = {3.4445, -4.775, 2.0315},
+                     double eps = 1e-7);
 
 }  // namespace xg::optim

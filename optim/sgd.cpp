@@ -4,6 +4,7 @@
 #include "autograd/parallel.hpp"
 #include "optim/flags.hpp"
 #include "optim/optimizers.hpp"
+#include "optim/sgd_step.hpp"
 
 namespace xg::optim {
 
@@ -40,7 +41,10 @@ void SGD::store_momentum(size_t g, double m) {
 void SGD::update(const Tensor& param, const Tensor& grad, ParamState& state, size_t group) {
   const SGDOptions& o = options_[group];
   const bool first = !state.buffers.count("momentum_buffer");  // PyTorch: "buf is None"
-  Tensor buf = o.momentum != 0 ? buffer(state, "momentum_buffer", param) : Tensor();
+  detail::sgd_step(param, grad, o.momentum != 0 ? buffer(state, "momentum_buffer", param) : Tensor(), first, o);
+}
+
+void detail::sgd_step(const Tensor& param, const Tensor& grad, const Tensor& buf, bool first, const SGDOptions& o) {
   dispatch_floating(param.dtype(), [&]<class T>() {
     T* w = param.data<T>();
     const T* g = grad.data<T>();

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   bool no_augment = false;
   double epochs = static_cast<double>(o.epochs);
   train::AirbenchRecipe recipe;
+  train::AirbenchMuonRecipe muon_recipe;
   std::vector<int64_t> widths = models::AirbenchOptions{}.widths;
 
   CLI::App app{"Train a convolutional network on CIFAR-10 with xgrad"};
@@ -37,7 +38,10 @@ int main(int argc, char** argv) {
       ->expected(3)
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--optimizer", o.optimizer, "sgd, adam, adamw, rmsprop or adagrad")->capture_default_str();
+  app.add_option("--optimizer", o.optimizer,
+                 "sgd, adam, adamw, rmsprop or adagrad; with airbench: sgd (airbench94) or muon (airbench94_muon's "
+                 "recipe: batch 2000, 8 epochs, Muon on the conv filters)")
+      ->capture_default_str();
   app.add_option("--lr", o.lr, "learning rate (the peak, with onecycle; airbench: per 1024 examples, 11.5)")->capture_default_str();
   app.add_option("--momentum", o.momentum)->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay)->capture_default_str();
@@ -59,6 +63,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   o.augment = !no_augment;
   const bool airbench = o.model == "airbench";
+  const bool muon = airbench && o.optimizer == "muon";
 
   // Under mpirun every rank runs this program: data-parallel training over the ranks (README,
   // "Distributed training"); started alone, a group of one.
@@ -69,21 +74,36 @@ int main(int argc, char** argv) {
     std::shared_ptr<nn::Module> model;
     if (airbench) {
       // The recipe's values unless a flag gave one; it has its own optimizer and schedule.
-      check(!app.count("--optimizer") && !app.count("--schedule") && !app.count("--lr-decay"),
-            "--model airbench has its own optimizer and schedule: drop --optimizer, --schedule and --lr-decay");
-      if (app.count("--lr")) recipe.lr = o.lr;
-      if (app.count("--momentum")) recipe.momentum = o.momentum;
-      if (app.count("--weight-decay")) recipe.weight_decay = o.weight_decay;
-      if (app.count("--label-smoothing")) recipe.label_smoothing = o.label_smoothing;
-      if (batch_opt->count()) recipe.batch_size = o.batch_size;
-      if (epochs_opt->count()) recipe.epochs = epochs;
+      check(!app.count("--schedule") && !app.count("--lr-decay"),
+            "--model airbench has its own schedule: drop --schedule and --lr-decay");
+      check(!app.count("--optimizer") || o.optimizer == "sgd" || muon,
+            "--model airbench trains with --optimizer sgd (airbench94) or muon (airbench94_muon), got '{}'",
+            o.optimizer);
+      if (muon) {  // --lr and --momentum are Muon's, on the conv filters
+        if (app.count("--lr")) muon_recipe.filter_lr = o.lr;
+        if (app.count("--momentum")) muon_recipe.filter_momentum = o.momentum;
+        if (app.count("--weight-decay")) muon_recipe.weight_decay = o.weight_decay;
+        if (app.count("--label-smoothing")) muon_recipe.label_smoothing = o.label_smoothing;
+        if (batch_opt->count()) muon_recipe.batch_size = o.batch_size;
+        if (epochs_opt->count()) muon_recipe.epochs = epochs;
+      } else {
+        if (app.count("--lr")) recipe.lr = o.lr;
+        if (app.count("--momentum")) recipe.momentum = o.momentum;
+        if (app.count("--weight-decay")) recipe.weight_decay = o.weight_decay;
+        if (app.count("--label-smoothing")) recipe.label_smoothing = o.label_smoothing;
+        if (batch_opt->count()) recipe.batch_size = o.batch_size;
+        if (epochs_opt->count()) recipe.epochs = epochs;
+      }
     } else {
       check(!app.count("--widths"), "--widths is for --model airbench");
     }
     manual_seed(o.seed);  // the initial weights follow --seed
     // A wrong name fails before any data is read.
-    model = airbench ? std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths})
-                     : models::make_model(o.model);
+    if (airbench)
+      model = std::make_shared<models::Airbench>(muon ? train::airbench_muon_model_options(widths)
+                                                      : models::AirbenchOptions{.widths = widths});
+    else
+      model = models::make_model(o.model);
     // Rank 0 looks first (and downloads if need be); the others then find what it found.
     std::string dir = rank == 0 ? data::find_cifar10_dir(data_dir) : "";
     if (world > 1) distributed::barrier();
@@ -98,12 +118,15 @@ int main(int argc, char** argv) {
                  test_images > 0 ? std::min(test_images, test_set->size()) : test_set->size(), o.model,
                  world > 1 ? fmt::format("{} ranks x ", world) : "", get_num_threads());
     if (airbench) {
-      o = train::airbench_options(o, recipe, split.train.size());
+      o = muon ? train::airbench_muon_options(o, muon_recipe, split.train.size())
+               : train::airbench_options(o, recipe, split.train.size());
       train::airbench_whitening(static_cast<models::Airbench&>(*model), split.train,
-                                std::min(recipe.whitening_images, split.train.size()));
+                                std::min(muon ? muon_recipe.whitening_images : recipe.whitening_images,
+                                         split.train.size()));
       if (rank == 0)
-        fmt::print("airbench: {} steps of {} ({:g} epochs of {} steps), widths {}\n", o.max_iterations, o.batch_size,
-                   recipe.epochs, train::steps_per_epoch(split.train.size(), o), fmt::join(widths, ","));
+        fmt::print("airbench{}: {} steps of {} ({:g} epochs of {} steps), widths {}\n", muon ? " (muon)" : "",
+                   o.max_iterations, o.batch_size, muon ? muon_recipe.epochs : recipe.epochs,
+                   train::steps_per_epoch(split.train.size(), o), fmt::join(widths, ","));
     } else {
       o.epochs = static_cast<int64_t>(std::ceil(epochs));
       if (epochs != std::floor(epochs))  // a fractional epoch: the run stops part-way through the last one

@@ -18,7 +18,7 @@ void LRScheduler::initial_step() { step(); }
 void LRScheduler::step() {
   const int64_t next = last_epoch_ + 1;
   std::vector<double> lrs;
-  for (double base : base_lrs_) lrs.push_back(lr_at(base, next));  // may throw (OneCycleLR past its end): nothing changes then
+  for (size_t g = 0; g < base_lrs_.size(); ++g) lrs.push_back(group_lr_at(g, base_lrs_[g], next));  // may throw (OneCycleLR past its end): nothing changes then
   last_epoch_ = next;
   for (size_t g = 0; g < lrs.size(); ++g) optimizer_.set_lr(g, lrs[g]);
   last_lr_ = lrs[0];
@@ -137,14 +137,23 @@ void OneCycleLR::on_step(int64_t step) {
 }
 
 LambdaLR::LambdaLR(Optimizer& optimizer, std::function<double(int64_t)> lr_lambda)
-    : LRScheduler(optimizer, "LambdaLR"), lr_lambda_(std::move(lr_lambda)) {
-  check(static_cast<bool>(lr_lambda_), "LambdaLR: no lr_lambda");
+    : LambdaLR(optimizer, std::vector<std::function<double(int64_t)>>{std::move(lr_lambda)}) {}
+
+LambdaLR::LambdaLR(Optimizer& optimizer, std::vector<std::function<double(int64_t)>> lr_lambdas)
+    : LRScheduler(optimizer, "LambdaLR"), lr_lambdas_(std::move(lr_lambdas)) {
+  check(lr_lambdas_.size() == 1 || lr_lambdas_.size() == base_lrs_.size(),
+        "LambdaLR: {} lr_lambdas for {} parameter groups; give one, or one per group", lr_lambdas_.size(),
+        base_lrs_.size());
+  check(lr_lambdas_.size() > 1 || static_cast<bool>(lr_lambdas_[0]), "LambdaLR: no lr_lambda");
+  for (size_t g = 0; g < lr_lambdas_.size(); ++g)
+    check(static_cast<bool>(lr_lambdas_[g]), "LambdaLR: no lr_lambda for group {}", g);
   initial_step();
 }
 
-double LambdaLR::lr_at(double base_lr, int64_t epoch) const {
-  const double m = lr_lambda_(epoch);
-  check(std::isfinite(m) && m >= 0, "LambdaLR: lr_lambda({}) = {}; it must be finite and non-negative", epoch, m);
+double LambdaLR::group_lr_at(size_t group, double base_lr, int64_t epoch) const {
+  const double m = lr_lambdas_[lr_lambdas_.size() == 1 ? 0 : group](epoch);
+  check(std::isfinite(m) && m >= 0, "LambdaLR: lr_lambda({}) = {}{}; it must be finite and non-negative", epoch, m,
+        lr_lambdas_.size() == 1 ? "" : fmt::format(" for group {}", group));
   return base_lr * m;
 }
 

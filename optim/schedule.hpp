@@ -29,6 +29,8 @@ class LRScheduler {
   // The learning rate at `epoch` of a group whose base (initial) rate is base_lr: every group follows
   // the same formula from its own base, as PyTorch's schedules do.
   virtual double lr_at(double base_lr, int64_t epoch) const = 0;
+  // Group g's rate: lr_at unless a schedule gives each group its own formula (LambdaLR's list).
+  virtual double group_lr_at(size_t, double base_lr, int64_t epoch) const { return lr_at(base_lr, epoch); }
   virtual void on_step(int64_t) {}  // extra per-step work (OneCycleLR's momentum)
 
   Optimizer& optimizer_;
@@ -119,16 +121,19 @@ class OneCycleLR : public LRScheduler {
 };
 
 // lr = base_lr * lr_lambda(epoch), every group from its own base rate (PyTorch's LambdaLR with one
-// function). Stepped per epoch or per batch, as the caller counts.
+// function), or group g's base rate times lr_lambdas[g](epoch) (PyTorch's list: one function per
+// group). Stepped per epoch or per batch, as the caller counts.
 class LambdaLR : public LRScheduler {
  public:
   LambdaLR(Optimizer& optimizer, std::function<double(int64_t)> lr_lambda);
+  LambdaLR(Optimizer& optimizer, std::vector<std::function<double(int64_t)>> lr_lambdas);
 
  protected:
-  double lr_at(double base_lr, int64_t epoch) const override;
+  double lr_at(double base_lr, int64_t epoch) const override { return group_lr_at(0, base_lr, epoch); }
+  double group_lr_at(size_t group, double base_lr, int64_t epoch) const override;
 
  private:
-  std::function<double(int64_t)> lr_lambda_;
+  std::vector<std::function<double(int64_t)>> lr_lambdas_;  // one for every group, or one per group
 };
 
 // The piecewise-linear function through `points` (x strictly increasing, at least one point), constant

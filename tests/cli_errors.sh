@@ -23,7 +23,8 @@ expect_error "make_model: unknown model 'resnet9000'" --model resnet9000 --data 
 expect_error "--batch-size" --batch-size -5
 expect_error "--epochs" --epochs 0
 expect_error "does not hold the CIFAR-10 binary files" --data "$tmp/missing"
-expect_error "--model airbench has its own optimizer and schedule" --model airbench --optimizer adam --data "$tmp"
+expect_error "--model airbench trains with --optimizer sgd (airbench94) or muon (airbench94_muon), got 'adam'" --model airbench --optimizer adam --data "$tmp"
+expect_error "--model airbench has its own schedule: drop --schedule and --lr-decay" --model airbench --optimizer muon --schedule cosine --data "$tmp"
 expect_error "--widths" --model airbench --widths 8,8
 expect_error "--widths is for --model airbench" --model vgg --widths 8,8,8 --data "$tmp"
 

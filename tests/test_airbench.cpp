@@ -238,3 +238,120 @@ TEST_CASE("airbench: a run stopped after an epoch resumes with exactly the unint
   CHECK(resumed.test_acc == full.test_acc);
   CHECK(!net->whiten->bias().requires_grad());
 }
+
+TEST_CASE("airbench_muon_optimizer: Muon on the conv filters, SGD on the shifts, whitening bias and head") {
+  manual_seed(0);
+  models::Airbench net(train::airbench_muon_model_options({8, 16, 16}));
+  const train::AirbenchMuonRecipe r;
+  auto opt = train::airbench_muon_optimizer(net, r);
+  REQUIRE(opt->num_param_groups() == 4);
+  const auto groups = opt->param_groups();
+  const double wd = 2e-6 * 2000;  // absolute, per step
+  CHECK(groups[0].params.size() == 1);
+  CHECK(&groups[0].params[0].impl() == &net.whiten->bias().impl());
+  CHECK(groups[1].params.size() == 6);  // every batch norm's shift
+  CHECK(groups[2].params.size() == 1);
+  CHECK(&groups[2].params[0].impl() == &net.head->weight().impl());
+  CHECK(groups[3].params.size() == 6);  // the 3x3 filters; the whitening filters are frozen
+  for (size_t g = 0; g < 3; ++g) {
+    const optim::MuonOptions& o = groups[g].options;
+    CHECK(!o.use_muon);
+    CHECK(o.lr == (g == 2 ? 0.67 : 0.053));
+    CHECK(o.lr * o.weight_decay == doctest::Approx(wd));
+    CHECK(o.momentum == 0.85);
+    CHECK(o.nesterov);
+  }
+  const optim::MuonOptions& f = groups[3].options;
+  CHECK((f.use_muon && f.normalize_weights && f.nesterov && f.adjust_lr_fn == "none"));
+  CHECK(f.lr == 0.24);
+  CHECK(f.momentum == 0.6);
+  CHECK(f.weight_decay == 0);
+  for (const Tensor& p : groups[3].params) CHECK(p.dim() == 4);
+
+  // airbench94_muon's head: unit standard deviation, the logits divided by the last width.
+  const std::vector<double> w = values(net.head->weight());
+  double mean = 0, ss = 0;
+  for (double x : w) mean += x / static_cast<double>(w.size());
+  for (double x : w) ss += (x - mean) * (x - mean);
+  CHECK(std::sqrt(ss / static_cast<double>(w.size() - 1)) == doctest::Approx(1.0));
+  Tensor x = randn({2, 3, 32, 32});
+  net.eval();
+  const std::vector<double> logits = values(net.forward(x));
+  // The same network by hand, without the factor.
+  const Tensor features = net.pool->forward(
+      net.group3->forward(net.group2->forward(net.group1->forward(net.activ->forward(net.whiten->forward(x))))));
+  const std::vector<double> unscaled = values(matmul(flatten(features, 1), transpose(net.head->weight(), 0, 1)));
+  for (size_t i = 0; i < logits.size(); ++i) CHECK(logits[i] == doctest::Approx(unscaled[i] / 16).epsilon(1e-5));
+
+  CHECK_ERROR(train::airbench_muon_optimizer(net, {.filter_momentum = 1}),
+              "airbench muon: momentum (0.85) and filter_momentum (1) must be in (0, 1)");
+  CHECK_ERROR(train::airbench_muon_model_options({8, 8}), "airbench muon: widths must be three positive channel counts");
+  CHECK_ERROR(models::Airbench({.head_std = -1}), "Airbench: head_std must be >= 0, got -1");
+}
+
+TEST_CASE("airbench_muon_options: 8 epochs of 2000, every lr down to 0, the whitening bias's over its 3 epochs") {
+  train::TrainerOptions o = train::airbench_muon_options({.run_dir = ""}, {}, 50000);
+  CHECK(o.batch_size == 2000);
+  CHECK(o.epochs == 8);
+  CHECK(o.max_iterations == 200);
+  CHECK(o.lookahead_k == 0);
+  CHECK((o.loss_reduction == "sum" && o.label_smoothing == 0.2 && o.augment_shift == 2));
+  CHECK((o.reflect_shift && o.alternating_flip && o.flip_tta && !o.keep_best));
+  REQUIRE(o.lr_lambdas.size() == 4);
+  CHECK(o.lr_lambdas[0](0, 200) == 1.0);
+  CHECK(o.lr_lambdas[0](30, 200) == doctest::Approx(0.6));  // 75 steps of whitening bias
+  CHECK(o.lr_lambdas[0](75, 200) == 0.0);
+  CHECK(o.lr_lambdas[0](120, 200) == 0.0);
+  for (size_t g = 1; g < 4; ++g) {
+    CHECK(o.lr_lambdas[g](0, 200) == 1.0);
+    CHECK(o.lr_lambdas[g](150, 200) == doctest::Approx(0.25));
+    CHECK(o.lr_lambdas[g](200, 200) == 0.0);
+  }
+  models::Airbench net({.widths = {8, 8, 8}});
+  o.on_epoch_start(3, net);
+  CHECK(!net.whiten->bias().requires_grad());
+  CHECK_ERROR(train::airbench_muon_options({}, {}, 1999), "airbench: 1999 training examples make no full batch of 2000");
+}
+
+TEST_CASE("airbench muon: the recipe end to end on tiny synthetic images, and an exact resume") {
+  TempDir a, b;
+  auto data = two_classes(352, 4);
+  data::Split split = data::train_val_split(data, 64);
+  const train::AirbenchMuonRecipe recipe{.batch_size = 32, .epochs = 3.5, .whiten_bias_epochs = 1, .whitening_images = 100};
+  auto make = [&] {
+    manual_seed(0);
+    auto net = std::make_shared<models::Airbench>(train::airbench_muon_model_options({8, 8, 8}));
+    train::airbench_whitening(*net, split.train, recipe.whitening_images);
+    return net;
+  };
+  auto options = [&](const TempDir& dir) {
+    return train::airbench_muon_options(
+        {.model = "airbench", .train_acc_samples = 64, .seed = 1, .run_dir = dir.str(), .progress = 3}, recipe,
+        split.train.size());
+  };
+  auto net = make();
+  const train::TrainResult full = train::Trainer(net, split.train, split.val, split.val, options(a)).fit();
+  CHECK(full.losses.size() == 32);  // ceil(3.5 x 9)
+  CHECK(full.losses.back() < full.losses.front());
+  CHECK(full.test_acc > 0.9);
+  // Muon's renormalisation holds each filter bank near norm sqrt(filters): one step of lr <= 0.24 from it.
+  for (const auto& [name, t] : net->named_parameters())
+    if (t.dim() == 4 && name != "whiten.weight") {
+      const std::vector<double> v = values(t);
+      double ss = 0;
+      for (double x : v) ss += x * x;
+      CHECK_MESSAGE(std::abs(std::sqrt(ss) - std::sqrt(8.0)) < 0.24 * 1.5 * std::sqrt(8.0), name);
+    }
+
+  train::TrainerOptions o = options(b);
+  const auto freeze = o.on_epoch_start;
+  o.on_epoch_start = [&](int64_t epoch, nn::Module& m) {
+    if (epoch == 2) fail("test: stopped before epoch 3");
+    freeze(epoch, m);
+  };
+  CHECK_ERROR(train::Trainer(make(), split.train, split.val, split.val, o).fit(), "test: stopped before epoch 3");
+  o.on_epoch_start = freeze;
+  o.resume = true;
+  const train::TrainResult resumed = train::Trainer(make(), split.train, split.val, split.val, o).fit();
+  CHECK(resumed.losses == full.losses);  // Muon's momentum and the per-group schedule carried over
+}

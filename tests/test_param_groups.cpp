@@ -181,12 +181,28 @@ TEST_CASE("LambdaLR and piecewise_linear: every group follows the multiplier fro
   CHECK(sched.get_last_lr() == doctest::Approx(0.007));
   // The state round trip restores the step and the base rates.
   const NamedTensors state = sched.state_dict();
-  CHECK_ERROR(LambdaLR(opt, {}), "LambdaLR: no lr_lambda");
+  CHECK_ERROR(LambdaLR(opt, std::function<double(int64_t)>{}), "LambdaLR: no lr_lambda");
   CHECK_ERROR(LambdaLR(opt, [](int64_t) { return -1.0; }), "LambdaLR: lr_lambda(0) = -1; it must be finite and non-negative");
   CHECK(opt.lr(0) == doctest::Approx(0.007));  // the refused schedules changed nothing
   LambdaLR other(opt, [&](int64_t step) { return f(static_cast<double>(step)); });
   other.load_state_dict(state);
   CHECK(other.last_epoch() == 10);
   CHECK_ERROR(piecewise_linear({}), "piecewise_linear: needs at least one point");
+
+  // One function per group (PyTorch's list form); the wrong count, or a missing one, is refused.
+  SGD fresh({{{w1}, {.lr = 0.1}}, {{w2}, {.lr = 6.4}}});
+  LambdaLR per_group(fresh, {[](int64_t e) { return 1.0 / double(e + 1); }, [](int64_t e) { return e < 2 ? 1.0 : 0.0; }});
+  CHECK(fresh.lr(0) == doctest::Approx(0.1));
+  CHECK(fresh.lr(1) == doctest::Approx(6.4));
+  per_group.step(), per_group.step();
+  CHECK(fresh.lr(0) == doctest::Approx(0.1 / 3));
+  CHECK(fresh.lr(1) == 0.0);
+  CHECK_ERROR(LambdaLR(fresh, std::vector<std::function<double(int64_t)>>(3, [](int64_t) { return 1.0; })),
+              "LambdaLR: 3 lr_lambdas for 2 parameter groups; give one, or one per group");
+  CHECK_ERROR(LambdaLR(fresh, std::vector<std::function<double(int64_t)>>{[](int64_t) { return 1.0; }, {}}),
+              "LambdaLR: no lr_lambda for group 1");
+  CHECK_ERROR(LambdaLR(fresh, {[](int64_t) { return 1.0; }, [](int64_t) { return NAN; }}),
+              "LambdaLR: lr_lambda(0) = nan for group 1; it must be finite and non-negative");
+  CHECK(fresh.lr(1) == 0.0);  // unchanged by the refused schedules
   CHECK_ERROR(piecewise_linear({{0, 1}, {0, 2}}), "piecewise_linear: x must increase strictly, but point 1 has x = 0 after 0");
 }

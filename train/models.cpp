@@ -3,6 +3,8 @@
 
 #include <fmt/ranges.h>
 
+#include <cmath>
+
 #include "autograd/grad_mode.hpp"
 #include "data/whitening.hpp"
 
@@ -118,6 +120,19 @@ Airbench::Airbench(const AirbenchOptions& options) : scale_(options.scale) {
   group3 = register_module("group3", std::make_shared<AirbenchGroup>(options.widths[1], options.widths[2], options));
   pool = register_module("pool", nn::MaxPool2d(3));
   head = register_module("head", nn::Linear(options.widths[2], options.classes, false));
+  check(options.head_std >= 0 && std::isfinite(options.head_std), "Airbench: head_std must be >= 0, got {}",
+        options.head_std);
+  if (options.head_std > 0) {
+    NoGradGuard no_grad;
+    Tensor w = head->weight();
+    const std::vector<float> v = w.to_vector<float>();
+    double mean = 0, ss = 0;
+    for (float x : v) mean += x;
+    mean /= static_cast<double>(v.size());
+    for (float x : v) ss += (x - mean) * (x - mean);
+    const double sd = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0;  // unbiased, as torch.std
+    if (sd > 0) w.mul_(options.head_std / sd);
+  }
 }
 
 Tensor Airbench::forward(const Tensor& x) {

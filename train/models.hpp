@@ -99,6 +99,7 @@ struct AirbenchOptions {
   double bn_eps = 1e-12;
   double bn_momentum = 0.4;  // PyTorch's convention (airbench's own 0.6 is 1 - this)
   double scale = 1.0 / 9;    // the logits' factor
+  double head_std = 0;       // > 0: the head's initial weights rescaled to this standard deviation (airbench94_muon: 1)
 };
 
 // airbench94's conv group: conv 3x3 (same padding, no bias) - max-pool 2 - batch norm - GELU - conv 3x3 -

@@ -251,9 +251,14 @@ void Trainer::make_optimizer() {
   const std::string& s = opts_.schedule;
   per_step_schedule_ = s == "onecycle" || s == "lambda";
   if (s == "lambda") {
-    check(static_cast<bool>(opts_.lr_lambda), "Trainer: schedule \"lambda\" needs an lr_lambda");
-    scheduler_ = std::make_unique<optim::LambdaLR>(
-        *optimizer_, [f = opts_.lr_lambda, total = total_steps_](int64_t step) { return f(step, total); });
+    check(static_cast<bool>(opts_.lr_lambda) || !opts_.lr_lambdas.empty(),
+          "Trainer: schedule \"lambda\" needs an lr_lambda or lr_lambdas");
+    std::vector<std::function<double(int64_t)>> per_step;
+    for (const auto& f : opts_.lr_lambdas.empty() ? std::vector{opts_.lr_lambda} : opts_.lr_lambdas) {
+      check(static_cast<bool>(f), "Trainer: lr_lambdas has an empty function");
+      per_step.push_back([f, total = total_steps_](int64_t step) { return f(step, total); });
+    }
+    scheduler_ = std::make_unique<optim::LambdaLR>(*optimizer_, std::move(per_step));
   } else if (s == "onecycle")
     scheduler_ = std::make_unique<optim::OneCycleLR>(
         *optimizer_, optim::OneCycleLROptions{.max_lr = opts_.lr, .epochs = opts_.epochs,

@@ -72,6 +72,9 @@ struct TrainerOptions {
   std::function<std::unique_ptr<optim::Optimizer>(nn::Module& model)> make_optimizer{};
   // With schedule "lambda", stepped per batch: every group's lr is its base lr x lr_lambda(step, total_steps).
   std::function<double(int64_t step, int64_t total_steps)> lr_lambda{};
+  // With schedule "lambda": one multiplier per parameter group instead (PyTorch's list form); when
+  // not empty it replaces lr_lambda and must have as many entries as the optimizer has groups.
+  std::vector<std::function<double(int64_t step, int64_t total_steps)>> lr_lambdas{};
   // lookahead_k > 0: optim::Lookahead over the parameters and the model's floating buffers (batch-norm
   // statistics), its alpha for step s (from 1) lookahead_alpha(s, total_steps); after the last step
   // the model takes the slow weights (Lookahead::finalize).

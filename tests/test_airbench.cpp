@@ -266,6 +266,7 @@ TEST_CASE("airbench_muon_optimizer: Muon on the conv filters, SGD on the shifts,
   CHECK(f.lr == 0.24);
   CHECK(f.momentum == 0.6);
   CHECK(f.weight_decay == 0);
+  CHECK(f.ns_steps == 3);
   for (const Tensor& p : groups[3].params) CHECK(p.dim() == 4);
 
   // airbench94_muon's head: unit standard deviation, the logits divided by the last width.

@@ -131,7 +131,7 @@ std::unique_ptr<optim::Muon> airbench_muon_optimizer(models::Airbench& model, co
   if (!rest.empty()) groups.push_back({rest, sgd(r.head_lr)});
   if (!filters.empty())
     groups.push_back({filters, {.lr = r.filter_lr, .weight_decay = 0, .momentum = r.filter_momentum,
-                                .adjust_lr_fn = "none", .normalize_weights = true}});
+                                .ns_steps = r.ns_steps, .adjust_lr_fn = "none", .normalize_weights = true}});
   return std::make_unique<optim::Muon>(std::move(groups));
 }
 

@@ -54,6 +54,7 @@ struct AirbenchMuonRecipe {
   int64_t batch_size = 2000;
   double epochs = 8;
   double filter_lr = 0.24, filter_momentum = 0.6;  // Muon
+  int64_t ns_steps = 3;                             // Newton-Schulz iterations per update (torch.optim.Muon: 5)
   double bias_lr = 0.053, head_lr = 0.67, momentum = 0.85;  // SGD
   double weight_decay = 2e-6;     // per example: the absolute decay per step is this x batch_size
   double label_smoothing = 0.2;

@@ -247,27 +247,27 @@ TEST_CASE("airbench_muon_optimizer: Muon on the conv filters, SGD on the shifts,
   REQUIRE(opt->num_param_groups() == 4);
   const auto groups = opt->param_groups();
   const double wd = 2e-6 * 2000;  // absolute, per step
-  CHECK(groups[0].params.size() == 1);
-  CHECK(&groups[0].params[0].impl() == &net.whiten->bias().impl());
-  CHECK(groups[1].params.size() == 6);  // every batch norm's shift
-  CHECK(groups[2].params.size() == 1);
-  CHECK(&groups[2].params[0].impl() == &net.head->weight().impl());
-  CHECK(groups[3].params.size() == 6);  // the 3x3 filters; the whitening filters are frozen
-  for (size_t g = 0; g < 3; ++g) {
-    const optim::MuonOptions& o = groups[g].options;
-    CHECK(!o.use_muon);
-    CHECK(o.lr == (g == 2 ? 0.67 : 0.053));
-    CHECK(o.lr * o.weight_decay == doctest::Approx(wd));
-    CHECK(o.momentum == 0.85);
-    CHECK(o.nesterov);
-  }
-  const optim::MuonOptions& f = groups[3].options;
+  CHECK(groups[0].params.size() == 6);  // the 3x3 filters; the whitening filters are frozen
+  for (const Tensor& p : groups[0].params) CHECK(p.dim() == 4);
+  CHECK(groups[1].params.size() == 1);
+  CHECK(&groups[1].params[0].impl() == &net.whiten->bias().impl());
+  CHECK(groups[2].params.size() == 6);  // every batch norm's shift
+  CHECK(groups[3].params.size() == 1);
+  CHECK(&groups[3].params[0].impl() == &net.head->weight().impl());
+  const optim::MuonOptions& f = groups[0].options;
   CHECK((f.use_muon && f.normalize_weights && f.nesterov && f.adjust_lr_fn == "none"));
   CHECK(f.lr == 0.24);
   CHECK(f.momentum == 0.6);
   CHECK(f.weight_decay == 0);
   CHECK(f.ns_steps == 3);
-  for (const Tensor& p : groups[3].params) CHECK(p.dim() == 4);
+  for (size_t g = 1; g < 4; ++g) {
+    const optim::MuonOptions& o = groups[g].options;
+    CHECK(!o.use_muon);
+    CHECK(o.lr == (g == 3 ? 0.67 : 0.053));
+    CHECK(o.lr * o.weight_decay == doctest::Approx(wd));
+    CHECK(o.momentum == 0.85);
+    CHECK(o.nesterov);
+  }
 
   // airbench94_muon's head: unit standard deviation, the logits divided by the last width.
   const std::vector<double> w = values(net.head->weight());
@@ -284,6 +284,11 @@ TEST_CASE("airbench_muon_optimizer: Muon on the conv filters, SGD on the shifts,
   const std::vector<double> unscaled = values(matmul(flatten(features, 1), transpose(net.head->weight(), 0, 1)));
   for (size_t i = 0; i < logits.size(); ++i) CHECK(logits[i] == doctest::Approx(unscaled[i] / 16).epsilon(1e-5));
 
+  Tensor head = net.head->weight();
+  head.requires_grad_(false);
+  CHECK_ERROR(train::airbench_muon_optimizer(net, r),
+              "airbench muon: expected conv filters, the whitening bias, batch-norm shifts and a head to train, got 6, 1, 6 and 0 tensors");
+  head.requires_grad_(true);
   CHECK_ERROR(train::airbench_muon_optimizer(net, {.filter_momentum = 1}),
               "airbench muon: momentum (0.85) and filter_momentum (1) must be in (0, 1)");
   CHECK_ERROR(train::airbench_muon_model_options({8, 8}), "airbench muon: widths must be three positive channel counts");
@@ -299,11 +304,11 @@ TEST_CASE("airbench_muon_options: 8 epochs of 2000, every lr down to 0, the whit
   CHECK((o.loss_reduction == "sum" && o.label_smoothing == 0.2 && o.augment_shift == 2));
   CHECK((o.reflect_shift && o.alternating_flip && o.flip_tta && !o.keep_best));
   REQUIRE(o.lr_lambdas.size() == 4);
-  CHECK(o.lr_lambdas[0](0, 200) == 1.0);
-  CHECK(o.lr_lambdas[0](30, 200) == doctest::Approx(0.6));  // 75 steps of whitening bias
-  CHECK(o.lr_lambdas[0](75, 200) == 0.0);
-  CHECK(o.lr_lambdas[0](120, 200) == 0.0);
-  for (size_t g = 1; g < 4; ++g) {
+  CHECK(o.lr_lambdas[1](0, 200) == 1.0);
+  CHECK(o.lr_lambdas[1](30, 200) == doctest::Approx(0.6));  // 75 steps of whitening bias
+  CHECK(o.lr_lambdas[1](75, 200) == 0.0);
+  CHECK(o.lr_lambdas[1](120, 200) == 0.0);
+  for (size_t g : {0, 2, 3}) {
     CHECK(o.lr_lambdas[g](0, 200) == 1.0);
     CHECK(o.lr_lambdas[g](150, 200) == doctest::Approx(0.25));
     CHECK(o.lr_lambdas[g](200, 200) == 0.0);

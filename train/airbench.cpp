@@ -125,14 +125,17 @@ std::unique_ptr<optim::Muon> airbench_muon_optimizer(models::Airbench& model, co
   auto sgd = [&](double lr) {
     return optim::MuonOptions{.lr = lr, .weight_decay = wd / lr, .momentum = r.momentum, .use_muon = false};
   };
-  std::vector<optim::ParamGroup<optim::MuonOptions>> groups;
-  if (!whiten.empty()) groups.push_back({whiten, sgd(r.bias_lr)});
-  if (!norm_biases.empty()) groups.push_back({norm_biases, sgd(r.bias_lr)});
-  if (!rest.empty()) groups.push_back({rest, sgd(r.head_lr)});
-  if (!filters.empty())
-    groups.push_back({filters, {.lr = r.filter_lr, .weight_decay = 0, .momentum = r.filter_momentum,
-                                .ns_steps = r.ns_steps, .adjust_lr_fn = "none", .normalize_weights = true}});
-  return std::make_unique<optim::Muon>(std::move(groups));
+  check(!filters.empty() && !whiten.empty() && !norm_biases.empty() && !rest.empty(),
+        "airbench muon: expected conv filters, the whitening bias, batch-norm shifts and a head to train, got {}, "
+        "{}, {} and {} tensors",
+        filters.size(), whiten.size(), norm_biases.size(), rest.size());
+  return std::make_unique<optim::Muon>(std::vector<optim::ParamGroup<optim::MuonOptions>>{
+      {filters,
+       {.lr = r.filter_lr, .weight_decay = 0, .momentum = r.filter_momentum, .ns_steps = r.ns_steps,
+        .adjust_lr_fn = "none", .normalize_weights = true}},
+      {whiten, sgd(r.bias_lr)},
+      {norm_biases, sgd(r.bias_lr)},
+      {rest, sgd(r.head_lr)}});
 }
 
 TrainerOptions airbench_muon_options(TrainerOptions o, const AirbenchMuonRecipe& r, int64_t train_examples) {
@@ -149,14 +152,15 @@ TrainerOptions airbench_muon_options(TrainerOptions o, const AirbenchMuonRecipe&
     check(net != nullptr, "airbench: the model must be a models::Airbench");
     return airbench_muon_optimizer(*net, r);
   };
-  // Every lr falls linearly from its base to 0 over the run; the whitening bias's (group 0) over its
+  // Every lr falls linearly from its base to 0 over the run; the whitening bias's (group 1) over its
   // own steps, after which the bias is frozen anyway.
   auto linear = [](int64_t step, int64_t total) {
     return std::max(0.0, 1 - static_cast<double>(step) / static_cast<double>(total));
   };
   const int64_t whiten_steps = r.whiten_bias_epochs * steps_per_epoch(train_examples, o);
-  o.lr_lambdas = {[linear, whiten_steps](int64_t step, int64_t) { return whiten_steps > 0 ? linear(step, whiten_steps) : 0.0; },
-                  linear, linear, linear};
+  o.lr_lambdas = {linear,
+                  [linear, whiten_steps](int64_t step, int64_t) { return whiten_steps > 0 ? linear(step, whiten_steps) : 0.0; },
+                  linear, linear};
   return o;
 }
 

@@ -63,10 +63,10 @@ struct AirbenchMuonRecipe {
   int64_t whitening_images = 5000;
 };
 
-// Muon with four groups, in this order: the whitening bias (SGD, bias_lr), the batch-norm shifts
-// (SGD, bias_lr), the head and any other trainable parameter that is not a conv filter (SGD,
-// head_lr), and the conv filters (Muon). Each SGD group's coupled weight_decay is wd / its lr, wd =
-// weight_decay x batch_size. Parameters that do not require grad are left out.
+// Muon with four groups, in this order: the conv filters (Muon), the whitening bias (SGD, bias_lr),
+// the batch-norm shifts (SGD, bias_lr), and the head with any other trainable parameter (SGD,
+// head_lr). Each SGD group's coupled weight_decay is wd / its lr, wd = weight_decay x batch_size.
+// Parameters that do not require grad (but the whitening bias) are left out.
 std::unique_ptr<optim::Muon> airbench_muon_optimizer(models::Airbench& model, const AirbenchMuonRecipe& recipe);
 
 // airbench_options's counterpart for AirbenchMuonRecipe.

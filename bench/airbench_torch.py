@@ -10,6 +10,10 @@
       the whole recipe on the 50,000 training images, then the test accuracy with the recipe's
       test-time views on the 10,000 test images. Reads CIFAR-10's binary files from --data
       (default $CIFAR10_DIR).
+  --optimizer muon: airbench94_muon's recipe instead, as the README states it (train/airbench.hpp's
+      AirbenchMuonRecipe): batch 2000, 8 epochs, Muon on the 3x3 filters (written here from
+      torch.optim.Muon's documented update; this torch has none), Nesterov SGD on the rest, every lr
+      linear to 0, no lookahead, logits / last width with the head at unit std.
 """
 import argparse
 import json
@@ -37,6 +41,10 @@ LOOKAHEAD_K, LOOKAHEAD_DECAY = 5, 0.95 ** 5
 WHITEN_IMAGES, WHITEN_EPS = 5000, 5e-4
 BN_EPS, BN_MOMENTUM = 1e-12, 0.4   # torch's momentum convention
 LOGIT_SCALE = 1 / 9
+# airbench94_muon's recipe
+MUON_BATCH, MUON_EPOCHS = 2000, 8
+FILTER_LR, FILTER_MOMENTUM, NS_STEPS = 0.24, 0.6, 3
+MUON_BIAS_LR, MUON_HEAD_LR, MUON_WD_PER_EXAMPLE = 0.053, 0.67, 2e-6
 
 
 def conv3x3(c_in, c_out):
@@ -65,19 +73,23 @@ class Group(nn.Module):
 
 
 class Airbench(nn.Module):
-    def __init__(self, widths):
+    def __init__(self, widths, logit_scale=LOGIT_SCALE, head_std=0.0):
         super().__init__()
+        self.logit_scale = logit_scale
         self.whiten = nn.Conv2d(3, 24, 2, padding=0, bias=True)  # 32x32 -> 31x31
         self.whiten.weight.requires_grad_(False)  # set by set_whitening, never trained
         self.group1 = Group(24, widths[0])
         self.group2 = Group(widths[0], widths[1])
         self.group3 = Group(widths[1], widths[2])
         self.head = nn.Linear(widths[2], 10, bias=False)
+        if head_std > 0:
+            with torch.no_grad():
+                self.head.weight.mul_(head_std / self.head.weight.std())
 
     def forward(self, x):
         x = F.gelu(self.whiten(x))
         x = self.group3(self.group2(self.group1(x)))           # 31 -> 15 -> 7 -> 3
-        return self.head(torch.flatten(F.max_pool2d(x, 3), 1)) * LOGIT_SCALE
+        return self.head(torch.flatten(F.max_pool2d(x, 3), 1)) * self.logit_scale
 
     def set_whitening(self, images):
         """images [N, 3, H, W], normalised. The 12 eigenvectors of the 2x2x3 patches' second-moment
@@ -114,6 +126,53 @@ def make_optimizer(model):
     groups = [dict(params=rest, lr=lr, weight_decay=wd / lr, base_lr=lr),
               dict(params=shifts, lr=lr_shift, weight_decay=wd / lr_shift, base_lr=lr_shift)]
     return torch.optim.SGD(groups, lr=lr, momentum=MOMENTUM, nesterov=True)
+
+
+def orthogonalise(g, steps):
+    """The quintic Newton-Schulz iteration on the wide orientation of g, from g / |g|_F."""
+    a, b, c = 3.4445, -4.775, 2.0315
+    x = g.T if g.shape[0] > g.shape[1] else g
+    x = x / max(x.norm().item(), 1e-7)
+    for _ in range(steps):
+        s = x @ x.T
+        x = a * x + (b * s + c * s @ s) @ x
+    return x.T if g.shape[0] > g.shape[1] else x
+
+
+class Muon(torch.optim.Optimizer):
+    """Momentum b = m b + g, Nesterov u = g + m b, each filter bank rescaled to norm sqrt(filters), then
+    w -= lr * orthogonalise(u as [filters, rest])."""
+    def __init__(self, params, lr, momentum, ns_steps):
+        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.mul_(group["momentum"]).add_(p.grad)
+                u = p.grad + group["momentum"] * buf
+                p.mul_(p.shape[0] ** 0.5 / p.norm())
+                p.sub_(group["lr"] * orthogonalise(u.reshape(p.shape[0], -1), group["ns_steps"]).view_as(p))
+
+
+def make_muon_optimizers(model):
+    """Muon on the 3x3 filters; Nesterov SGD on the whitening bias and the batch-norm shifts (bias lr) and
+    on the head (head lr), each with the same absolute decay written as weight_decay = wd / lr."""
+    wd = MUON_WD_PER_EXAMPLE * MUON_BATCH
+    filters = [p for p in model.parameters() if p.requires_grad and p.dim() == 4]
+    shifts = [m.bias for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    sgd = torch.optim.SGD([dict(params=[model.whiten.bias], lr=MUON_BIAS_LR, weight_decay=wd / MUON_BIAS_LR, whiten=True),
+                           dict(params=shifts, lr=MUON_BIAS_LR, weight_decay=wd / MUON_BIAS_LR, whiten=False),
+                           dict(params=[model.head.weight], lr=MUON_HEAD_LR, weight_decay=wd / MUON_HEAD_LR, whiten=False)],
+                          lr=MUON_BIAS_LR, momentum=MOMENTUM, nesterov=True)
+    muon = Muon(filters, lr=FILTER_LR, momentum=FILTER_MOMENTUM, ns_steps=NS_STEPS)
+    for opt in (sgd, muon):
+        for g in opt.param_groups:
+            g["base_lr"] = g["lr"]
+    return [sgd, muon]
 
 
 def lr_multiplier(step, total):
@@ -210,19 +269,23 @@ def train(a):
     train_x, train_y, test_x, test_y = load_cifar(data_dir)
     n = len(train_x)
     torch.manual_seed(a.seed)  # the initial weights
-    model = Airbench(a.widths)
+    muon = a.optimizer == "muon"
+    batch = MUON_BATCH if muon else BATCH
+    a.epochs = a.epochs if a.epochs is not None else (MUON_EPOCHS if muon else EPOCHS)
+    model = Airbench(a.widths, 1 / a.widths[2], 1.0) if muon else Airbench(a.widths)
     model.set_whitening(train_x[:WHITEN_IMAGES])
-    opt = make_optimizer(model)
-    per_epoch = n // BATCH  # whole batches only
+    opts = make_muon_optimizers(model) if muon else [make_optimizer(model)]
+    per_epoch = n // batch  # whole batches only
     total = math.ceil(a.epochs * per_epoch)
+    whiten_steps = WHITEN_BIAS_EPOCHS * per_epoch
     epochs = math.ceil(a.epochs)
     gen = torch.Generator().manual_seed(a.seed + 1)  # data order, flips, shifts
     first_flips = torch.rand(n, generator=gen) < 0.5
     # Lookahead's average over every float tensor of the state (parameters and batch-norm statistics).
     live = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
     ema = {k: v.detach().clone() for k, v in live.items()}
-    print(f"airbench_torch: {n} train / {len(test_x)} test images, widths {a.widths}, {total} steps of {BATCH} "
-          f"({a.epochs:g} epochs of {per_epoch}), seed {a.seed}, {torch.get_num_threads()} threads, "
+    print(f"airbench_torch: {n} train / {len(test_x)} test images, widths {a.widths}, {total} steps of {batch} "
+          f"({a.epochs:g} epochs of {per_epoch}), {a.optimizer}, seed {a.seed}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}", flush=True)
     step, log = 0, []
     for epoch in range(epochs):
@@ -235,17 +298,23 @@ def train(a):
         for b in range(per_epoch):
             if step >= total:
                 break
-            idx = order[b * BATCH:(b + 1) * BATCH]
+            idx = order[b * batch:(b + 1) * batch]
             x = augment(train_x[idx], flips[idx], gen)
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * lr_multiplier(step, total)
+            for opt in opts:
+                for g in opt.param_groups:
+                    if muon:
+                        g["lr"] = g["base_lr"] * max(0.0, 1 - step / (whiten_steps if g.get("whiten") else total))
+                    else:
+                        g["lr"] = g["base_lr"] * lr_multiplier(step, total)
             loss = loss_fn(model(x), train_y[idx])
-            opt.zero_grad(set_to_none=True)  # a frozen whitening bias gets no update at all
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)  # a frozen whitening bias gets no update at all
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             step += 1
             losses.append(loss.item())
-            if step % LOOKAHEAD_K == 0 or step == total:
+            if not muon and (step % LOOKAHEAD_K == 0 or step == total):
                 decay = 1.0 if step == total else LOOKAHEAD_DECAY * (step / total) ** 3
                 with torch.no_grad():
                     for k, v in live.items():
@@ -254,19 +323,19 @@ def train(a):
         seconds = time.perf_counter() - start
         train_acc = accuracy(model, train_x[:1000], train_y[:1000], tta=False)
         row = dict(epoch=epoch + 1, steps=len(losses), loss=statistics.fmean(losses), train_acc=train_acc,
-                   seconds=seconds, img_per_s=len(losses) * BATCH / seconds)
+                   seconds=seconds, img_per_s=len(losses) * batch / seconds)
         log.append(row)
-        print(f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.1f} (summed over {BATCH}), train acc "
+        print(f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.1f} (summed over {batch}), train acc "
               f"{100 * train_acc:.1f}% (first 1000, no augmentation), {seconds:.0f} s, {row['img_per_s']:.0f} img/s",
               flush=True)
     test_acc = accuracy(model, test_x, test_y, tta=True)
     train_seconds = sum(r["seconds"] for r in log)
-    summary = dict(widths=a.widths, seed=a.seed, epochs=a.epochs, steps=step, test_acc=test_acc,
+    summary = dict(widths=a.widths, optimizer=a.optimizer, seed=a.seed, epochs=a.epochs, steps=step, test_acc=test_acc,
                    test_acc_plain=accuracy(model, test_x, test_y, tta=False), train_seconds=train_seconds,
                    wall_seconds=time.perf_counter() - t0, threads=torch.get_num_threads(),
                    torch=torch.__version__, per_epoch=log)
     print(f"test accuracy {100 * test_acc:.2f}% (test-time views; {100 * summary['test_acc_plain']:.2f}% without), "
-          f"{step * BATCH / train_seconds:.0f} img/s over {train_seconds:.0f} s of training", flush=True)
+          f"{step * batch / train_seconds:.0f} img/s over {train_seconds:.0f} s of training", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(summary, f, indent=1)
@@ -306,13 +375,14 @@ def main():
     p.add_argument("--batch", type=int, default=BATCH, help="throughput only (the recipe's batch is 1024)")
     p.add_argument("--steps", type=int, default=3, help="throughput: timed steps after one warm-up")
     p.add_argument("--no-step", action="store_true", help="throughput: skip the optimizer step")
-    p.add_argument("--epochs", type=float, default=EPOCHS)
+    p.add_argument("--epochs", type=float, default=None, help="train: default 9.9 (sgd) or 8 (muon)")
+    p.add_argument("--optimizer", choices=["sgd", "muon"], default="sgd", help="train: airbench94 or airbench94_muon")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", default=None, help="CIFAR-10 binary directory (default $CIFAR10_DIR)")
     p.add_argument("--json", default=None, help="train: write a JSON summary here")
     a = p.parse_args()
-    if min(a.widths) <= 0 or a.batch <= 0 or a.steps <= 0 or a.threads <= 0 or not 0 < a.epochs < 1000:
+    if min(a.widths) <= 0 or a.batch <= 0 or a.steps <= 0 or a.threads <= 0 or not (a.epochs is None or 0 < a.epochs < 1000):
         p.error("widths, batch, steps and threads must be positive, epochs in (0, 1000)")
     torch.set_num_threads(a.threads)
     throughput(a) if a.mode == "throughput" else train(a)

@@ -1,8 +1,10 @@
 // airbench94's layers one by one at its batch size (forward + backward, as training runs them), the
-// whole network, and OpenBLAS sgemm's peak in the same run: where a training step's time goes.
+// whole network, its optimizer steps (airbench94's SGD, airbench94_muon's Muon), and OpenBLAS sgemm's
+// peak in the same run: where a training step's time goes.
 // Usage: bench_airbench [batch = 1024] [reps = 3] [width1 width2 width3 = 64 256 256]
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <vector>
@@ -10,6 +12,7 @@
 #include <xgrad.hpp>
 
 #include "timing.hpp"
+#include "train/airbench.hpp"
 #include "train/models.hpp"
 
 using namespace xg;
@@ -131,5 +134,19 @@ int main(int argc, char** argv) {
   }, reps);
   fmt::print("{:<44} {:>9.1f}   ({:.0f} img/s for forward + backward)\n", "whole network, summed cross-entropy",
              whole * 1e3, N / whole);
+
+  // The optimizer steps on the gradients the whole network left, alternated (parameters drift; the
+  // cost does not depend on their values).
+  auto sgd = train::airbench_optimizer(*net, {});
+  auto muon = train::airbench_muon_optimizer(*net, {});
+  std::vector<double> t_sgd, t_muon;
+  for (int r = 0; r < 2 * reps + 1; ++r) {
+    t_sgd.push_back(bench::median_seconds([&] { sgd->step(); }, 1));
+    t_muon.push_back(bench::median_seconds([&] { muon->step(); }, 1));
+  }
+  std::sort(t_sgd.begin(), t_sgd.end());
+  std::sort(t_muon.begin(), t_muon.end());
+  fmt::print("{:<44} {:>9.1f}\n{:<44} {:>9.1f}   ({:.1f}% of the forward + backward)\n", "optimizer step: airbench94's SGD",
+             t_sgd[reps] * 1e3, "optimizer step: Muon (airbench94_muon)", t_muon[reps] * 1e3, 100 * t_muon[reps] / whole);
   return 0;
 }

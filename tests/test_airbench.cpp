@@ -30,6 +30,21 @@ std::shared_ptr<const data::CIFAR10> two_classes(int64_t n, uint64_t seed) {
 }
 
 std::vector<double> values(const Tensor& t) { return t.detach().to_vector<double>(); }
+
+// Trains make()'s model with `o` stopped as epoch 3 begins (after its checkpoint), then resumes it
+// in a fresh model from make(); returns the resumed run's result.
+template <class Make>
+train::TrainResult stopped_then_resumed(Make make, const data::Split& split, train::TrainerOptions o) {
+  const auto freeze = o.on_epoch_start;
+  o.on_epoch_start = [&](int64_t epoch, nn::Module& m) {
+    if (epoch == 2) fail("test: stopped before epoch 3");
+    freeze(epoch, m);
+  };
+  CHECK_ERROR(train::Trainer(make(), split.train, split.val, split.val, o).fit(), "test: stopped before epoch 3");
+  o.on_epoch_start = freeze;
+  o.resume = true;
+  return train::Trainer(make(), split.train, split.val, split.val, o).fit();
+}
 }  // namespace
 
 TEST_CASE("Airbench: the published shapes, dirac-initialised convs, batch norms with frozen scales") {
@@ -223,17 +238,8 @@ TEST_CASE("airbench: a run stopped after an epoch resumes with exactly the unint
   const train::TrainResult full = train::Trainer(make(), split.train, split.val, split.val, options(a)).fit();
   CHECK(full.losses.size() == 18);  // ceil(3.5 x 5)
 
-  train::TrainerOptions o = options(b);
-  const auto freeze = o.on_epoch_start;
-  o.on_epoch_start = [&](int64_t epoch, nn::Module& m) {
-    if (epoch == 2) fail("test: stopped before epoch 3");
-    freeze(epoch, m);
-  };
-  CHECK_ERROR(train::Trainer(make(), split.train, split.val, split.val, o).fit(), "test: stopped before epoch 3");
-  o.on_epoch_start = freeze;
-  o.resume = true;
-  auto net = make();
-  const train::TrainResult resumed = train::Trainer(net, split.train, split.val, split.val, o).fit();
+  std::shared_ptr<models::Airbench> net;
+  const train::TrainResult resumed = stopped_then_resumed([&] { return net = make(); }, split, options(b));
   CHECK(resumed.losses == full.losses);  // the lr schedule, momentum and lookahead average carried over
   CHECK(resumed.test_acc == full.test_acc);
   CHECK(!net->whiten->bias().requires_grad());
@@ -349,15 +355,6 @@ TEST_CASE("airbench muon: the recipe end to end on tiny synthetic images, and an
       CHECK_MESSAGE(std::abs(std::sqrt(ss) - std::sqrt(8.0)) < 0.24 * 1.5 * std::sqrt(8.0), name);
     }
 
-  train::TrainerOptions o = options(b);
-  const auto freeze = o.on_epoch_start;
-  o.on_epoch_start = [&](int64_t epoch, nn::Module& m) {
-    if (epoch == 2) fail("test: stopped before epoch 3");
-    freeze(epoch, m);
-  };
-  CHECK_ERROR(train::Trainer(make(), split.train, split.val, split.val, o).fit(), "test: stopped before epoch 3");
-  o.on_epoch_start = freeze;
-  o.resume = true;
-  const train::TrainResult resumed = train::Trainer(make(), split.train, split.val, split.val, o).fit();
+  const train::TrainResult resumed = stopped_then_resumed(make, split, options(b));
   CHECK(resumed.losses == full.losses);  // Muon's momentum and the per-group schedule carried over
 }

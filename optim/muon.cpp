@@ -28,7 +28,8 @@ void newton_schulz_into(const T* g, int64_t rows, int64_t cols, int64_t steps, c
                         double eps, T* out) {
   const bool tall = rows > cols;
   const int64_t m = tall ? cols : rows, n = tall ? rows : cols;  // X is m x n, m <= n
-  const T scale = static_cast<T>(1 / std::max(frobenius(g, rows * cols), eps));
+  const double norm = frobenius(g, rows * cols);
+  const T scale = norm > 0 ? static_cast<T>(1 / std::max(norm, eps)) : T(0);  // a zero matrix stays zero, even at eps 0
   std::vector<T> x(static_cast<size_t>(m * n)), next(x.size()), a(static_cast<size_t>(m * m)), b(a.size());
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) x[tall ? j * n + i : i * n + j] = g[i * cols + j] * scale;

@@ -167,7 +167,7 @@ class Muon : public OptimizerWith<MuonOptions> {
 // times A = X X^T, X = a X + (b A + c A A) X, on the wide orientation of g (its transpose when it has
 // more rows than columns). With Muon's coefficients the singular values land near 1 (in about
 // [0.7, 1.2]) rather than on it; with (1.5, -0.5, 0) it converges to the polar factor U V^T.
-// g: 2-D, f32 or f64 (computed in its dtype). Off the tape.
+// g: 2-D, f32 or f64 (computed in its dtype); a zero g gives zeros. Off the tape.
 Tensor newton_schulz(const Tensor& g, int64_t steps = 5, std::array<double, 3> coefficients = {3.4445, -4.775, 2.0315},
                      double eps = 1e-7);
 

@@ -90,6 +90,7 @@ TEST_CASE("newton_schulz: the quintic iteration, both orientations, and the pola
   CHECK(q32.dtype() == Dtype::f32);
   check_close(q32.to(Dtype::f64).to_vector<double>(), newton_schulz(g).to_vector<double>(), 1e-5);
   CHECK(newton_schulz(zeros({2, 4})).to_vector<float>() == std::vector<float>(8, 0.0f));
+  CHECK(newton_schulz(zeros({2, 4}), 5, {3.4445, -4.775, 2.0315}, 0).to_vector<float>() == std::vector<float>(8, 0.0f));
 
   // A matrix large enough for the threaded GEMMs: Muon's coefficients put every singular value in
   // about [0.7, 1.2]; the eigenvalues of Q Q^T are their squares, bounded here through the trace

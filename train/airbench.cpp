@@ -16,6 +16,15 @@ namespace {
 // airbench's "kilostep scale": with Nesterov momentum m and constant gradients a step is 1 + 1 / (1 - m)
 // gradients long, and the recipe's lr and decay are per 1024 examples of that.
 double kilostep_scale(const AirbenchRecipe& r) { return 1024 * (1 + 1 / (1 - r.momentum)); }
+
+// Every batch norm's shift (bias) in the model, by identity: both recipes give them their own lr.
+std::set<const TensorImpl*> norm_shifts(nn::Module& model) {
+  std::set<const TensorImpl*> shifts;
+  for (const auto& [name, m] : model.named_modules())
+    if (const auto* bn = dynamic_cast<const nn::BatchNormBase*>(m.get()); bn != nullptr && bn->bias().defined())
+      shifts.insert(&bn->bias().impl());
+  return shifts;
+}
 }  // namespace
 
 std::unique_ptr<optim::SGD> airbench_optimizer(nn::Module& model, const AirbenchRecipe& r) {
@@ -23,10 +32,7 @@ std::unique_ptr<optim::SGD> airbench_optimizer(nn::Module& model, const Airbench
   check(r.lr > 0 && r.bias_scaler > 0 && r.weight_decay >= 0,
         "airbench: lr ({}) and bias_scaler ({}) must be positive and weight_decay ({}) >= 0", r.lr, r.bias_scaler,
         r.weight_decay);
-  std::set<const TensorImpl*> shifts;
-  for (const auto& [name, m] : model.named_modules())
-    if (const auto* bn = dynamic_cast<const nn::BatchNormBase*>(m.get()); bn != nullptr && bn->bias().defined())
-      shifts.insert(&bn->bias().impl());
+  const std::set<const TensorImpl*> shifts = norm_shifts(model);
   std::vector<Tensor> rest, norm_biases;
   for (const Tensor& p : model.parameters())
     if (p.requires_grad()) (shifts.contains(&p.impl()) ? norm_biases : rest).push_back(p);
@@ -108,10 +114,7 @@ std::unique_ptr<optim::Muon> airbench_muon_optimizer(models::Airbench& model, co
   check(r.filter_lr > 0 && r.bias_lr > 0 && r.head_lr > 0 && r.weight_decay >= 0,
         "airbench muon: filter_lr ({}), bias_lr ({}) and head_lr ({}) must be positive and weight_decay ({}) >= 0",
         r.filter_lr, r.bias_lr, r.head_lr, r.weight_decay);
-  std::set<const TensorImpl*> shifts;
-  for (const auto& [name, m] : model.named_modules())
-    if (const auto* bn = dynamic_cast<const nn::BatchNormBase*>(m.get()); bn != nullptr && bn->bias().defined())
-      shifts.insert(&bn->bias().impl());
+  const std::set<const TensorImpl*> shifts = norm_shifts(model);
   const Tensor whiten_bias = model.whiten->bias();
   std::vector<Tensor> whiten, norm_biases, rest, filters;
   for (const Tensor& p : model.parameters()) {

@@ -125,13 +125,8 @@ Airbench::Airbench(const AirbenchOptions& options) : scale_(options.scale) {
   if (options.head_std > 0) {
     NoGradGuard no_grad;
     Tensor w = head->weight();
-    const std::vector<float> v = w.to_vector<float>();
-    double mean = 0, ss = 0;
-    for (float x : v) mean += x;
-    mean /= static_cast<double>(v.size());
-    for (float x : v) ss += (x - mean) * (x - mean);
-    const double sd = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0;  // unbiased, as torch.std
-    if (sd > 0) w.mul_(options.head_std / sd);
+    const double sd = std::sqrt(var(w.to(Dtype::f64), {0, 1}).item<double>());  // unbiased, as torch.std
+    if (sd > 0) w.mul_(options.head_std / sd);  // not for one weight alone (NaN) or all equal
   }
 }
 

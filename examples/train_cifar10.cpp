@@ -57,6 +57,10 @@ int main(int argc, char** argv) {
   app.add_option("--test-images", test_images, "evaluate on the first N test images only (0: all)")->capture_default_str();
   app.add_option("--max-steps", o.max_steps_per_epoch, "at most N steps per epoch (0: whole epochs)")->capture_default_str();
   app.add_option("--seed", o.seed)->capture_default_str();
+  std::string matmul_precision = "highest";
+  app.add_option("--matmul-precision", matmul_precision,
+                 "f32 products and convolutions: highest, high, or medium (bfloat16 inputs, f32 sums, on AMX)")
+      ->capture_default_str();
   app.add_option("--threads", threads, "worker threads (0: all cores)")->capture_default_str();
   app.add_option("--run-dir", o.run_dir, "where metrics, plots and checkpoints go")->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from <run-dir>/checkpoint.safetensors");
@@ -71,6 +75,7 @@ int main(int argc, char** argv) {
   const int rank = distributed::get_rank(), world = distributed::get_world_size();
   try {
     if (threads > 0) set_num_threads(threads);
+    set_float32_matmul_precision(matmul_precision);
     std::shared_ptr<nn::Module> model;
     if (airbench) {
       // The recipe's values unless a flag gave one; it has its own optimizer and schedule.

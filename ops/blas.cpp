@@ -6,6 +6,7 @@
 #ifdef XGRAD_HAVE_ONEDNN
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl.hpp>
 #endif
 
 #include <algorithm>
@@ -16,8 +17,16 @@
 
 #include "autograd/error.hpp"
 #include "ops/lanes.hpp"
+#include "ops/ops.hpp"
 
 namespace xg::detail {
+
+namespace {
+// 0 "highest", 1 "high", 2 "medium" (set_float32_matmul_precision).
+std::atomic<int> matmul_precision{0};
+constexpr const char* kPrecisionNames[] = {"highest", "high", "medium"};
+}  // namespace
+
 
 #ifdef XGRAD_HAVE_ONEDNN
 
@@ -51,7 +60,112 @@ void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
   check(st == dnnl_success, "matmul: oneDNN sgemm failed (status {}) for {}x{}x{}", static_cast<int>(st), M, N, K);
 }
 
+namespace {
+
+// The CPU has Intel AMX's bf16 tiles, which oneDNN's matmul uses (brg:avx512_core_amx_bf16): on this
+// machine 1.6 TFLOP/s per core at 2048^3 against 0.22 for its f32 kernel. Without them oneDNN's bf16
+// kernels gain little or nothing over f32, so "medium" keeps f32.
+bool cpu_has_amx() {
+  static const bool yes = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+  return yes;
+}
+
+// rows x cols of src (row stride ld) rounded to bfloat16, packed row after row.
+void pack_bfloat16(const float* src, int64_t rows, int64_t cols, int64_t ld, uint16_t* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld;
+    uint16_t* d = dst + r * cols;
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      f32x8 v;
+      std::memcpy(&v, s + c, sizeof v);
+      store_bfloat16(v, d + c);
+    }
+    for (; c < cols; ++c) d[c] = to_bfloat16(s[c]);
+  }
+}
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One oneDNN matmul per shape, transposes, alpha and beta, kept per thread (its primitive cache would
+// serve them too, at about 2 us per call to look up).
+struct Bf16Matmul {
+  int64_t M, N, K;
+  bool ta, tb;
+  float alpha, beta;
+  dnnl::matmul prim;
+  dnnl::memory a, b, c;
+};
+
+Bf16Matmul& bf16_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+  thread_local std::vector<Bf16Matmul> cache;
+  for (auto& m : cache)
+    if (m.M == M && m.N == N && m.K == K && m.ta == ta && m.tb == tb && m.alpha == alpha && m.beta == beta) return m;
+  const dnnl::engine& engine = cpu_engine();
+  using dt = dnnl::memory::data_type;
+  // A and B packed as stored (op(A) = A^T reads the packed K x M block by strides), C dense M x N.
+  const dnnl::memory::desc a({M, K}, dt::bf16, ta ? dnnl::memory::dims{1, M} : dnnl::memory::dims{K, 1});
+  const dnnl::memory::desc b({K, N}, dt::bf16, tb ? dnnl::memory::dims{1, K} : dnnl::memory::dims{N, 1});
+  const dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{N, 1});
+  dnnl::primitive_attr attr;
+  if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+  if (beta != 0.f) {
+    dnnl::post_ops ops;
+    ops.append_sum(beta);
+    attr.set_post_ops(ops);
+  }
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine);
+  if (cache.size() >= 64) cache.erase(cache.begin());  // shapes beyond a model's few dozen: oldest out
+  cache.push_back({M, N, K, ta, tb, alpha, beta, dnnl::matmul(pd), dnnl::memory(a, engine, DNNL_MEMORY_NONE),
+                   dnnl::memory(b, engine, DNNL_MEMORY_NONE), dnnl::memory(c, engine, DNNL_MEMORY_NONE)});
+  return cache.back();
+}
+
+}  // namespace
+
+bool bf16_gemm_active() {
+  return matmul_precision.load(std::memory_order_relaxed) == 2 && cpu_has_amx() && sgemm_uses_onednn();
+}
+
+void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  OneOpenmpThread one;
+  thread_local std::vector<uint16_t> a16, b16;
+  thread_local std::vector<float> c32;
+  a16.resize(static_cast<size_t>(M * K));
+  b16.resize(static_cast<size_t>(K * N));
+  ta ? pack_bfloat16(A, K, M, lda, a16.data()) : pack_bfloat16(A, M, K, lda, a16.data());
+  tb ? pack_bfloat16(B, N, K, ldb, b16.data()) : pack_bfloat16(B, K, N, ldb, b16.data());
+  // oneDNN's AMX kernel wants C dense; a strided C goes through a dense product and is added here.
+  const bool dense = ldc == N;
+  Bf16Matmul& m = dense ? bf16_matmul(ta, tb, M, N, K, alpha, beta) : bf16_matmul(ta, tb, M, N, K, 1.f, 0.f);
+  if (!dense) c32.resize(static_cast<size_t>(M * N));
+  m.a.set_data_handle(a16.data());
+  m.b.set_data_handle(b16.data());
+  m.c.set_data_handle(dense ? C : c32.data());
+  thread_local dnnl::stream stream(cpu_engine());
+  m.prim.execute(stream, {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}});
+  if (dense) return;
+  for (int64_t i = 0; i < M; ++i) {
+    const float* p = c32.data() + i * N;
+    float* c = C + i * ldc;
+    if (beta == 0.f)
+      for (int64_t j = 0; j < N; ++j) c[j] = alpha * p[j];
+    else
+      for (int64_t j = 0; j < N; ++j) c[j] = alpha * p[j] + beta * c[j];
+  }
+}
+
 #else
+
+bool bf16_gemm_active() { return false; }
+void sgemm_bf16(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+                float*, int64_t) {
+  fail("sgemm_bf16: this build has no oneDNN (XGRAD_ONEDNN=OFF)");
+}
 
 bool sgemm_uses_onednn() { return false; }
 void set_sgemm_onednn(bool on) { check(!on, "set_sgemm_onednn: this build has no oneDNN (XGRAD_ONEDNN=OFF)"); }
@@ -67,6 +181,10 @@ namespace {
 // Below this many multiply-adds OpenBLAS is faster: oneDNN's fixed cost per call is about 0.2 us
 // (bench/bench_gemm, 2026-11-30, one thread: 16^3 at 0.89x, 24^3 at 1.07x, 32^3 at 1.58x of OpenBLAS).
 constexpr int64_t kOnednnMinMacs = 16 * 1024;
+// "medium" precision's bf16 products from this size up (below it, rounding the inputs and the call
+// cost more than the faster kernel saves), and for inner dimensions the tile units' 32 can use (airbench's
+// whitening conv, K = 12, ran at a third of its f32 speed).
+constexpr int64_t kBf16MinMacs = 32 * 1024, kBf16MinK = 32;
 
 // From this inner dimension up, a transposed B is transposed before the call (bench/bench_gemm,
 // 2026-11-30, one thread: [64x100x3072] 68 -> 152 GFLOP/s, the first conv's weight gradient
@@ -193,6 +311,7 @@ void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* ou
 // One definition for both builds: without oneDNN, sgemm_uses_onednn() is false.
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (K >= kBf16MinK && M * N * K >= kBf16MinMacs && bf16_gemm_active()) return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (const int64_t r = sgemm_tail_columns(ta, M, N, K)) {
     sgemm_serial(ta, tb, M, N - r, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return sgemm_tail(false, M, N - r, r, K, alpha, A, lda, B, ldb, tb, beta, C, ldc);
@@ -210,3 +329,23 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
 }
 
 }  // namespace xg::detail
+
+namespace xg {
+
+void set_float32_matmul_precision(const std::string& precision) {
+  for (int i = 0; i < 3; ++i)
+    if (precision == detail::kPrecisionNames[i]) return detail::matmul_precision.store(i);
+  fail("set_float32_matmul_precision: unknown precision '{}' (highest, high or medium)", precision);
+}
+
+std::string get_float32_matmul_precision() { return detail::kPrecisionNames[detail::matmul_precision.load()]; }
+
+bool bf16_matmul_available() {
+#ifdef XGRAD_HAVE_ONEDNN
+  return detail::cpu_has_amx();
+#else
+  return false;
+#endif
+}
+
+}  // namespace xg

@@ -41,6 +41,13 @@ int64_t sgemm_tail_columns(bool ta, int64_t M, int64_t N, int64_t K);
 void sgemm_tail(bool parallel, int64_t M, int64_t n0, int64_t R, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, bool tb, float beta, float* C, int64_t ldc);
 
+
+// Whether f32 GEMMs from a modest size up run in bfloat16 (set_float32_matmul_precision("medium") on a
+// CPU with AMX): sgemm_bf16 rounds A and B to bfloat16 and sums their products in f32 (oneDNN's AMX matmul).
+bool bf16_gemm_active();
+void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // One f32 GEMM on oneDNN, single-threaded, whatever its size (benchmarks; an error without oneDNN).
 void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

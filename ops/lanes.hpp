@@ -95,4 +95,28 @@ inline void transpose8x8(const f32x8 (&m)[8], f32x8 (&t)[8]) {
   }
 }
 
+// f32 -> bfloat16, rounded to nearest even (an overflow rounds to inf; NaN stays NaN): how "medium"
+// matmul precision rounds the inputs of its products (ops/blas.cpp, ops/fused/onednn_conv.cpp).
+inline uint16_t to_bfloat16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float from_bfloat16(uint16_t h) {
+  const uint32_t u = uint32_t{h} << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+// to_bfloat16 of 8 lanes, stored to dst[0..8).
+inline void store_bfloat16(f32x8 v, uint16_t* dst) {
+  using u32x8 = uint32_t __attribute__((vector_size(32)));
+  u32x8 u;
+  std::memcpy(&u, &v, sizeof u);
+  const u32x8 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
+  const u32x8 r = (u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded;
+  for (int i = 0; i < 8; ++i) dst[i] = static_cast<uint16_t>(r[i]);
+}
+
 }  // namespace xg::detail

@@ -106,6 +106,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // Euclidean distances between the rows of x1 [N, D] and x2 [M, D]: [N, M] (torch.cdist with p = 2).
 // Not differentiable where a distance is 0.
 Tensor cdist(const Tensor& x1, const Tensor& x2);
+// How f32 matrix products (matmul, linear, and the convolutions' GEMMs) compute, as
+// torch.set_float32_matmul_precision: "highest" (the default) and "high" keep f32 throughout (a CPU
+// has no TF32); "medium" rounds both inputs of each product to bfloat16 and sums in f32, on Intel AMX
+// through oneDNN (bf16_matmul_available(); elsewhere "medium" computes as "highest"). f64 never
+// changes. Process-wide; set it while no op runs.
+void set_float32_matmul_precision(const std::string& precision);
+std::string get_float32_matmul_precision();
+bool bf16_matmul_available();
 
 // loss.cpp
 Tensor softmax(const Tensor& x, int64_t dim);

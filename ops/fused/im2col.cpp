@@ -9,6 +9,7 @@
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/fused/conv_kernels.hpp"
+#include "ops/fused/onednn_conv.hpp"
 #include "ops/fused/winograd.hpp"
 #include "ops/lanes.hpp"
 #include "ops/rows.hpp"
@@ -138,10 +139,12 @@ void conv_by_images(const T* x, const T* w, const T* bias, const ConvGeometry& g
 
 }  // namespace
 
-bool conv_per_image(const ConvGeometry& g) { return !use_winograd(g) && !use_depthwise(g); }
+bool conv_per_image(const ConvGeometry& g) { return !use_winograd(g) && !use_depthwise(g) && !use_onednn_conv(g); }
 
 template <class T>
 void conv_forward(const T* x, const T* w, const T* bias, const ConvGeometry& g, T* out, bool relu) {
+  if constexpr (std::is_same_v<T, float>)
+    if (use_onednn_conv(g)) return onednn_conv_forward(x, w, bias, g, out, relu);
   if (use_winograd(g)) return winograd_forward(x, w, bias, g, out, relu);
   if (use_depthwise(g)) return depthwise_forward(x, w, bias, g, out, relu);
   conv_by_images<T>(x, w, bias, g, out, relu, nullptr);
@@ -173,6 +176,8 @@ void conv_backward(const T* x, const T* w, const T* dout, const ConvGeometry& g,
     });
   }
   if (!dx && !dw) return;
+  if constexpr (std::is_same_v<T, float>)
+    if (use_onednn_conv(g)) return onednn_conv_backward(x, w, dout, g, dx, dw);
   if (use_winograd(g)) {
     winograd_backward(x, w, dout, g, dx, dw);
     return;

@@ -1,0 +1,328 @@
+// f32 convolutions in bfloat16 on Intel AMX, through oneDNN's convolution primitives, when
+// set_float32_matmul_precision("medium") allows it (ops/blas.cpp). Each worker takes its share of the
+// batch in chunks of images: the chunk is reordered from NCHW f32 to the primitive's own bf16 layout,
+// convolved (products summed in f32), and the f32 result reordered back. Like every GEMM in xgrad, the
+// calls run on one OpenMP thread each, the parallelism being xgrad's workers.
+//
+// Why not Winograd or im2col in bf16: the Winograd transforms amplify bf16's rounding (relative error
+// 2% against 0.2% for a direct product, tests/test_bf16.cpp), and im2col's per-image products are too
+// small to keep the tile units busy. bench/bench_gemm and bench_airbench measure the gain.
+#include "ops/fused/onednn_conv.hpp"
+
+#ifdef XGRAD_HAVE_ONEDNN
+
+#include <omp.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "autograd/parallel.hpp"
+#include "ops/blas.hpp"
+#include "ops/lanes.hpp"
+
+namespace xg::detail {
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+constexpr int64_t kChunk = 32;  // images per primitive call
+
+const dnnl::engine& engine() {
+  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+
+struct OneThread {  // as in ops/blas.cpp: oneDNN's OpenMP runs one thread inside xgrad's workers
+  int before = omp_get_max_threads();
+  OneThread() {
+    if (before != 1) omp_set_num_threads(1);
+  }
+  ~OneThread() {
+    if (before != 1) omp_set_num_threads(before);
+  }
+};
+
+// oneDNN's right/bottom padding for PyTorch's output size (negative when the floor drops input rows).
+int64_t pad_end(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
+  return (out - 1) * s + d * (k - 1) + 1 - in - p;
+}
+
+// Per image, dst [HW][C] (bf16) = src [C][HW] (f32) transposed and rounded: 8 x 8 squares in registers.
+void nchw_to_nhwc_bf16(const float* src, int64_t N, int64_t C, int64_t HW, uint16_t* dst) {
+  for (int64_t n = 0; n < N; ++n, src += C * HW, dst += C * HW) {
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8) {
+      int64_t p = 0;
+      for (; p + 8 <= HW; p += 8) {
+        f32x8 m[8], t[8];
+        for (int i = 0; i < 8; ++i) std::memcpy(&m[i], src + (c + i) * HW + p, sizeof(f32x8));
+        transpose8x8(m, t);
+        for (int q = 0; q < 8; ++q) store_bfloat16(t[q], dst + (p + q) * C + c);
+      }
+      for (; p < HW; ++p)
+        for (int i = 0; i < 8; ++i) dst[p * C + c + i] = to_bfloat16(src[(c + i) * HW + p]);
+    }
+    for (; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) dst[p * C + c] = to_bfloat16(src[c * HW + p]);
+  }
+}
+
+// A user buffer in plain layout (NCHW, OIHW) and a primitive's own, with the copy from one to the
+// other. Activations in NHWC, the layout oneDNN's AMX kernels choose, go through xgrad's own
+// transposes: oneDNN's reorders between NCHW f32 and NHWC ran at 1.5-6 GB/s and took 40% of an
+// airbench step (ONEDNN_VERBOSE=1).
+struct Staged {
+  memory user, own;
+  dnnl::reorder to_own, to_user;
+  int64_t N = 0, C = 0, HW = 0;  // set when own is NHWC: xgrad's transposes
+  Staged() = default;
+  Staged(const memory::desc& plain, const memory::desc& wanted, bool in, bool out)
+      : user(plain, engine(), DNNL_MEMORY_NONE), own(wanted, engine()) {
+    const memory::dims d = plain.dims();
+    if (d.size() == 4 && wanted == memory::desc(d, wanted.data_type(), tag::nhwc) &&
+        (wanted.data_type() == dt::bf16 ? in && !out : out && !in)) {
+      N = d[0], C = d[1], HW = d[2] * d[3];
+      return;
+    }
+    if (in) to_own = dnnl::reorder(user, own);
+    if (out) to_user = dnnl::reorder(own, user);
+  }
+  void load(const float* p) {
+    if (N) return nchw_to_nhwc_bf16(p, N, C, HW, static_cast<uint16_t*>(own.get_data_handle()));
+    user.set_data_handle(const_cast<float*>(p));
+    to_own.execute(stream(), user, own);
+  }
+  void store(float* p) {
+    if (N) {
+      const float* src = static_cast<const float*>(own.get_data_handle());
+      for (int64_t n = 0; n < N; ++n) transpose_rows(src + n * HW * C, C, HW, C, p + n * C * HW);
+      return;
+    }
+    user.set_data_handle(p);
+    to_user.execute(stream(), own, user);
+  }
+};
+
+// The three primitives for one geometry at n images, and their staged operands (per thread).
+struct Prims {
+  ConvGeometry g;  // N = the images per call
+  bool bias, relu;
+  dnnl::convolution_forward::primitive_desc fpd;
+  dnnl::convolution_forward fwd;
+  Staged x, w, y, bias_mem;
+  uint64_t w_call = 0, w_d_call = 0;  // the call whose weights w and w_d hold
+  bool backward_ready = false;
+  dnnl::convolution_backward_data bwd_data;
+  dnnl::convolution_backward_weights bwd_weights;
+  Staged dy_d, w_d, dx, x_w, dy_w, dw;
+};
+
+bool same(const ConvGeometry& a, const ConvGeometry& b) {
+  return a.N == b.N && a.C == b.C && a.H == b.H && a.W == b.W && a.F == b.F && a.KH == b.KH && a.KW == b.KW &&
+         a.HO == b.HO && a.WO == b.WO && a.SH == b.SH && a.SW == b.SW && a.PH == b.PH && a.PW == b.PW &&
+         a.DH == b.DH && a.DW == b.DW && a.G == b.G;
+}
+
+struct Descs {
+  memory::dims x, w, y, stride, dil, pl, pr;
+  explicit Descs(const ConvGeometry& g)
+      : x{g.N, g.C, g.H, g.W},
+        w{g.F, g.C, g.KH, g.KW},
+        y{g.N, g.F, g.HO, g.WO},
+        stride{g.SH, g.SW},
+        dil{g.DH - 1, g.DW - 1},
+        pl{g.PH, g.PW},
+        pr{pad_end(g.H, g.HO, g.KH, g.SH, g.PH, g.DH), pad_end(g.W, g.WO, g.KW, g.SW, g.PW, g.DW)} {}
+};
+
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, bool bias, bool relu) {
+  const Descs d(g);
+  const memory::desc x(d.x, dt::bf16, tag::any), w(d.w, dt::bf16, tag::any), y(d.y, dt::f32, tag::any);
+  const memory::desc b = bias ? memory::desc({g.F}, dt::f32, tag::a) : memory::desc();
+  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, x,
+                                             w, b, y, d.stride, d.dil, d.pl, d.pr);
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return dnnl::convolution_forward::primitive_desc(desc, attr, engine());
+}
+
+Prims& prims(const ConvGeometry& g, bool bias, bool relu) {
+  thread_local std::vector<std::unique_ptr<Prims>> cache;
+  for (auto& p : cache)
+    if (same(p->g, g) && p->bias == bias && p->relu == relu) return *p;
+  if (cache.size() >= 32) cache.erase(cache.begin());
+  auto p = std::make_unique<Prims>();
+  p->g = g;
+  p->bias = bias;
+  p->relu = relu;
+  p->fpd = forward_pd(g, bias, relu);
+  p->fwd = dnnl::convolution_forward(p->fpd);
+  const Descs d(g);
+  p->x = Staged({d.x, dt::f32, tag::nchw}, p->fpd.src_desc(), true, false);
+  p->w = Staged({d.w, dt::f32, tag::oihw}, p->fpd.weights_desc(), true, false);
+  p->y = Staged({d.y, dt::f32, tag::nchw}, p->fpd.dst_desc(), false, true);
+  if (bias) p->bias_mem = Staged({{g.F}, dt::f32, tag::a}, p->fpd.bias_desc(), true, false);
+  cache.push_back(std::move(p));
+  return *cache.back();
+}
+
+void make_backward(Prims& p) {
+  if (p.backward_ready) return;
+  const ConvGeometry& g = p.g;
+  const Descs d(g);
+  const memory::desc x(d.x, dt::bf16, tag::any), w(d.w, dt::bf16, tag::any), y(d.y, dt::bf16, tag::any);
+  const memory::desc dx(d.x, dt::f32, tag::any), dw(d.w, dt::f32, tag::any);
+  const dnnl::convolution_backward_data::primitive_desc dpd(
+      dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, dx, w, y, d.stride, d.dil, d.pl, d.pr),
+      engine(), p.fpd);
+  const dnnl::convolution_backward_weights::primitive_desc wpd(
+      dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, x, dw, y, d.stride, d.dil, d.pl,
+                                               d.pr),
+      engine(), p.fpd);
+  p.bwd_data = dnnl::convolution_backward_data(dpd);
+  p.bwd_weights = dnnl::convolution_backward_weights(wpd);
+  p.dy_d = Staged({d.y, dt::f32, tag::nchw}, dpd.diff_dst_desc(), true, false);
+  p.w_d = Staged({d.w, dt::f32, tag::oihw}, dpd.weights_desc(), true, false);
+  p.dx = Staged({d.x, dt::f32, tag::nchw}, dpd.diff_src_desc(), false, true);
+  p.x_w = Staged({d.x, dt::f32, tag::nchw}, wpd.src_desc(), true, false);
+  p.dy_w = Staged({d.y, dt::f32, tag::nchw}, wpd.diff_dst_desc(), true, false);
+  p.dw = Staged({d.w, dt::f32, tag::oihw}, wpd.diff_weights_desc(), false, true);
+  p.backward_ready = true;
+}
+
+bool implementation_is_fast(const ConvGeometry& g) {
+  // oneDNN falls back to reference loops for what its AMX kernels do not cover; those stay on xgrad's own.
+  const std::string impl = forward_pd(g, false, false).impl_info_str();
+  return impl.find("amx") != std::string::npos;
+}
+
+ConvGeometry chunk_of(ConvGeometry g, int64_t n) {
+  g.N = n;
+  return g;
+}
+
+// Calls f(n0, n) for chunks of at most kChunk images, each worker taking a contiguous share of the
+// batch (block b of `blocks`), under one OpenMP thread.
+template <class F>
+void for_image_chunks(int64_t N, int64_t blocks, F f) {
+  parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
+    OneThread one;
+    for (int64_t b = lo; b < hi; ++b) {
+      const int64_t n0 = N * b / blocks, n1 = N * (b + 1) / blocks;
+      for (int64_t n = n0; n < n1; n += kChunk) f(b, n, std::min(kChunk, n1 - n));
+    }
+  });
+}
+
+int64_t blocks_for(int64_t N) { return std::max<int64_t>(1, std::min<int64_t>(N, get_num_threads())); }
+
+// Numbers the calls, so that each thread stages a call's weights once, not once per chunk.
+uint64_t next_call() {
+  static std::atomic<uint64_t> calls{0};
+  return ++calls;
+}
+
+}  // namespace
+
+bool use_onednn_conv(const ConvGeometry& g) {
+  if (!bf16_gemm_active() || g.G != 1 || g.N == 0 || g.HO <= 0 || g.WO <= 0) return false;
+  if (pad_end(g.H, g.HO, g.KH, g.SH, g.PH, g.DH) < 0 || pad_end(g.W, g.WO, g.KW, g.SW, g.PW, g.DW) < 0) return false;
+  thread_local std::vector<std::pair<ConvGeometry, bool>> known;
+  const ConvGeometry c = chunk_of(g, kChunk);
+  for (auto& [k, fast] : known)
+    if (same(k, c)) return fast;
+  OneThread one;
+  const bool fast = implementation_is_fast(c);
+  known.emplace_back(c, fast);
+  return fast;
+}
+
+void onednn_conv_forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, float* out,
+                         bool relu) {
+  const int64_t in = g.C * g.H * g.W, on = g.F * g.HO * g.WO;
+  const uint64_t call = next_call();
+  for_image_chunks(g.N, blocks_for(g.N), [&](int64_t, int64_t n0, int64_t n) {
+    Prims& p = prims(chunk_of(g, n), bias != nullptr, relu);
+    if (p.w_call != call) {
+      p.w.load(w);
+      if (bias) p.bias_mem.load(bias);
+      p.w_call = call;
+    }
+    p.x.load(x + n0 * in);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.x.own}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.own}};
+    if (bias) args[DNNL_ARG_BIAS] = p.bias_mem.own;
+    p.fwd.execute(stream(), args);
+    p.y.store(out + n0 * on);
+  });
+}
+
+void onednn_conv_backward(const float* x, const float* w, const float* dout, const ConvGeometry& g, float* dx,
+                          float* dw) {
+  const int64_t in = g.C * g.H * g.W, on = g.F * g.HO * g.WO, wn = g.F * g.C * g.KH * g.KW;
+  const int64_t blocks = blocks_for(g.N);
+  std::vector<float> partial(dw ? static_cast<size_t>(blocks * wn) : 0, 0.f);
+  std::vector<float> piece(dw ? static_cast<size_t>(blocks * wn) : 0);
+  const uint64_t call = next_call();
+  for_image_chunks(g.N, blocks, [&](int64_t b, int64_t n0, int64_t n) {
+    Prims& p = prims(chunk_of(g, n), false, false);
+    make_backward(p);
+    if (dx) {
+      if (p.w_d_call != call) {
+        p.w_d.load(w);
+        p.w_d_call = call;
+      }
+      p.dy_d.load(dout + n0 * on);
+      p.bwd_data.execute(stream(), {{DNNL_ARG_DIFF_DST, p.dy_d.own}, {DNNL_ARG_WEIGHTS, p.w_d.own},
+                                    {DNNL_ARG_DIFF_SRC, p.dx.own}});
+      p.dx.store(dx + n0 * in);
+    }
+    if (dw) {
+      p.x_w.load(x + n0 * in);
+      p.dy_w.load(dout + n0 * on);
+      p.bwd_weights.execute(stream(), {{DNNL_ARG_SRC, p.x_w.own}, {DNNL_ARG_DIFF_DST, p.dy_w.own},
+                                       {DNNL_ARG_DIFF_WEIGHTS, p.dw.own}});
+      float* mine = piece.data() + b * wn;
+      p.dw.store(mine);
+      float* sum = partial.data() + b * wn;
+      for (int64_t i = 0; i < wn; ++i) sum[i] += mine[i];
+    }
+  });
+  if (!dw) return;
+  // The blocks' partial sums added in block order: the result does not depend on the thread timing.
+  std::copy(partial.begin(), partial.begin() + wn, dw);
+  for (int64_t b = 1; b < blocks; ++b)
+    for (int64_t i = 0; i < wn; ++i) dw[i] += partial[b * wn + i];
+}
+
+}  // namespace xg::detail
+
+#else
+
+namespace xg::detail {
+bool use_onednn_conv(const ConvGeometry&) { return false; }
+void onednn_conv_forward(const float*, const float*, const float*, const ConvGeometry&, float*, bool) {
+  fail("onednn_conv_forward: this build has no oneDNN");
+}
+void onednn_conv_backward(const float*, const float*, const float*, const ConvGeometry&, float*, float*) {
+  fail("onednn_conv_backward: this build has no oneDNN");
+}
+}  // namespace xg::detail
+
+#endif

@@ -352,7 +352,9 @@ def throughput(a):
     for i in range(a.steps + 1):  # the first is the warm-up
         s = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            loss = loss_fn(model(x).float(), y)
+        loss.backward()
         m = time.perf_counter()
         if not a.no_step:
             opt.step()
@@ -363,7 +365,7 @@ def throughput(a):
             whole.append(e - s)
     med = statistics.median(whole)
     print(json.dumps(dict(widths=a.widths, batch=a.batch, steps=a.steps, threads=torch.get_num_threads(),
-                          optimizer_step=not a.no_step, step_s=med, img_per_s=a.batch / med,
+                          optimizer_step=not a.no_step, bf16=a.bf16, step_s=med, img_per_s=a.batch / med,
                           fwd_bwd_s=statistics.median(fwd_bwd), fwd_bwd_img_per_s=a.batch / statistics.median(fwd_bwd),
                           opt_step_s=statistics.median(opt_step))))
 
@@ -375,6 +377,8 @@ def main():
     p.add_argument("--batch", type=int, default=BATCH, help="throughput only (the recipe's batch is 1024)")
     p.add_argument("--steps", type=int, default=3, help="throughput: timed steps after one warm-up")
     p.add_argument("--no-step", action="store_true", help="throughput: skip the optimizer step")
+    p.add_argument("--bf16", action="store_true",
+                   help="throughput: forward under torch.autocast('cpu', bfloat16) (oneDNN's AMX kernels where the CPU has them)")
     p.add_argument("--epochs", type=float, default=None, help="train: default 9.9 (sgd) or 8 (muon)")
     p.add_argument("--optimizer", choices=["sgd", "muon"], default="sgd", help="train: airbench94 or airbench94_muon")
     p.add_argument("--seed", type=int, default=0)

@@ -128,12 +128,26 @@ int main(int argc, char** argv) {
   auto net = std::make_shared<models::Airbench>(models::AirbenchOptions{.widths = widths});
   Tensor x = randn({N, 3, 32, 32});
   Tensor labels = zeros({N}, Dtype::i64);
-  const double whole = bench::median_seconds([&] {
+  auto step = [&] {
     net->zero_grad();
     cross_entropy(net->forward(x), labels, {.reduction = "sum", .label_smoothing = 0.2}).backward();
-  }, reps);
+  };
+  const double whole = bench::median_seconds(step, reps);
   fmt::print("{:<44} {:>9.1f}   ({:.0f} img/s for forward + backward)\n", "whole network, summed cross-entropy",
              whole * 1e3, N / whole);
+  if (bf16_matmul_available()) {
+    // The same step with set_float32_matmul_precision("medium") (bf16 convolutions on AMX), alternated.
+    auto medium = [&] {
+      set_float32_matmul_precision("medium");
+      step();
+      set_float32_matmul_precision("highest");
+    };
+    medium();  // oneDNN builds its kernels on first use
+    const auto [f32, bf16] = bench::alternating_medians(step, medium, 3, 0.0);
+    fmt::print("{:<44} {:>9.1f}   ({:.0f} img/s)\n{:<44} {:>9.1f}   ({:.0f} img/s, {:.2f}x)\n",
+               "  alternated: precision highest (f32)", f32 * 1e3, N / f32, "  alternated: precision medium (bf16, AMX)",
+               bf16 * 1e3, N / bf16, f32 / bf16);
+  }
 
   // The optimizer steps on the gradients the whole network left, alternated (parameters drift; the
   // cost does not depend on their values).

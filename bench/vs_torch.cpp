@@ -3,6 +3,7 @@
 // one thing and prints one JSON object, so that peak RSS belongs to one model:
 //   vs_torch model NAME [--threads T] [--seconds S]   training and inference images/s, peak RSS
 //   vs_torch ops [--threads T] [--seconds S]          forward + backward ms of single ops
+// --matmul-precision medium runs f32 products and convolutions in bf16 on AMX (set_float32_matmul_precision).
 // --sgemm openblas runs the f32 GEMMs on OpenBLAS instead of oneDNN (the same build, for a
 // side-by-side measure of what oneDNN brings).
 #include <sys/resource.h>
@@ -120,6 +121,7 @@ int main(int argc, char** argv) try {
             "vs_torch: --sgemm takes openblas or onednn, got '{}'", argv[i + 1]);
       detail::set_sgemm_onednn(!std::strcmp(argv[i + 1], "onednn"));
     }
+    else if (!std::strcmp(argv[i], "--matmul-precision")) set_float32_matmul_precision(argv[i + 1]);
     else fail("vs_torch: unknown flag '{}'", argv[i]);
   }
   set_num_threads(threads);

@@ -130,9 +130,19 @@ bool bf16_gemm_active() {
   return matmul_precision.load(std::memory_order_relaxed) == 2 && cpu_has_amx() && sgemm_uses_onednn();
 }
 
+void gemm_bfloat16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                   const uint16_t* B, float beta, float* C) {
+  OneOpenmpThread one;
+  Bf16Matmul& m = bf16_matmul(ta, tb, M, N, K, alpha, beta);
+  m.a.set_data_handle(const_cast<uint16_t*>(A));
+  m.b.set_data_handle(const_cast<uint16_t*>(B));
+  m.c.set_data_handle(C);
+  thread_local dnnl::stream stream(cpu_engine());
+  m.prim.execute(stream, {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}});
+}
+
 void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  OneOpenmpThread one;
   thread_local std::vector<uint16_t> a16, b16;
   thread_local std::vector<float> c32;
   a16.resize(static_cast<size_t>(M * K));
@@ -140,15 +150,9 @@ void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
   ta ? pack_bfloat16(A, K, M, lda, a16.data()) : pack_bfloat16(A, M, K, lda, a16.data());
   tb ? pack_bfloat16(B, N, K, ldb, b16.data()) : pack_bfloat16(B, K, N, ldb, b16.data());
   // oneDNN's AMX kernel wants C dense; a strided C goes through a dense product and is added here.
-  const bool dense = ldc == N;
-  Bf16Matmul& m = dense ? bf16_matmul(ta, tb, M, N, K, alpha, beta) : bf16_matmul(ta, tb, M, N, K, 1.f, 0.f);
-  if (!dense) c32.resize(static_cast<size_t>(M * N));
-  m.a.set_data_handle(a16.data());
-  m.b.set_data_handle(b16.data());
-  m.c.set_data_handle(dense ? C : c32.data());
-  thread_local dnnl::stream stream(cpu_engine());
-  m.prim.execute(stream, {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}});
-  if (dense) return;
+  if (ldc == N) return gemm_bfloat16(ta, tb, M, N, K, alpha, a16.data(), b16.data(), beta, C);
+  c32.resize(static_cast<size_t>(M * N));
+  gemm_bfloat16(ta, tb, M, N, K, 1.f, a16.data(), b16.data(), 0.f, c32.data());
   for (int64_t i = 0; i < M; ++i) {
     const float* p = c32.data() + i * N;
     float* c = C + i * ldc;
@@ -162,6 +166,9 @@ void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 #else
 
 bool bf16_gemm_active() { return false; }
+void gemm_bfloat16(bool, bool, int64_t, int64_t, int64_t, float, const uint16_t*, const uint16_t*, float, float*) {
+  fail("gemm_bfloat16: this build has no oneDNN (XGRAD_ONEDNN=OFF)");
+}
 void sgemm_bf16(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
                 float*, int64_t) {
   fail("sgemm_bf16: this build has no oneDNN (XGRAD_ONEDNN=OFF)");

@@ -47,6 +47,10 @@ void sgemm_tail(bool parallel, int64_t M, int64_t n0, int64_t R, int64_t K, floa
 bool bf16_gemm_active();
 void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// The same product on operands already in bfloat16, packed (A: M x K, or K x M when ta; B: K x N, or
+// N x K when tb) into a dense f32 C, on the calling thread.
+void gemm_bfloat16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                   const uint16_t* B, float beta, float* C);
 
 // One f32 GEMM on oneDNN, single-threaded, whatever its size (benchmarks; an error without oneDNN).
 void sgemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

@@ -1,6 +1,7 @@
 // f32 GEMMs: oneDNN (xgrad's backend when built with it) against OpenBLAS under this environment's
 // OPENBLAS_CORETYPE, side by side in one run, alternating, medians of rounds:
 //   1. matmul n^3 through xg::matmul with each backend, and OpenBLAS's own threaded sgemm (the anchor);
+//      on a CPU with AMX also at set_float32_matmul_precision("medium") (bf16 inputs);
 //   2. every GEMM shape the conv paths run, issued as the fused conv issues them (the images or
 //      Winograd chunks shared over xgrad's threads, each GEMM single-threaded);
 //   3. tiny single GEMMs, where oneDNN's fixed cost per call decides the size below which
@@ -107,6 +108,21 @@ int main() {
     row(fmt::format("matmul {}^3 vs OpenBLAS's threaded sgemm", n), 2.0 * n * n * n, t);
     auto u = both([&] { (void)matmul(a, b); });
     row(fmt::format("matmul {}^3, xgrad's split, per backend", n), 2.0 * n * n * n, u);
+    if (bf16_matmul_available()) {  // "medium" precision (bf16 inputs on AMX) against OpenBLAS's f32
+      auto m = bench::alternating_medians(
+          [&] {
+            set_float32_matmul_precision("medium");
+            (void)matmul(a, b);
+            set_float32_matmul_precision("highest");
+          },
+          [&] {
+            bench::OpenblasThreads all(get_num_threads());
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data<float>(), n,
+                        b.data<float>(), n, 0.f, c.data(), n);
+          },
+          kRounds, 0.5);
+      row(fmt::format("matmul {}^3 in bf16 (AMX) vs OpenBLAS's f32", n), 2.0 * n * n * n, m);
+    }
   }
 
   // 2. The conv paths' shapes, batch 128 (the main command's VGG, the CS231n nets) and 1024 (airbench).

@@ -27,6 +27,7 @@ expect_error "--model airbench trains with --optimizer sgd (airbench94) or muon 
 expect_error "--model airbench has its own schedule: drop --schedule and --lr-decay" --model airbench --optimizer muon --schedule cosine --data "$tmp"
 expect_error "--widths" --model airbench --widths 8,8
 expect_error "--widths is for --model airbench" --model vgg --widths 8,8,8 --data "$tmp"
+expect_error "set_float32_matmul_precision: unknown precision 'low' (highest, high or medium)" --matmul-precision low --data "$tmp"
 
 # One good record, then a truncated one.
 mkdir -p "$tmp/trunc" "$tmp/label"

@@ -1,12 +1,13 @@
 // f32 convolutions in bfloat16 on Intel AMX, through oneDNN's convolution primitives, when
 // set_float32_matmul_precision("medium") allows it (ops/blas.cpp). Each worker takes its share of the
-// batch in chunks of images: the chunk is reordered from NCHW f32 to the primitive's own bf16 layout,
-// convolved (products summed in f32), and the f32 result reordered back. Like every GEMM in xgrad, the
+// batch in chunks of images: the chunk is copied from NCHW f32 to the primitive's own bf16 layout,
+// convolved (products summed in f32), and the f32 result copied back. Like every GEMM in xgrad, the
 // calls run on one OpenMP thread each, the parallelism being xgrad's workers.
 //
-// Why not Winograd or im2col in bf16: the Winograd transforms amplify bf16's rounding (relative error
-// 2% against 0.2% for a direct product, tests/test_bf16.cpp), and im2col's per-image products are too
-// small to keep the tile units busy. bench/bench_gemm and bench_airbench measure the gain.
+// Why not xgrad's Winograd or im2col kernels with bf16 GEMMs: Winograd's transforms amplify bf16's
+// rounding (relative error 2% against 0.23% for a direct product, measured at airbench's shapes), and
+// im2col's per-image products, with the weights rounded again for every image, ran no faster than f32.
+// build/bench/bench_airbench alternates the whole network in both precisions.
 #include "ops/fused/onednn_conv.hpp"
 
 #ifdef XGRAD_HAVE_ONEDNN
@@ -243,13 +244,18 @@ void for_image_chunks(int64_t N, int64_t blocks, F f) {
 // dY^T [F x P] cols [P x KH KW C], P the images' output pixels, both operands in NHWC order.
 // oneDNN's own backward-weights kernel ran at a quarter of its forward's speed (ONEDNN_VERBOSE=1:
 // 4.6 ms for 32 images of 256->256 at 7x7, against 1.1 ms forward), a quarter of an airbench step.
-void weight_grad(const float* x, const float* dout, const ConvGeometry& g, int64_t n, float* acc, bool first) {
+// dys: dout already in bf16 NHWC (the input gradient's copy), or null.
+void weight_grad(const float* x, const float* dout, const uint16_t* dys, const ConvGeometry& g, int64_t n, float* acc,
+                 bool first) {
   const int64_t HWo = g.HO * g.WO, P = n * HWo, KC = g.KH * g.KW * g.C;
   uint16_t* xs = scratch<uint16_t>(0, n * g.C * g.H * g.W);
-  uint16_t* dys = scratch<uint16_t>(1, P * g.F);
   uint16_t* cols = scratch<uint16_t>(2, P * KC);
   nchw_to_nhwc_bf16(x, n, g.C, g.H * g.W, xs);
-  nchw_to_nhwc_bf16(dout, n, g.F, HWo, dys);
+  if (!dys) {
+    uint16_t* own = scratch<uint16_t>(1, P * g.F);
+    nchw_to_nhwc_bf16(dout, n, g.F, HWo, own);
+    dys = own;
+  }
   for (int64_t b = 0; b < n; ++b)
     for (int64_t oy = 0; oy < g.HO; ++oy)
       for (int64_t ox = 0; ox < g.WO; ++ox) {
@@ -282,6 +288,7 @@ bool use_onednn_conv(const ConvGeometry& g) {
   if (!bf16_gemm_active() || g.G != 1 || g.N == 0 || g.HO <= 0 || g.WO <= 0) return false;
   if (pad_end(g.H, g.HO, g.KH, g.SH, g.PH, g.DH) < 0 || pad_end(g.W, g.WO, g.KW, g.SW, g.PW, g.DW) < 0) return false;
   thread_local std::vector<std::pair<ConvGeometry, bool>> known;
+  if (known.size() >= 256) known.clear();
   const ConvGeometry c = chunk_of(g, kChunk);
   for (auto& [k, fast] : known)
     if (same(k, c)) return fast;
@@ -333,10 +340,17 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
     if (dw) {
       float* sum = partial.data() + b * wn;  // [F][KH KW C] by GEMM, else [F][C][KH KW]
       const bool first = n0 == g.N * b / blocks;
-      if (by_gemm) return weight_grad(x + n0 * in, dout + n0 * on, g, n, sum, first);
+      // dout's bf16 copy for the input gradient serves the weight gradient too when the layouts agree.
+      if (by_gemm) {
+        const bool nhwc = dx && p.dy_d.N;  // the input gradient's copy is bf16 NHWC
+        return weight_grad(x + n0 * in, dout + n0 * on,
+                           nhwc ? static_cast<const uint16_t*>(p.dy_d.own.get_data_handle()) : nullptr, g, n, sum,
+                           first);
+      }
+      const bool reuse = dx && p.dy_d.own.get_desc() == p.dy_w.own.get_desc();
       p.x_w.load(x + n0 * in);
-      p.dy_w.load(dout + n0 * on);
-      p.bwd_weights.execute(stream(), {{DNNL_ARG_SRC, p.x_w.own}, {DNNL_ARG_DIFF_DST, p.dy_w.own},
+      if (!reuse) p.dy_w.load(dout + n0 * on);
+      p.bwd_weights.execute(stream(), {{DNNL_ARG_SRC, p.x_w.own}, {DNNL_ARG_DIFF_DST, reuse ? p.dy_d.own : p.dy_w.own},
                                        {DNNL_ARG_DIFF_WEIGHTS, p.dw.own}});
       float* piece = scratch<float>(0, wn);
       p.dw.store(first ? sum : piece);

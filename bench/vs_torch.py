@@ -63,7 +63,7 @@ def make(name):
     raise SystemExit(f"vs_torch.py: unknown model '{name}'; choose twolayer, fc, convnet or vgg")
 
 
-def bench_model(name, seconds):
+def bench_model(name, seconds, bf16=False):
     batch = 128
     base_rss = peak_rss_mb()
     model = make(name)
@@ -72,7 +72,9 @@ def bench_model(name, seconds):
 
     def step():
         opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x).float(), y)
+        loss.backward()
         opt.step()
 
     train = median_seconds(step, seconds)
@@ -80,7 +82,7 @@ def bench_model(name, seconds):
     model.eval()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(x)
 
     return {"train_ips": batch / train, "infer_ips": batch / median_seconds(infer, seconds),
@@ -126,13 +128,14 @@ def main():
     p.add_argument("name", nargs="?")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=3)
+    p.add_argument("--bf16", action="store_true", help="model: under torch.autocast('cpu', bfloat16)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.what == "model":
         if not a.name:
             raise SystemExit("vs_torch.py model: missing the model name")
-        print(json.dumps(bench_model(a.name, a.seconds)))
+        print(json.dumps(bench_model(a.name, a.seconds, a.bf16)))
     else:
         print(json.dumps(bench_ops(a.seconds)))
 

@@ -4,9 +4,9 @@
 #include "ops/blas.hpp"
 
 #ifdef XGRAD_HAVE_ONEDNN
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl.hpp>
+
+#include "ops/onednn.hpp"
 #endif
 
 #include <algorithm>
@@ -27,26 +27,11 @@ std::atomic<int> matmul_precision{0};
 constexpr const char* kPrecisionNames[] = {"highest", "high", "medium"};
 }  // namespace
 
-
 #ifdef XGRAD_HAVE_ONEDNN
 
 namespace {
 
 std::atomic<bool> onednn_enabled{true};
-
-// Debian's oneDNN runs on OpenMP. Each call is made single-threaded by setting the calling thread's
-// OpenMP thread count to 1 around it (and back, so a host program's own OpenMP setting is left as
-// it was): the parallelism is xgrad's (ops/blas.hpp splits products over its workers), and no
-// OpenMP team is ever started, so no OpenMP thread spins on a core xgrad needs.
-struct OneOpenmpThread {
-  int before = omp_get_max_threads();
-  OneOpenmpThread() {
-    if (before != 1) omp_set_num_threads(1);
-  }
-  ~OneOpenmpThread() {
-    if (before != 1) omp_set_num_threads(before);
-  }
-};
 
 }  // namespace
 
@@ -85,11 +70,6 @@ void pack_bfloat16(const float* src, int64_t rows, int64_t cols, int64_t ld, uin
   }
 }
 
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
 // One oneDNN matmul per shape, transposes, alpha and beta, kept per thread (its primitive cache would
 // serve them too, at about 2 us per call to look up).
 struct Bf16Matmul {
@@ -104,7 +84,7 @@ Bf16Matmul& bf16_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
   thread_local std::vector<Bf16Matmul> cache;
   for (auto& m : cache)
     if (m.M == M && m.N == N && m.K == K && m.ta == ta && m.tb == tb && m.alpha == alpha && m.beta == beta) return m;
-  const dnnl::engine& engine = cpu_engine();
+  const dnnl::engine& engine = onednn_engine();
   using dt = dnnl::memory::data_type;
   // A and B packed as stored (op(A) = A^T reads the packed K x M block by strides), C dense M x N.
   const dnnl::memory::desc a({M, K}, dt::bf16, ta ? dnnl::memory::dims{1, M} : dnnl::memory::dims{K, 1});
@@ -137,8 +117,7 @@ void gemm_bfloat16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
   m.a.set_data_handle(const_cast<uint16_t*>(A));
   m.b.set_data_handle(const_cast<uint16_t*>(B));
   m.c.set_data_handle(C);
-  thread_local dnnl::stream stream(cpu_engine());
-  m.prim.execute(stream, {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}});
+  m.prim.execute(onednn_stream(), {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}});
 }
 
 void sgemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

@@ -12,8 +12,6 @@
 
 #ifdef XGRAD_HAVE_ONEDNN
 
-#include <omp.h>
-
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -25,6 +23,7 @@
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/lanes.hpp"
+#include "ops/onednn.hpp"
 
 namespace xg::detail {
 
@@ -36,25 +35,8 @@ using dt = memory::data_type;
 
 constexpr int64_t kChunk = 32;  // images per primitive call
 
-const dnnl::engine& engine() {
-  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-
-dnnl::stream& stream() {
-  thread_local dnnl::stream s(engine());
-  return s;
-}
-
-struct OneThread {  // as in ops/blas.cpp: oneDNN's OpenMP runs one thread inside xgrad's workers
-  int before = omp_get_max_threads();
-  OneThread() {
-    if (before != 1) omp_set_num_threads(1);
-  }
-  ~OneThread() {
-    if (before != 1) omp_set_num_threads(before);
-  }
-};
+const dnnl::engine& engine() { return onednn_engine(); }
+dnnl::stream& stream() { return onednn_stream(); }
 
 // oneDNN's right/bottom padding for PyTorch's output size (negative when the floor drops input rows).
 int64_t pad_end(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
@@ -232,7 +214,7 @@ ConvGeometry chunk_of(ConvGeometry g, int64_t n) {
 template <class F>
 void for_image_chunks(int64_t N, int64_t blocks, F f) {
   parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
-    OneThread one;
+    OneOpenmpThread one;
     for (int64_t b = lo; b < hi; ++b) {
       const int64_t n0 = N * b / blocks, n1 = N * (b + 1) / blocks;
       for (int64_t n = n0; n < n1; n += kChunk) f(b, n, std::min(kChunk, n1 - n));
@@ -292,7 +274,7 @@ bool use_onednn_conv(const ConvGeometry& g) {
   const ConvGeometry c = chunk_of(g, kChunk);
   for (auto& [k, fast] : known)
     if (same(k, c)) return fast;
-  OneThread one;
+  OneOpenmpThread one;
   const bool fast = implementation_is_fast(c);
   known.emplace_back(c, fast);
   return fast;

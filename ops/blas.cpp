@@ -1,6 +1,7 @@
 // f32 GEMMs through oneDNN (dnnl_sgemm, the same row-major arguments as a cblas call), which picks
 // this CPU's widest vector units at run time; OpenBLAS below the size where oneDNN's per-call cost
-// pays, and for everything in builds without oneDNN. bench/bench_gemm measures both.
+// pays, and for everything in builds without oneDNN. bench/bench_gemm measures both. Under
+// set_float32_matmul_precision("medium") on a CPU with AMX, oneDNN's bf16 matmul on rounded copies.
 #include "ops/blas.hpp"
 
 #ifdef XGRAD_HAVE_ONEDNN
@@ -297,7 +298,8 @@ void transpose_rows(const float* B, int64_t ldb, int64_t N, int64_t K, float* ou
 // One definition for both builds: without oneDNN, sgemm_uses_onednn() is false.
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (K >= kBf16MinK && M * N * K >= kBf16MinMacs && bf16_gemm_active()) return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (K >= kBf16MinK && M * N * K >= kBf16MinMacs && bf16_gemm_active())
+    return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (const int64_t r = sgemm_tail_columns(ta, M, N, K)) {
     sgemm_serial(ta, tb, M, N - r, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return sgemm_tail(false, M, N - r, r, K, alpha, A, lda, B, ldb, tb, beta, C, ldc);

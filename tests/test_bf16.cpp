@@ -221,7 +221,8 @@ TEST_CASE("medium precision conv2d: relu epilogue, conv_transpose2d, and a model
     Precision p("medium");
     t = conv_transpose2d(x.detach(), w, Tensor(), {.stride = 2, .padding = 1, .output_padding = 1});
   }
-  const Tensor tr = conv_transpose2d(rounded(x), rounded(w), Tensor(), {.stride = 2, .padding = 1, .output_padding = 1});
+  const Tensor tr =
+      conv_transpose2d(rounded(x), rounded(w), Tensor(), {.stride = 2, .padding = 1, .output_padding = 1});
   CHECK(rel_diff(t, tr) < (bf16_matmul_available() ? 1e-5 : 1e-6));
   // A whole network: the outputs stay within bf16's rounding of the f32 model's.
   manual_seed(0);

@@ -35,9 +35,6 @@ using dt = memory::data_type;
 
 constexpr int64_t kChunk = 32;  // images per primitive call
 
-const dnnl::engine& engine() { return onednn_engine(); }
-dnnl::stream& stream() { return onednn_stream(); }
-
 // oneDNN's right/bottom padding for PyTorch's output size (negative when the floor drops input rows).
 int64_t pad_end(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
   return (out - 1) * s + d * (k - 1) + 1 - in - p;
@@ -73,7 +70,7 @@ struct Staged {
   int64_t N = 0, C = 0, HW = 0;  // set when own is NHWC: xgrad's transposes
   Staged() = default;
   Staged(const memory::desc& plain, const memory::desc& wanted, bool in, bool out)
-      : user(plain, engine(), DNNL_MEMORY_NONE), own(wanted, engine()) {
+      : user(plain, onednn_engine(), DNNL_MEMORY_NONE), own(wanted, onednn_engine()) {
     const memory::dims d = plain.dims();
     if (d.size() == 4 && wanted == memory::desc(d, wanted.data_type(), tag::nhwc) &&
         (wanted.data_type() == dt::bf16 ? in && !out : out && !in)) {
@@ -86,7 +83,7 @@ struct Staged {
   void load(const float* p) {
     if (N) return nchw_to_nhwc_bf16(p, N, C, HW, static_cast<uint16_t*>(own.get_data_handle()));
     user.set_data_handle(const_cast<float*>(p));
-    to_own.execute(stream(), user, own);
+    to_own.execute(onednn_stream(), user, own);
   }
   void store(float* p) {
     if (N) {
@@ -95,7 +92,7 @@ struct Staged {
       return;
     }
     user.set_data_handle(p);
-    to_user.execute(stream(), own, user);
+    to_user.execute(onednn_stream(), own, user);
   }
 };
 
@@ -143,7 +140,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, bool
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(ops);
   }
-  return dnnl::convolution_forward::primitive_desc(desc, attr, engine());
+  return dnnl::convolution_forward::primitive_desc(desc, attr, onednn_engine());
 }
 
 Prims& prims(const ConvGeometry& g, bool bias, bool relu) {
@@ -180,7 +177,7 @@ void make_backward(Prims& p) {
   const memory::desc dx(d.x, dt::f32, tag::any), dw(d.w, dt::f32, tag::any);
   const dnnl::convolution_backward_data::primitive_desc dpd(
       dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, dx, w, y, d.stride, d.dil, d.pl, d.pr),
-      engine(), p.fpd);
+      onednn_engine(), p.fpd);
   p.bwd_data = dnnl::convolution_backward_data(dpd);
   p.dy_d = Staged({d.y, dt::f32, tag::nchw}, dpd.diff_dst_desc(), true, false);
   p.w_d = Staged({d.w, dt::f32, tag::oihw}, dpd.weights_desc(), true, false);
@@ -189,7 +186,7 @@ void make_backward(Prims& p) {
     const dnnl::convolution_backward_weights::primitive_desc wpd(
         dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, x, dw, y, d.stride, d.dil, d.pl,
                                                  d.pr),
-        engine(), p.fpd);
+        onednn_engine(), p.fpd);
     p.bwd_weights = dnnl::convolution_backward_weights(wpd);
     p.x_w = Staged({d.x, dt::f32, tag::nchw}, wpd.src_desc(), true, false);
     p.dy_w = Staged({d.y, dt::f32, tag::nchw}, wpd.diff_dst_desc(), true, false);
@@ -209,8 +206,8 @@ ConvGeometry chunk_of(ConvGeometry g, int64_t n) {
   return g;
 }
 
-// Calls f(n0, n) for chunks of at most kChunk images, each worker taking a contiguous share of the
-// batch (block b of `blocks`), under one OpenMP thread.
+// Calls f(b, n0, n) for chunks of n <= kChunk images from image n0, each worker taking a contiguous
+// share of the batch (block b of `blocks`), under one OpenMP thread.
 template <class F>
 void for_image_chunks(int64_t N, int64_t blocks, F f) {
   parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
@@ -294,7 +291,7 @@ void onednn_conv_forward(const float* x, const float* w, const float* bias, cons
     p.x.load(x + n0 * in);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.x.own}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.own}};
     if (bias) args[DNNL_ARG_BIAS] = p.bias_mem.own;
-    p.fwd.execute(stream(), args);
+    p.fwd.execute(onednn_stream(), args);
     p.y.store(out + n0 * on);
   });
 }
@@ -315,8 +312,8 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
         p.w_d_call = call;
       }
       p.dy_d.load(dout + n0 * on);
-      p.bwd_data.execute(stream(), {{DNNL_ARG_DIFF_DST, p.dy_d.own}, {DNNL_ARG_WEIGHTS, p.w_d.own},
-                                    {DNNL_ARG_DIFF_SRC, p.dx.own}});
+      p.bwd_data.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, p.dy_d.own}, {DNNL_ARG_WEIGHTS, p.w_d.own},
+                                           {DNNL_ARG_DIFF_SRC, p.dx.own}});
       p.dx.store(dx + n0 * in);
     }
     if (dw) {
@@ -332,8 +329,9 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
       const bool reuse = dx && p.dy_d.own.get_desc() == p.dy_w.own.get_desc();
       p.x_w.load(x + n0 * in);
       if (!reuse) p.dy_w.load(dout + n0 * on);
-      p.bwd_weights.execute(stream(), {{DNNL_ARG_SRC, p.x_w.own}, {DNNL_ARG_DIFF_DST, reuse ? p.dy_d.own : p.dy_w.own},
-                                       {DNNL_ARG_DIFF_WEIGHTS, p.dw.own}});
+      p.bwd_weights.execute(onednn_stream(), {{DNNL_ARG_SRC, p.x_w.own},
+                                              {DNNL_ARG_DIFF_DST, reuse ? p.dy_d.own : p.dy_w.own},
+                                              {DNNL_ARG_DIFF_WEIGHTS, p.dw.own}});
       float* piece = scratch<float>(0, wn);
       p.dw.store(first ? sum : piece);
       if (!first)

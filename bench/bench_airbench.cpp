@@ -1,7 +1,8 @@
 // airbench94's layers one by one at its batch size (forward + backward, as training runs them), the
 // whole network, its optimizer steps (airbench94's SGD, airbench94_muon's Muon), and OpenBLAS sgemm's
 // peak in the same run: where a training step's time goes.
-// Usage: bench_airbench [batch = 1024] [reps = 3] [width1 width2 width3 = 64 256 256]
+// Usage: bench_airbench [batch = 1024] [reps = 3] [width1 width2 width3 = 64 256 256] [precision = highest]
+// (the precision is the per-layer table's, set_float32_matmul_precision's names)
 #include <cblas.h>
 
 #include <algorithm>
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   const std::vector<int64_t> widths =
       argc > 5 ? std::vector<int64_t>{std::atoll(argv[3]), std::atoll(argv[4]), std::atoll(argv[5])}
                : std::vector<int64_t>{64, 256, 256};
+  const std::string layer_precision = argc > 6 ? argv[6] : "highest";
   const double peak = sgemm_peak();
   bench::settle();
   fmt::print("OpenBLAS sgemm 2048^3 on {} threads: {:.1f} GFLOP/s; batch {}, widths {}-{}-{}, median of {}\n\n",
@@ -98,13 +100,16 @@ int main(int argc, char** argv) {
   }
   pool(in, 3, 3);
 
+  fmt::print("per layer at precision {}\n", layer_precision);
   fmt::print("{:<44} {:>9} {:>7} {:>9} {:>8}\n", "layer (forward + backward)", "ms", "share", "GFLOP/s", "of peak");
   std::vector<double> times;
   double total = 0;
+  set_float32_matmul_precision(layer_precision);
   for (const Layer& l : layers) {
     times.push_back(fwd_bwd(l.run, reps));
     total += times.back();
   }
+  set_float32_matmul_precision("highest");
   for (size_t i = 0; i < layers.size(); ++i) {
     const Layer& l = layers[i];
     const std::string gf = l.flop > 0 ? fmt::format("{:.1f}", l.flop / times[i] / 1e9) : "";

@@ -6,6 +6,8 @@
 // --matmul-precision medium runs f32 products and convolutions in bf16 on AMX (set_float32_matmul_precision).
 // --sgemm openblas runs the f32 GEMMs on OpenBLAS instead of oneDNN (the same build, for a
 // side-by-side measure of what oneDNN brings).
+// --conv-algorithm winograd keeps 3x3 convolutions on xgrad's own Winograd instead of oneDNN's f32
+// kernel (automatic, the default; im2col forces xgrad's im2col path).
 #include <sys/resource.h>
 
 #include <cstring>
@@ -15,6 +17,8 @@
 #include <vector>
 
 #include <xgrad.hpp>
+
+#include "ops/fused/winograd.hpp"
 
 #include "ops/blas.hpp"
 #include "timing.hpp"
@@ -122,6 +126,14 @@ int main(int argc, char** argv) try {
       detail::set_sgemm_onednn(!std::strcmp(argv[i + 1], "onednn"));
     }
     else if (!std::strcmp(argv[i], "--matmul-precision")) set_float32_matmul_precision(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--conv-algorithm")) {
+      const std::string a = argv[i + 1];
+      check(a == "automatic" || a == "winograd" || a == "im2col",
+            "vs_torch: --conv-algorithm takes automatic, winograd or im2col, got '{}'", a);
+      detail::set_conv_algorithm(a == "winograd"  ? detail::ConvAlgorithm::winograd
+                                 : a == "im2col" ? detail::ConvAlgorithm::im2col
+                                                 : detail::ConvAlgorithm::automatic);
+    }
     else fail("vs_torch: unknown flag '{}'", argv[i]);
   }
   set_num_threads(threads);

@@ -3,6 +3,8 @@
 #include <limits>
 
 #include "helpers.hpp"
+#include "ops/fused/conv_kernels.hpp"
+#include "ops/fused/onednn_conv.hpp"
 #include "ops/fused/winograd.hpp"
 
 using namespace xg;
@@ -74,6 +76,51 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) equals the reference, values and gradient
   check_conv_cases(cases, 40);
   Tensor x = input({2, 2, 6, 5}, Dtype::f64, 1), w = input({3, 2, 3, 3}, Dtype::f64, 2), b = input({3}, Dtype::f64, 3);
   CHECK_GRADCHECK([](auto& v) { return conv2d(v[0], v[1], v[2], {.padding = 1}); }, {x, w, b});
+}
+
+TEST_CASE("conv2d: oneDNN's f32 Winograd kernel equals the reference, values and gradients") {
+  if (!detail::onednn_winograd_available()) {
+    MESSAGE("oneDNN's Winograd kernel does not run on this CPU (no AVX-512): test skipped");
+    return;
+  }
+  auto geometry = [](int64_t N, int64_t C, int64_t F, int64_t H, int64_t W) {
+    return detail::conv_geometry(zeros({N, C, H, W}), zeros({F, C, 3, 3}), Tensor(), {.padding = 1}, "conv2d");
+  };
+  // The automatic choice takes it from 16 channels each way; xgrad's own kernels when forced.
+  CHECK(detail::use_onednn_conv(geometry(2, 16, 16, 8, 8)));
+  CHECK(detail::use_onednn_conv(geometry(2, 24, 64, 31, 31)));
+  CHECK_FALSE(detail::use_onednn_conv(geometry(2, 3, 32, 8, 8)));
+  {
+    ConvAlgorithmGuard own(detail::ConvAlgorithm::winograd);
+    CHECK_FALSE(detail::use_onednn_conv(geometry(2, 16, 16, 8, 8)));
+  }
+  ConvAlgorithmGuard onednn(detail::ConvAlgorithm::onednn_winograd);
+  CHECK(detail::use_onednn_conv(geometry(2, 3, 4, 8, 8)));
+  // f32 through oneDNN (f64 through xgrad's Winograd, as every f64 convolution).
+  const std::vector<ConvCase> cases = {
+      {{2, 3, 8, 8}, 4, 3, 3, 1, 1, true},         // whole tiles, channels in one partial block of 16
+      {{3, 24, 9, 9}, 20, 3, 3, 1, 1, true},       // one whole and one partial block each way
+      {{2, 16, 31, 31}, 32, 3, 3, 1, 1, false},    // airbench's odd plane: partial tiles, a ragged row of 8
+      {{70, 16, 7, 5}, 16, 3, 3, 1, 1, true},      // two workers' 35 images: chunks of 32 and 3
+      {{1, 5, 7, 9}, 3, 3, 3, 1, 0, true},         // no padding (oneDNN's or xgrad's, whichever takes it)
+      {{0, 16, 5, 5}, 16, 3, 3, 1, 1, true},       // an empty batch
+  };
+  check_conv_cases(cases, 60);
+  // Not xgrad's Winograd under another name: the two round differently.
+  Tensor x = input({4, 32, 8, 8}, Dtype::f32, 70), w = input({32, 32, 3, 3}, Dtype::f32, 71);
+  const Tensor ours_onednn = conv2d(x, w, Tensor(), {.padding = 1});
+  Tensor own;
+  {
+    ConvAlgorithmGuard winograd(detail::ConvAlgorithm::winograd);
+    own = conv2d(x, w, Tensor(), {.padding = 1});
+  }
+  CHECK(max(abs(ours_onednn - own)).item<float>() > 0);
+  // The inference epilogue (bias, then ReLU) in the copy out of oneDNN's layout equals the ops', to the bit.
+  Tensor b = input({32}, Dtype::f32, 72);
+  const detail::ConvGeometry g{4, 32, 8, 8, 32, 3, 3, 8, 8, 1, 1, 1, 1};
+  Tensor fused = Tensor::empty({4, 32, 8, 8});
+  detail::conv_forward<float>(x.data<float>(), w.data<float>(), b.data<float>(), g, fused.data<float>(), true);
+  CHECK(max(abs(fused - relu(conv2d(x, w, b, {.padding = 1})))).item<float>() == 0);
 }
 
 TEST_CASE("conv2d: the automatic choice uses Winograd only for 3x3 stride-1 convolutions with 16+ channels") {

@@ -1,8 +1,14 @@
-// f32 convolutions in bfloat16 on Intel AMX, through oneDNN's convolution primitives, when
-// set_float32_matmul_precision("medium") allows it (ops/blas.cpp). Each worker takes its share of the
-// batch in chunks of images: the chunk is copied from NCHW f32 to the primitive's own bf16 layout,
-// convolved (products summed in f32), and the f32 result copied back. Like every GEMM in xgrad, the
-// calls run on one OpenMP thread each, the parallelism being xgrad's workers.
+// f32 convolutions through oneDNN's convolution primitives, of two kinds:
+// - in bfloat16 on Intel AMX (direct convolutions), when set_float32_matmul_precision("medium")
+//   allows it (ops/blas.cpp);
+// - in f32 by oneDNN's Winograd F(4x4, 3x3) kernel (jit_wino_4x3, AVX-512) for 3x3 stride-1
+//   convolutions, otherwise xgrad's own Winograd (ops/fused/winograd.cpp). oneDNN's keeps the
+//   transformed tiles in cache between its transforms and products, where xgrad's go through memory:
+//   forward + backward at batch 128, 64->64 at 16x16, about 24 ms against 14 (before the layout copies).
+// Each worker takes its share of the batch in chunks of images: the chunk is copied from NCHW to the
+// primitive's own layout (bf16 NHWC, or f32 with 16 channels interleaved), convolved, and the f32
+// result copied back. Like every GEMM in xgrad, the calls run on one OpenMP thread each, the
+// parallelism being xgrad's workers.
 //
 // Why not xgrad's Winograd or im2col kernels with bf16 GEMMs: Winograd's transforms amplify bf16's
 // rounding (relative error 2% against 0.23% for a direct product, measured at airbench's shapes), and
@@ -12,16 +18,19 @@
 
 #ifdef XGRAD_HAVE_ONEDNN
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
+#include "ops/fused/winograd.hpp"
 #include "ops/lanes.hpp"
 #include "ops/onednn.hpp"
 
@@ -33,7 +42,10 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-constexpr int64_t kChunk = 32;  // images per primitive call
+// Images per primitive call. For the Winograd kernel, chunks of 64 ran no faster within this machine's
+// noise (VGG training, alternated) and raised the peak RSS by 10 MB.
+constexpr int64_t kChunk = 32;
+
 
 // oneDNN's right/bottom padding for PyTorch's output size (negative when the floor drops input rows).
 int64_t pad_end(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
@@ -60,34 +72,99 @@ void nchw_to_nhwc_bf16(const float* src, int64_t N, int64_t C, int64_t HW, uint1
   }
 }
 
+// Per image, dst [C/16][HW][16] = src [C][HW] (oneDNN's nChw16c), channels past C zero: 8 x 8 squares in
+// registers.
+void nchw_to_blocked16(const float* src, int64_t N, int64_t C, int64_t HW, float* dst) {
+  const int64_t CB = (C + 15) / 16;
+  for (int64_t n = 0; n < N; ++n, src += C * HW, dst += CB * 16 * HW)
+    for (int64_t cb = 0; cb < CB; ++cb)
+      for (int64_t h = 0; h < 2; ++h) {
+        const int64_t c0 = cb * 16 + h * 8, cnt = std::clamp<int64_t>(C - c0, 0, 8);
+        float* d = dst + cb * 16 * HW + h * 8;
+        int64_t p = 0;
+        for (; p + 8 <= HW; p += 8) {
+          f32x8 m[8] = {}, t[8];
+          for (int64_t i = 0; i < cnt; ++i) std::memcpy(&m[i], src + (c0 + i) * HW + p, sizeof(f32x8));
+          transpose8x8(m, t);
+          for (int q = 0; q < 8; ++q) std::memcpy(d + (p + q) * 16, &t[q], sizeof(f32x8));
+        }
+        for (; p < HW; ++p)
+          for (int64_t i = 0; i < 8; ++i) d[p * 16 + i] = i < cnt ? src[(c0 + i) * HW + p] : 0.f;
+      }
+}
+
+// The inverse for the first C channels, plus bias[c] (may be null), then ReLU when asked.
+void blocked16_to_nchw(const float* src, int64_t N, int64_t C, int64_t HW, const float* bias, bool relu, float* dst) {
+  const int64_t CB = (C + 15) / 16;
+  for (int64_t n = 0; n < N; ++n, src += CB * 16 * HW, dst += C * HW)
+    for (int64_t cb = 0; cb < CB; ++cb)
+      for (int64_t h = 0; h < 2; ++h) {
+        const int64_t c0 = cb * 16 + h * 8, cnt = std::clamp<int64_t>(C - c0, 0, 8);
+        const float* s = src + cb * 16 * HW + h * 8;
+        int64_t p = 0;
+        for (; p + 8 <= HW; p += 8) {
+          f32x8 m[8], t[8];
+          for (int q = 0; q < 8; ++q) std::memcpy(&m[q], s + (p + q) * 16, sizeof(f32x8));
+          transpose8x8(m, t);
+          for (int64_t i = 0; i < cnt; ++i) {
+            f32x8 v = t[i] + (bias ? bias[c0 + i] : 0.f);
+            if (relu) v = v < 0.f ? f32x8{} : v;
+            std::memcpy(dst + (c0 + i) * HW + p, &v, sizeof(f32x8));
+          }
+        }
+        for (; p < HW; ++p)
+          for (int64_t i = 0; i < cnt; ++i) {
+            const float v = s[p * 16 + i] + (bias ? bias[c0 + i] : 0.f);
+            dst[(c0 + i) * HW + p] = relu && v < 0.f ? 0.f : v;
+          }
+      }
+}
+
 // A user buffer in plain layout (NCHW, OIHW) and a primitive's own, with the copy from one to the
-// other. Activations in NHWC, the layout oneDNN's AMX kernels choose, go through xgrad's own
-// transposes: oneDNN's reorders between NCHW f32 and NHWC ran at 1.5-6 GB/s and took 40% of an
-// airbench step (ONEDNN_VERBOSE=1).
+// other. Activations in NHWC (bf16 in, f32 out), the layout oneDNN's AMX kernels choose, and in f32
+// nChw16c, the Winograd kernel's, go through xgrad's own transposes: oneDNN's reorders between NCHW
+// f32 and NHWC ran at 1.5-6 GB/s and took 40% of an airbench step (ONEDNN_VERBOSE=1).
 struct Staged {
   memory user, own;
   dnnl::reorder to_own, to_user;
-  int64_t N = 0, C = 0, HW = 0;  // set when own is NHWC: xgrad's transposes
+  int64_t N = 0, C = 0, HW = 0;  // set when own is NHWC or nChw16c: xgrad's transposes
+  bool blocked = false;          // nChw16c
+  int slot = -1;                 // own's storage: its own, or (>= 0) the thread's scratch<float>(slot)
   Staged() = default;
-  Staged(const memory::desc& plain, const memory::desc& wanted, bool in, bool out)
-      : user(plain, onednn_engine(), DNNL_MEMORY_NONE), own(wanted, onednn_engine()) {
+  // Activations (4-D) live in a per-thread scratch slot, shared by every shape: a buffer each per
+  // shape had doubled VGG's peak RSS.
+  Staged(const memory::desc& plain, const memory::desc& wanted, bool in, bool out, int scratch_slot = -1)
+      : user(plain, onednn_engine(), DNNL_MEMORY_NONE),
+        own(scratch_slot >= 0 ? memory(wanted, onednn_engine(), DNNL_MEMORY_NONE) : memory(wanted, onednn_engine())),
+        slot(scratch_slot) {
     const memory::dims d = plain.dims();
-    if (d.size() == 4 && wanted == memory::desc(d, wanted.data_type(), tag::nhwc) &&
-        (wanted.data_type() == dt::bf16 ? in && !out : out && !in)) {
-      N = d[0], C = d[1], HW = d[2] * d[3];
-      return;
+    if (d.size() == 4 && in != out) {
+      blocked = wanted == memory::desc(d, dt::f32, tag::nChw16c);
+      if (blocked || (wanted == memory::desc(d, wanted.data_type(), tag::nhwc) && in == (wanted.data_type() == dt::bf16))) {
+        N = d[0], C = d[1], HW = d[2] * d[3];
+        return;
+      }
     }
     if (in) to_own = dnnl::reorder(user, own);
     if (out) to_user = dnnl::reorder(own, user);
   }
-  void load(const float* p) {
-    if (N) return nchw_to_nhwc_bf16(p, N, C, HW, static_cast<uint16_t*>(own.get_data_handle()));
-    user.set_data_handle(const_cast<float*>(p));
-    to_own.execute(onednn_stream(), user, own);
+  // own, its storage bound (a scratch slot's address changes when the slot grows).
+  memory& mem() {
+    if (slot >= 0) own.set_data_handle(scratch<float>(slot, static_cast<int64_t>(own.get_desc().get_size() / 4 + 1)));
+    return own;
   }
-  void store(float* p) {
+  void load(const float* p) {
+    if (blocked) return nchw_to_blocked16(p, N, C, HW, static_cast<float*>(mem().get_data_handle()));
+    if (N) return nchw_to_nhwc_bf16(p, N, C, HW, static_cast<uint16_t*>(mem().get_data_handle()));
+    user.set_data_handle(const_cast<float*>(p));
+    to_own.execute(onednn_stream(), user, mem());
+  }
+  // bias and relu: the forward's epilogue, applied here for the Winograd kernel (nChw16c) only.
+  void store(float* p, const float* bias = nullptr, bool relu = false) {
+    const float* src = static_cast<const float*>(mem().get_data_handle());
+    if (blocked) return blocked16_to_nchw(src, N, C, HW, bias, relu, p);
+    check(!bias && !relu, "onednn_conv: an epilogue on a copy out of NHWC or through a reorder");
     if (N) {
-      const float* src = static_cast<const float*>(own.get_data_handle());
       for (int64_t n = 0; n < N; ++n) transpose_rows(src + n * HW * C, C, HW, C, p + n * C * HW);
       return;
     }
@@ -96,10 +173,22 @@ struct Staged {
   }
 };
 
+// Which of the two: bf16 direct convolutions on AMX, or oneDNN's f32 Winograd kernel.
+enum class Kind { bf16_direct, f32_winograd };
+
+// bf16 when "medium" precision is on and the CPU has AMX; f32 Winograd otherwise.
+Kind current_kind() { return bf16_gemm_active() ? Kind::bf16_direct : Kind::f32_winograd; }
+dt operand_type(Kind k) { return k == Kind::bf16_direct ? dt::bf16 : dt::f32; }
+dnnl::algorithm algorithm_of(Kind k) {
+  return k == Kind::bf16_direct ? dnnl::algorithm::convolution_direct : dnnl::algorithm::convolution_winograd;
+}
+
+
 // The three primitives for one geometry at n images, and their staged operands (per thread).
 struct Prims {
   ConvGeometry g;  // N = the images per call
-  bool bias, relu;
+  Kind kind;
+  bool bias, relu;  // in the primitive (bf16 only: the Winograd kernel's epilogue is in Staged::store)
   dnnl::convolution_forward::primitive_desc fpd;
   dnnl::convolution_forward fwd;
   Staged x, w, y, bias_mem;
@@ -128,12 +217,13 @@ struct Descs {
         pr{pad_end(g.H, g.HO, g.KH, g.SH, g.PH, g.DH), pad_end(g.W, g.WO, g.KW, g.SW, g.PW, g.DW)} {}
 };
 
-dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, bool bias, bool relu) {
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, Kind kind, bool bias, bool relu) {
   const Descs d(g);
-  const memory::desc x(d.x, dt::bf16, tag::any), w(d.w, dt::bf16, tag::any), y(d.y, dt::f32, tag::any);
+  const dt in = operand_type(kind);
+  const memory::desc x(d.x, in, tag::any), w(d.w, in, tag::any), y(d.y, dt::f32, tag::any);
   const memory::desc b = bias ? memory::desc({g.F}, dt::f32, tag::a) : memory::desc();
-  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, x,
-                                             w, b, y, d.stride, d.dil, d.pl, d.pr);
+  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_training, algorithm_of(kind), x, w, b, y,
+                                             d.stride, d.dil, d.pl, d.pr);
   dnnl::primitive_attr attr;
   if (relu) {
     dnnl::post_ops ops;
@@ -143,22 +233,24 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, bool
   return dnnl::convolution_forward::primitive_desc(desc, attr, onednn_engine());
 }
 
-Prims& prims(const ConvGeometry& g, bool bias, bool relu) {
+Prims& prims(const ConvGeometry& g, Kind kind, bool bias, bool relu) {
+  if (kind == Kind::f32_winograd) bias = relu = false;  // applied by Staged::store
   thread_local std::vector<std::unique_ptr<Prims>> cache;
   for (auto& p : cache)
-    if (same(p->g, g) && p->bias == bias && p->relu == relu) return *p;
+    if (same(p->g, g) && p->kind == kind && p->bias == bias && p->relu == relu) return *p;
   if (cache.size() >= 32) cache.erase(cache.begin());
   auto p = std::make_unique<Prims>();
   p->g = g;
+  p->kind = kind;
   p->bias = bias;
   p->relu = relu;
-  p->fpd = forward_pd(g, bias, relu);
+  p->fpd = forward_pd(g, kind, bias, relu);
   p->fwd = dnnl::convolution_forward(p->fpd);
   const Descs d(g);
-  p->x = Staged({d.x, dt::f32, tag::nchw}, p->fpd.src_desc(), true, false);
+  p->x = Staged({d.x, dt::f32, tag::nchw}, p->fpd.src_desc(), true, false, 1);
   p->w = Staged({d.w, dt::f32, tag::oihw}, p->fpd.weights_desc(), true, false);
-  p->y = Staged({d.y, dt::f32, tag::nchw}, p->fpd.dst_desc(), false, true);
-  if (bias) p->bias_mem = Staged({{g.F}, dt::f32, tag::a}, p->fpd.bias_desc(), true, false);
+  p->y = Staged({d.y, dt::f32, tag::nchw}, p->fpd.dst_desc(), false, true, 2);
+  if (p->bias) p->bias_mem = Staged({{g.F}, dt::f32, tag::a}, p->fpd.bias_desc(), true, false);
   cache.push_back(std::move(p));
   return *cache.back();
 }
@@ -167,38 +259,49 @@ Prims& prims(const ConvGeometry& g, bool bias, bool relu) {
 // are small; oneDNN's backward-weights kernel elsewhere. Alone, forward + backward at batch 256
 // (2 threads): 256->256 at 3x3 20.4 -> 10.0 ms and at 7x7 39.7 -> 36.5 ms with the GEMM, but 64->64
 // at 15x15 11.5 -> 17.8 ms and 24->64 at 31x31 26.9 -> 37.3 ms.
-bool weight_grad_by_gemm(const ConvGeometry& g) { return g.HO * g.WO <= 64; }
+bool weight_grad_by_gemm(const ConvGeometry& g, Kind kind) {
+  return kind == Kind::bf16_direct && g.HO * g.WO <= 64;
+}
 
 void make_backward(Prims& p) {
   if (p.backward_ready) return;
   const ConvGeometry& g = p.g;
   const Descs d(g);
-  const memory::desc x(d.x, dt::bf16, tag::any), w(d.w, dt::bf16, tag::any), y(d.y, dt::bf16, tag::any);
+  const dt in = operand_type(p.kind);
+  const dnnl::algorithm alg = algorithm_of(p.kind);
+  const memory::desc x(d.x, in, tag::any), w(d.w, in, tag::any), y(d.y, in, tag::any);
   const memory::desc dx(d.x, dt::f32, tag::any), dw(d.w, dt::f32, tag::any);
   const dnnl::convolution_backward_data::primitive_desc dpd(
-      dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, dx, w, y, d.stride, d.dil, d.pl, d.pr),
-      onednn_engine(), p.fpd);
+      dnnl::convolution_backward_data::desc(alg, dx, w, y, d.stride, d.dil, d.pl, d.pr), onednn_engine(), p.fpd);
   p.bwd_data = dnnl::convolution_backward_data(dpd);
-  p.dy_d = Staged({d.y, dt::f32, tag::nchw}, dpd.diff_dst_desc(), true, false);
+  p.dy_d = Staged({d.y, dt::f32, tag::nchw}, dpd.diff_dst_desc(), true, false, 1);
   p.w_d = Staged({d.w, dt::f32, tag::oihw}, dpd.weights_desc(), true, false);
-  p.dx = Staged({d.x, dt::f32, tag::nchw}, dpd.diff_src_desc(), false, true);
-  if (!weight_grad_by_gemm(g)) {
+  p.dx = Staged({d.x, dt::f32, tag::nchw}, dpd.diff_src_desc(), false, true, 2);
+  if (!weight_grad_by_gemm(g, p.kind)) {
     const dnnl::convolution_backward_weights::primitive_desc wpd(
-        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, x, dw, y, d.stride, d.dil, d.pl,
-                                                 d.pr),
-        onednn_engine(), p.fpd);
+        dnnl::convolution_backward_weights::desc(alg, x, dw, y, d.stride, d.dil, d.pl, d.pr), onednn_engine(), p.fpd);
     p.bwd_weights = dnnl::convolution_backward_weights(wpd);
-    p.x_w = Staged({d.x, dt::f32, tag::nchw}, wpd.src_desc(), true, false);
-    p.dy_w = Staged({d.y, dt::f32, tag::nchw}, wpd.diff_dst_desc(), true, false);
+    p.x_w = Staged({d.x, dt::f32, tag::nchw}, wpd.src_desc(), true, false, 2);  // dx is stored by then
+    p.dy_w = Staged({d.y, dt::f32, tag::nchw}, wpd.diff_dst_desc(), true, false, 3);
     p.dw = Staged({d.w, dt::f32, tag::oihw}, wpd.diff_weights_desc(), false, true);
   }
   p.backward_ready = true;
 }
 
-bool implementation_is_fast(const ConvGeometry& g) {
-  // oneDNN falls back to reference loops for what its AMX kernels do not cover; those stay on xgrad's own.
-  const std::string impl = forward_pd(g, false, false).impl_info_str();
-  return impl.find("amx") != std::string::npos;
+bool implementation_is_fast(const ConvGeometry& g, Kind kind) {
+  // oneDNN falls back to reference loops for what its AMX kernels do not cover; those stay on xgrad's
+  // own, as do the shapes (and CPUs) its Winograd kernel refuses.
+  try {
+    const auto pd = forward_pd(g, kind, false, false);
+    if (kind == Kind::bf16_direct) return std::string(pd.impl_info_str()).find("amx") != std::string::npos;
+    // The Winograd kernel's activations must be nChw16c, which xgrad's own copies read and write.
+    const Descs d(g);
+    return std::string(pd.impl_info_str()).find("wino") != std::string::npos &&
+           pd.src_desc() == memory::desc(d.x, dt::f32, tag::nChw16c) &&
+           pd.dst_desc() == memory::desc(d.y, dt::f32, tag::nChw16c);
+  } catch (const dnnl::error&) {
+    return false;
+  }
 }
 
 ConvGeometry chunk_of(ConvGeometry g, int64_t n) {
@@ -264,35 +367,52 @@ uint64_t next_call() {
 }  // namespace
 
 bool use_onednn_conv(const ConvGeometry& g) {
-  if (!bf16_gemm_active() || g.G != 1 || g.N == 0 || g.HO <= 0 || g.WO <= 0) return false;
+  if (g.G != 1 || g.N == 0 || g.HO <= 0 || g.WO <= 0) return false;
   if (pad_end(g.H, g.HO, g.KH, g.SH, g.PH, g.DH) < 0 || pad_end(g.W, g.WO, g.KW, g.SW, g.PW, g.DW) < 0) return false;
-  thread_local std::vector<std::pair<ConvGeometry, bool>> known;
+  const Kind kind = current_kind();
+  if (kind == Kind::f32_winograd) {
+    // Where xgrad would run its own Winograd (a forced algorithm keeps xgrad's kernels), or when forced.
+    const ConvAlgorithm a = conv_algorithm();
+    if (a == ConvAlgorithm::im2col || a == ConvAlgorithm::winograd || !sgemm_uses_onednn()) return false;
+    if (g.KH != 3 || g.KW != 3 || g.SH != 1 || g.SW != 1 || g.DH != 1 || g.DW != 1) return false;
+    if (a == ConvAlgorithm::automatic && (g.C < 16 || g.F < 16)) return false;
+  }
+  thread_local std::vector<std::tuple<ConvGeometry, Kind, bool>> known;
   if (known.size() >= 256) known.clear();
   const ConvGeometry c = chunk_of(g, kChunk);
-  for (auto& [k, fast] : known)
-    if (same(k, c)) return fast;
+  for (auto& [k, kk, fast] : known)
+    if (same(k, c) && kk == kind) return fast;
   OneOpenmpThread one;
-  const bool fast = implementation_is_fast(c);
-  known.emplace_back(c, fast);
+  const bool fast = implementation_is_fast(c, kind);
+  known.emplace_back(c, kind, fast);
   return fast;
+}
+
+bool onednn_winograd_available() {
+  static const bool yes = [] {
+    OneOpenmpThread one;
+    return implementation_is_fast({kChunk, 16, 8, 8, 16, 3, 3, 8, 8, 1, 1, 1, 1}, Kind::f32_winograd);
+  }();
+  return yes;
 }
 
 void onednn_conv_forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, float* out,
                          bool relu) {
   const int64_t in = g.C * g.H * g.W, on = g.F * g.HO * g.WO;
   const uint64_t call = next_call();
+  const Kind kind = current_kind();
   for_image_chunks(g.N, blocks_for(g.N), [&](int64_t, int64_t n0, int64_t n) {
-    Prims& p = prims(chunk_of(g, n), bias != nullptr, relu);
+    Prims& p = prims(chunk_of(g, n), kind, bias != nullptr, relu);
     if (p.w_call != call) {
       p.w.load(w);
-      if (bias) p.bias_mem.load(bias);
+      if (p.bias) p.bias_mem.load(bias);
       p.w_call = call;
     }
     p.x.load(x + n0 * in);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.x.own}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.own}};
-    if (bias) args[DNNL_ARG_BIAS] = p.bias_mem.own;
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.x.mem()}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.mem()}};
+    if (p.bias) args[DNNL_ARG_BIAS] = p.bias_mem.own;
     p.fwd.execute(onednn_stream(), args);
-    p.y.store(out + n0 * on);
+    p.y.store(out + n0 * on, p.bias ? nullptr : bias, relu && !p.relu);  // the epilogue the primitive lacks
   });
 }
 
@@ -301,10 +421,11 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
   const int64_t in = g.C * g.H * g.W, on = g.F * g.HO * g.WO, wn = g.F * g.C * g.KH * g.KW;
   const int64_t blocks = blocks_for(g.N);
   std::vector<float> partial(dw ? static_cast<size_t>(blocks * wn) : 0);
-  const bool by_gemm = weight_grad_by_gemm(g);
+  const Kind kind = current_kind();
+  const bool by_gemm = weight_grad_by_gemm(g, kind);
   const uint64_t call = next_call();
   for_image_chunks(g.N, blocks, [&](int64_t b, int64_t n0, int64_t n) {
-    Prims& p = prims(chunk_of(g, n), false, false);
+    Prims& p = prims(chunk_of(g, n), kind, false, false);
     make_backward(p);
     if (dx) {
       if (p.w_d_call != call) {
@@ -312,8 +433,8 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
         p.w_d_call = call;
       }
       p.dy_d.load(dout + n0 * on);
-      p.bwd_data.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, p.dy_d.own}, {DNNL_ARG_WEIGHTS, p.w_d.own},
-                                           {DNNL_ARG_DIFF_SRC, p.dx.own}});
+      p.bwd_data.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, p.dy_d.mem()}, {DNNL_ARG_WEIGHTS, p.w_d.own},
+                                           {DNNL_ARG_DIFF_SRC, p.dx.mem()}});
       p.dx.store(dx + n0 * in);
     }
     if (dw) {
@@ -323,14 +444,14 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
       if (by_gemm) {
         const bool nhwc = dx && p.dy_d.N;  // the input gradient's copy is bf16 NHWC
         return weight_grad(x + n0 * in, dout + n0 * on,
-                           nhwc ? static_cast<const uint16_t*>(p.dy_d.own.get_data_handle()) : nullptr, g, n, sum,
+                           nhwc ? static_cast<const uint16_t*>(p.dy_d.mem().get_data_handle()) : nullptr, g, n, sum,
                            first);
       }
       const bool reuse = dx && p.dy_d.own.get_desc() == p.dy_w.own.get_desc();
       p.x_w.load(x + n0 * in);
       if (!reuse) p.dy_w.load(dout + n0 * on);
-      p.bwd_weights.execute(onednn_stream(), {{DNNL_ARG_SRC, p.x_w.own},
-                                              {DNNL_ARG_DIFF_DST, reuse ? p.dy_d.own : p.dy_w.own},
+      p.bwd_weights.execute(onednn_stream(), {{DNNL_ARG_SRC, p.x_w.mem()},
+                                              {DNNL_ARG_DIFF_DST, reuse ? p.dy_d.mem() : p.dy_w.mem()},
                                               {DNNL_ARG_DIFF_WEIGHTS, p.dw.own}});
       float* piece = scratch<float>(0, wn);
       p.dw.store(first ? sum : piece);
@@ -360,6 +481,7 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
 
 namespace xg::detail {
 bool use_onednn_conv(const ConvGeometry&) { return false; }
+bool onednn_winograd_available() { return false; }
 void onednn_conv_forward(const float*, const float*, const float*, const ConvGeometry&, float*, bool) {
   fail("onednn_conv_forward: this build has no oneDNN");
 }

@@ -8,9 +8,11 @@
 
 namespace xg::detail {
 
-enum class ConvAlgorithm { automatic, im2col, winograd };
+enum class ConvAlgorithm { automatic, im2col, winograd, onednn_winograd };
 // Which algorithm the fused conv2d uses for the shapes Winograd supports; `automatic` picks by
-// channel count. For tests and benchmarks that compare the two.
+// channel count, and in f32 takes oneDNN's Winograd kernel where the CPU has it
+// (ops/fused/onednn_conv.cpp). `winograd` is xgrad's own; `onednn_winograd` oneDNN's f32 kernel at any
+// channel count it takes (xgrad's own elsewhere, and for f64). For tests and benchmarks that compare them.
 void set_conv_algorithm(ConvAlgorithm a);
 ConvAlgorithm conv_algorithm();
 

@@ -12,6 +12,8 @@
 
 #include <xgrad.hpp>
 
+#include "ops/fused/onednn_conv.hpp"
+#include "ops/fused/winograd.hpp"
 #include "timing.hpp"
 #include "train/airbench.hpp"
 #include "train/models.hpp"
@@ -140,6 +142,18 @@ int main(int argc, char** argv) {
   const double whole = bench::median_seconds(step, reps);
   fmt::print("{:<44} {:>9.1f}   ({:.0f} img/s for forward + backward)\n", "whole network, summed cross-entropy",
              whole * 1e3, N / whole);
+  if (detail::onednn_winograd_available()) {
+    // The 3x3 convolutions on xgrad's own Winograd against oneDNN's f32 kernel (the automatic choice).
+    auto own = [&] {
+      detail::set_conv_algorithm(detail::ConvAlgorithm::winograd);
+      step();
+      detail::set_conv_algorithm(detail::ConvAlgorithm::automatic);
+    };
+    const auto [onednn, xgrad] = bench::alternating_medians(step, own, 3, 0.0);
+    fmt::print("{:<44} {:>9.1f}   ({:.0f} img/s)\n{:<44} {:>9.1f}   ({:.0f} img/s, {:.2f}x)\n",
+               "  alternated: xgrad's Winograd", xgrad * 1e3, N / xgrad, "  alternated: oneDNN's Winograd (automatic)",
+               onednn * 1e3, N / onednn, xgrad / onednn);
+  }
   if (bf16_matmul_available()) {
     // The same step with set_float32_matmul_precision("medium") (bf16 convolutions on AMX), alternated.
     auto medium = [&] {

@@ -3,8 +3,9 @@
 //   allows it (ops/blas.cpp);
 // - in f32 by oneDNN's Winograd F(4x4, 3x3) kernel (jit_wino_4x3, AVX-512) for 3x3 stride-1
 //   convolutions, otherwise xgrad's own Winograd (ops/fused/winograd.cpp). oneDNN's keeps the
-//   transformed tiles in cache between its transforms and products, where xgrad's go through memory:
-//   forward + backward at batch 128, 64->64 at 16x16, about 24 ms against 14 (before the layout copies).
+//   transformed tiles in cache between its transforms and products, where xgrad's go through memory
+//   (perf: xgrad's staging and input transform wait on loads): forward + backward at batch 128, with
+//   the layout copies, 1.1-1.3x xgrad's at VGG's shapes, alternated; VGG training 1.25-1.33x.
 // Each worker takes its share of the batch in chunks of images: the chunk is copied from NCHW to the
 // primitive's own layout (bf16 NHWC, or f32 with 16 channels interleaved), convolved, and the f32
 // result copied back. Like every GEMM in xgrad, the calls run on one OpenMP thread each, the
@@ -45,7 +46,6 @@ using dt = memory::data_type;
 // Images per primitive call. For the Winograd kernel, chunks of 64 ran no faster within this machine's
 // noise (VGG training, alternated) and raised the peak RSS by 10 MB.
 constexpr int64_t kChunk = 32;
-
 
 // oneDNN's right/bottom padding for PyTorch's output size (negative when the floor drops input rows).
 int64_t pad_end(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
@@ -131,8 +131,8 @@ struct Staged {
   bool blocked = false;          // nChw16c
   int slot = -1;                 // own's storage: its own, or (>= 0) the thread's scratch<float>(slot)
   Staged() = default;
-  // Activations (4-D) live in a per-thread scratch slot, shared by every shape: a buffer each per
-  // shape had doubled VGG's peak RSS.
+  // Activations (4-D) live in a per-thread scratch slot, shared by every shape: with a buffer per
+  // shape, VGG's peak RSS was 271 MB against 236.
   Staged(const memory::desc& plain, const memory::desc& wanted, bool in, bool out, int scratch_slot = -1)
       : user(plain, onednn_engine(), DNNL_MEMORY_NONE),
         own(scratch_slot >= 0 ? memory(wanted, onednn_engine(), DNNL_MEMORY_NONE) : memory(wanted, onednn_engine())),
@@ -182,7 +182,6 @@ dt operand_type(Kind k) { return k == Kind::bf16_direct ? dt::bf16 : dt::f32; }
 dnnl::algorithm algorithm_of(Kind k) {
   return k == Kind::bf16_direct ? dnnl::algorithm::convolution_direct : dnnl::algorithm::convolution_winograd;
 }
-
 
 // The three primitives for one geometry at n images, and their staged operands (per thread).
 struct Prims {

@@ -86,16 +86,20 @@ TEST_CASE("conv2d: oneDNN's f32 Winograd kernel equals the reference, values and
   auto geometry = [](int64_t N, int64_t C, int64_t F, int64_t H, int64_t W) {
     return detail::conv_geometry(zeros({N, C, H, W}), zeros({F, C, 3, 3}), Tensor(), {.padding = 1}, "conv2d");
   };
-  // The automatic choice takes it from 16 channels each way; xgrad's own kernels when forced.
+  // The automatic choice takes it from 16 channels each way and two output tiles; xgrad's own kernels
+  // when forced.
   CHECK(detail::use_onednn_conv(geometry(2, 16, 16, 8, 8)));
   CHECK(detail::use_onednn_conv(geometry(2, 24, 64, 31, 31)));
   CHECK_FALSE(detail::use_onednn_conv(geometry(2, 3, 32, 8, 8)));
+  CHECK_FALSE(detail::use_onednn_conv(geometry(2, 256, 256, 3, 3)));  // one output tile: xgrad's
+  CHECK(detail::use_onednn_conv(geometry(2, 256, 256, 5, 3)));
   {
     ConvAlgorithmGuard own(detail::ConvAlgorithm::winograd);
     CHECK_FALSE(detail::use_onednn_conv(geometry(2, 16, 16, 8, 8)));
   }
   ConvAlgorithmGuard onednn(detail::ConvAlgorithm::onednn_winograd);
   CHECK(detail::use_onednn_conv(geometry(2, 3, 4, 8, 8)));
+  CHECK(detail::use_onednn_conv(geometry(2, 16, 16, 3, 3)));
   // f32 through oneDNN (f64 through xgrad's Winograd, as every f64 convolution).
   const std::vector<ConvCase> cases = {
       {{2, 3, 8, 8}, 4, 3, 3, 1, 1, true},         // whole tiles, channels in one partial block of 16

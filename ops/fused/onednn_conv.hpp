@@ -9,8 +9,8 @@ namespace xg::detail {
 
 // Whether conv_forward and conv_backward hand this f32 convolution to oneDNN: one group, and either
 // "medium" precision on a CPU with AMX and a shape its AMX kernels cover, or a 3x3 stride-1 shape its
-// Winograd kernel takes (16+ channels each way unless ConvAlgorithm::onednn_winograd is forced; never
-// when xgrad's own im2col or Winograd is forced).
+// Winograd kernel takes (16+ channels each way and more than one 4x4 output tile, unless
+// ConvAlgorithm::onednn_winograd is forced; never when xgrad's own im2col or Winograd is forced).
 bool use_onednn_conv(const ConvGeometry& g);
 // Whether this CPU runs oneDNN's f32 Winograd kernel (AVX-512): for tests.
 bool onednn_winograd_available();

@@ -18,9 +18,8 @@
 
 #include <xgrad.hpp>
 
-#include "ops/fused/winograd.hpp"
-
 #include "ops/blas.hpp"
+#include "ops/fused/winograd.hpp"
 #include "timing.hpp"
 #include "train/models.hpp"
 
@@ -130,11 +129,12 @@ int main(int argc, char** argv) try {
       const std::string a = argv[i + 1];
       check(a == "automatic" || a == "winograd" || a == "im2col",
             "vs_torch: --conv-algorithm takes automatic, winograd or im2col, got '{}'", a);
-      detail::set_conv_algorithm(a == "winograd"  ? detail::ConvAlgorithm::winograd
+      detail::set_conv_algorithm(a == "winograd" ? detail::ConvAlgorithm::winograd
                                  : a == "im2col" ? detail::ConvAlgorithm::im2col
                                                  : detail::ConvAlgorithm::automatic);
+    } else {
+      fail("vs_torch: unknown flag '{}'", argv[i]);
     }
-    else fail("vs_torch: unknown flag '{}'", argv[i]);
   }
   set_num_threads(threads);
   manual_seed(0);

@@ -100,14 +100,14 @@ TEST_CASE("conv2d: oneDNN's f32 Winograd kernel equals the reference, values and
   ConvAlgorithmGuard onednn(detail::ConvAlgorithm::onednn_winograd);
   CHECK(detail::use_onednn_conv(geometry(2, 3, 4, 8, 8)));
   CHECK(detail::use_onednn_conv(geometry(2, 16, 16, 3, 3)));
-  // f32 through oneDNN (f64 through xgrad's Winograd, as every f64 convolution).
+  // f32 through oneDNN (f64 through xgrad's own kernels, as every f64 convolution).
   const std::vector<ConvCase> cases = {
-      {{2, 3, 8, 8}, 4, 3, 3, 1, 1, true},         // whole tiles, channels in one partial block of 16
-      {{3, 24, 9, 9}, 20, 3, 3, 1, 1, true},       // one whole and one partial block each way
-      {{2, 16, 31, 31}, 32, 3, 3, 1, 1, false},    // airbench's odd plane: partial tiles, a ragged row of 8
-      {{70, 16, 7, 5}, 16, 3, 3, 1, 1, true},      // two workers' 35 images: chunks of 32 and 3
-      {{1, 5, 7, 9}, 3, 3, 3, 1, 0, true},         // no padding (oneDNN's or xgrad's, whichever takes it)
-      {{0, 16, 5, 5}, 16, 3, 3, 1, 1, true},       // an empty batch
+      {{2, 3, 8, 8}, 4, 3, 3, 1, 1, true},       // whole tiles, channels in one partial block of 16
+      {{3, 24, 9, 9}, 20, 3, 3, 1, 1, true},     // one whole and one partial block each way
+      {{2, 16, 31, 31}, 32, 3, 3, 1, 1, false},  // airbench's odd plane: partial tiles, a ragged row of 8
+      {{70, 16, 7, 5}, 16, 3, 3, 1, 1, true},    // two workers' 35 images: chunks of 32 and 3
+      {{1, 5, 7, 9}, 3, 3, 3, 1, 0, true},       // no padding (oneDNN's or xgrad's, whichever takes it)
+      {{0, 16, 5, 5}, 16, 3, 3, 1, 1, true},     // an empty batch
   };
   check_conv_cases(cases, 60);
   // Not xgrad's Winograd under another name: the two round differently.

@@ -140,7 +140,8 @@ struct Staged {
     const memory::dims d = plain.dims();
     if (d.size() == 4 && in != out) {
       blocked = wanted == memory::desc(d, dt::f32, tag::nChw16c);
-      if (blocked || (wanted == memory::desc(d, wanted.data_type(), tag::nhwc) && in == (wanted.data_type() == dt::bf16))) {
+      if (blocked ||
+          (wanted == memory::desc(d, wanted.data_type(), tag::nhwc) && in == (wanted.data_type() == dt::bf16))) {
         N = d[0], C = d[1], HW = d[2] * d[3];
         return;
       }
@@ -258,9 +259,7 @@ Prims& prims(const ConvGeometry& g, Kind kind, bool bias, bool relu) {
 // are small; oneDNN's backward-weights kernel elsewhere. Alone, forward + backward at batch 256
 // (2 threads): 256->256 at 3x3 20.4 -> 10.0 ms and at 7x7 39.7 -> 36.5 ms with the GEMM, but 64->64
 // at 15x15 11.5 -> 17.8 ms and 24->64 at 31x31 26.9 -> 37.3 ms.
-bool weight_grad_by_gemm(const ConvGeometry& g, Kind kind) {
-  return kind == Kind::bf16_direct && g.HO * g.WO <= 64;
-}
+bool weight_grad_by_gemm(const ConvGeometry& g, Kind kind) { return kind == Kind::bf16_direct && g.HO * g.WO <= 64; }
 
 void make_backward(Prims& p) {
   if (p.backward_ready) return;
@@ -411,7 +410,8 @@ void onednn_conv_forward(const float* x, const float* w, const float* bias, cons
       p.w_call = call;
     }
     p.x.load(x + n0 * in);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, p.x.mem()}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.mem()}};
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, p.x.mem()}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.mem()}};
     if (p.bias) args[DNNL_ARG_BIAS] = p.bias_mem.own;
     p.fwd.execute(onednn_stream(), args);
     p.y.store(out + n0 * on, p.bias ? nullptr : bias, relu && !p.relu);  // the epilogue the primitive lacks
@@ -435,8 +435,9 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
         p.w_d_call = call;
       }
       p.dy_d.load(dout + n0 * on);
-      p.bwd_data.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, p.dy_d.mem()}, {DNNL_ARG_WEIGHTS, p.w_d.own},
-                                           {DNNL_ARG_DIFF_SRC, p.dx.mem()}});
+      p.bwd_data.execute(
+          onednn_stream(),
+          {{DNNL_ARG_DIFF_DST, p.dy_d.mem()}, {DNNL_ARG_WEIGHTS, p.w_d.own}, {DNNL_ARG_DIFF_SRC, p.dx.mem()}});
       p.dx.store(dx + n0 * in);
     }
     if (dw) {

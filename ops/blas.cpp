@@ -85,6 +85,7 @@ Bf16Matmul& bf16_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
   thread_local std::vector<Bf16Matmul> cache;
   for (auto& m : cache)
     if (m.M == M && m.N == N && m.K == K && m.ta == ta && m.tb == tb && m.alpha == alpha && m.beta == beta) return m;
+  std::lock_guard<std::mutex> lock(onednn_create_mutex());
   const dnnl::engine& engine = onednn_engine();
   using dt = dnnl::memory::data_type;
   // A and B packed as stored (op(A) = A^T reads the packed K x M block by strides), C dense M x N.

@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 
 namespace xg::detail {
@@ -16,6 +17,15 @@ inline const dnnl::engine& onednn_engine() {
 inline dnnl::stream& onednn_stream() {  // one per thread: primitives run on the calling thread
   thread_local dnnl::stream stream(onednn_engine());
   return stream;
+}
+
+// Held while creating oneDNN primitives and their descriptors. oneDNN's primitive cache is shared by
+// every thread and its own locking is invisible to ThreadSanitizer (the library is not instrumented):
+// a primitive one worker had just created, compared by another under oneDNN's locks, was reported as
+// a race. Creation happens once per shape and thread, so the lock costs nothing in a step.
+inline std::mutex& onednn_create_mutex() {
+  static std::mutex m;
+  return m;
 }
 
 // Debian's oneDNN runs on OpenMP. Each call is made single-threaded by setting the calling thread's

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <tuple>
@@ -239,6 +240,7 @@ Prims& prims(const ConvGeometry& g, Kind kind, bool bias, bool relu) {
   for (auto& p : cache)
     if (same(p->g, g) && p->kind == kind && p->bias == bias && p->relu == relu) return *p;
   if (cache.size() >= 32) cache.erase(cache.begin());
+  std::lock_guard<std::mutex> lock(onednn_create_mutex());
   auto p = std::make_unique<Prims>();
   p->g = g;
   p->kind = kind;
@@ -263,6 +265,7 @@ bool weight_grad_by_gemm(const ConvGeometry& g, Kind kind) { return kind == Kind
 
 void make_backward(Prims& p) {
   if (p.backward_ready) return;
+  std::lock_guard<std::mutex> lock(onednn_create_mutex());
   const ConvGeometry& g = p.g;
   const Descs d(g);
   const dt in = operand_type(p.kind);
@@ -289,6 +292,7 @@ void make_backward(Prims& p) {
 bool implementation_is_fast(const ConvGeometry& g, Kind kind) {
   // oneDNN falls back to reference loops for what its AMX kernels do not cover; those stay on xgrad's
   // own, as do the shapes (and CPUs) its Winograd kernel refuses.
+  std::lock_guard<std::mutex> lock(onednn_create_mutex());
   try {
     const auto pd = forward_pd(g, kind, false, false);
     if (kind == Kind::bf16_direct) return std::string(pd.impl_info_str()).find("amx") != std::string::npos;

@@ -9,9 +9,9 @@
 #include <cstdlib>
 #include <functional>
 #include <vector>
-
 #include <xgrad.hpp>
 
+#include "args.hpp"
 #include "ops/fused/onednn_conv.hpp"
 #include "ops/fused/winograd.hpp"
 #include "timing.hpp"
@@ -49,15 +49,20 @@ double sgemm_peak() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   configure_process();
   manual_seed(0);
-  const int64_t N = argc > 1 ? std::atoll(argv[1]) : 1024;
-  const int reps = argc > 2 ? std::atoi(argv[2]) : 3;
-  const std::vector<int64_t> widths =
-      argc > 5 ? std::vector<int64_t>{std::atoll(argv[3]), std::atoll(argv[4]), std::atoll(argv[5])}
-               : std::vector<int64_t>{64, 256, 256};
+  check(argc <= 7 && argc != 4 && argc != 5,
+        "usage: bench_airbench [batch = 1024] [reps = 3] [width1 width2 width3 = 64 256 256] [precision = highest]");
+  auto arg = [&](int i, const char* what) { return bench::int_arg("bench_airbench", what, argv[i], 1); };
+  const int64_t N = argc > 1 ? arg(1, "the batch") : 1024;
+  const int reps = argc > 2 ? int(arg(2, "reps")) : 3;
+  const std::vector<int64_t> widths = argc > 5
+                                          ? std::vector<int64_t>{arg(3, "width1"), arg(4, "width2"), arg(5, "width3")}
+                                          : std::vector<int64_t>{64, 256, 256};
   const std::string layer_precision = argc > 6 ? argv[6] : "highest";
+  set_float32_matmul_precision(layer_precision);  // a bad name fails here, before the minutes of measuring
+  set_float32_matmul_precision("highest");
   const double peak = sgemm_peak();
   bench::settle();
   fmt::print("OpenBLAS sgemm 2048^3 on {} threads: {:.1f} GFLOP/s; batch {}, widths {}-{}-{}, median of {}\n\n",
@@ -182,4 +187,7 @@ int main(int argc, char** argv) {
   fmt::print("{:<44} {:>9.1f}\n{:<44} {:>9.1f}   ({:.1f}% of the forward + backward)\n", "optimizer step: airbench94's SGD",
              t_sgd[reps] * 1e3, "optimizer step: Muon (airbench94_muon)", t_muon[reps] * 1e3, 100 * t_muon[reps] / whole);
   return 0;
+} catch (const std::exception& e) {
+  fmt::print(stderr, "error: {}\n", e.what());
+  return 1;
 }

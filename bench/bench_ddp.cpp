@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "args.hpp"
 #include "train/models.hpp"
 #include "xgrad.hpp"
 
@@ -124,13 +125,17 @@ int main(int argc, char** argv) {
   auto arg = [&](int i, const char* dflt) { return std::string(argc > i ? argv[i] : dflt); };
   try {
     if (what == "allreduce")
-      allreduce_bench(std::atof(arg(2, "64").c_str()));
+      allreduce_bench(bench::positive_arg("bench_ddp allreduce", "max_mib", arg(2, "64")));
     else if (what == "train")
-      train_bench(arg(2, "vgg"), std::atoll(arg(3, "128").c_str()), std::atoi(arg(4, "10").c_str()), arg(5, "1") == "1",
-                  std::atof(arg(6, "25").c_str()));
+      train_bench(arg(2, "vgg"), bench::int_arg("bench_ddp train", "global_batch", arg(3, "128"), 1),
+                  int(bench::int_arg("bench_ddp train", "steps", arg(4, "10"), 1)),
+                  bench::int_arg("bench_ddp train", "overlap", arg(5, "1"), 0) == 1,
+                  bench::positive_arg("bench_ddp train", "bucket_cap_mb", arg(6, "25")));
     else if (what == "costmodel")
-      cost_model(std::atoll(arg(2, "0").c_str()), std::atof(arg(3, "1").c_str()), std::atoll(arg(4, "128").c_str()),
-                 std::atof(arg(5, "20").c_str()));
+      cost_model(bench::int_arg("bench_ddp costmodel", "params", arg(2, ""), 1),
+                 bench::positive_arg("bench_ddp costmodel", "img/s", arg(3, "1")),
+                 bench::int_arg("bench_ddp costmodel", "batch", arg(4, "128"), 1),
+                 bench::positive_arg("bench_ddp costmodel", "latency_us", arg(5, "20")));
     else
       fail("bench_ddp: unknown mode '{}' (allreduce, train or costmodel)", what);
   } catch (const std::exception& e) {

@@ -14,9 +14,9 @@
 #include <filesystem>
 #include <string>
 #include <vector>
-
 #include <xgrad.hpp>
 
+#include "args.hpp"
 #include "timing.hpp"
 #include "train/models.hpp"
 
@@ -137,8 +137,10 @@ int main(int argc, char** argv) try {
       continue;
     }
     check(i + 1 < argc, "bench_inference: flag '{}' needs a value", argv[i]);
-    if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::stod(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads"))
+      threads = int(bench::int_arg("bench_inference", "--threads", argv[i + 1], 1));
+    else if (!std::strcmp(argv[i], "--seconds"))
+      seconds = bench::positive_arg("bench_inference", "--seconds", argv[i + 1]);
     else fail("bench_inference: unknown flag '{}'", argv[i]);
   }
   set_num_threads(threads);

@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "args.hpp"
 #include "xgrad.hpp"
 
 using namespace xg::data;
@@ -81,7 +82,7 @@ Overlap measure_overlap(DataLoader& loader, Step& step, int64_t steps) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   xg::configure_process();
   std::string data_flag;
   int64_t epochs = 2;
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--data") == 0 && i + 1 < argc)
       data_flag = argv[++i];
     else if (std::strcmp(argv[i], "--epochs") == 0 && i + 1 < argc)
-      epochs = std::atoll(argv[++i]);
+      epochs = xg::bench::int_arg("bench_loader", "--epochs", argv[++i], 1);
     else {
       fmt::print(stderr, "usage: bench_loader [--data DIR] [--epochs N]\n");
       return 2;
@@ -103,11 +104,8 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     train = std::make_shared<const CIFAR10>(dir, true);
     source = fmt::format("CIFAR-10 from {} (read in {:.2f} s)", dir, seconds_since(t0));
-  } catch (const xg::Error& e) {
-    if (!data_flag.empty()) {
-      fmt::print(stderr, "{}\n", e.what());
-      return 1;
-    }
+  } catch (const xg::Error&) {
+    if (!data_flag.empty()) throw;
     train = synthetic(50000);
     source = "synthetic: 50000 random images (no CIFAR-10 found)";
   }
@@ -163,4 +161,7 @@ int main(int argc, char** argv) {
       toy_pace, pytorch_pace, sync_rate, sync_rate / pytorch_pace);
   fmt::print("(checksum {:.3f})\n", checksum);
   return 0;
+} catch (const std::exception& e) {
+  fmt::print(stderr, "error: {}\n", e.what());
+  return 1;
 }

@@ -15,9 +15,9 @@
 #include <map>
 #include <string>
 #include <vector>
-
 #include <xgrad.hpp>
 
+#include "args.hpp"
 #include "ops/blas.hpp"
 #include "ops/fused/winograd.hpp"
 #include "timing.hpp"
@@ -116,9 +116,12 @@ int main(int argc, char** argv) try {
   } else if (what != "ops") {
     fail("vs_torch: unknown command '{}'; use model NAME or ops", what);
   }
-  for (; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds")) seconds = std::stod(argv[i + 1]);
+  for (; i < argc; i += 2) {
+    check(i + 1 < argc, "vs_torch: flag '{}' needs a value", argv[i]);
+    if (!std::strcmp(argv[i], "--threads"))
+      threads = int(bench::int_arg("vs_torch", "--threads", argv[i + 1], 1));
+    else if (!std::strcmp(argv[i], "--seconds"))
+      seconds = bench::positive_arg("vs_torch", "--seconds", argv[i + 1]);
     else if (!std::strcmp(argv[i], "--sgemm")) {
       check(!std::strcmp(argv[i + 1], "openblas") || !std::strcmp(argv[i + 1], "onednn"),
             "vs_torch: --sgemm takes openblas or onednn, got '{}'", argv[i + 1]);
@@ -142,6 +145,6 @@ int main(int argc, char** argv) try {
   else bench_ops(seconds);
   return 0;
 } catch (const std::exception& e) {
-  fmt::print(stderr, "{}\n", e.what());
+  fmt::print(stderr, "error: {}\n", e.what());
   return 1;
 }

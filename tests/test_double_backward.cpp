@@ -2,6 +2,7 @@
 // those of the xg::ref compositions; a gradient penalty through a small CNN.
 #include <optional>
 
+#include "autograd/allocator.hpp"
 #include "helpers.hpp"
 
 using namespace xg;
@@ -63,6 +64,34 @@ TEST_CASE("double backward: max and average pooling") {
                      [](auto& v) { return ref::max_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1}); }, {x});
   check_second_order([](auto& v) { return avg_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1}); },
                      [](auto& v) { return ref::avg_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1}); }, {x});
+}
+
+TEST_CASE("pooling keeps no reference to its input, for gradients of any order") {
+  // 2x2 windows at stride 2: rows of 8 windows or more take the vectorised scatter, shorter ones the loop.
+  for (int64_t w : {17, 6}) {
+    CAPTURE(w);
+    Tensor x = test::leaf({2, 3, 5, w}, 41);
+    check_second_order([](auto& v) { return max_pool2d(v[0], {.kernel = 2}); },
+                       [](auto& v) { return ref::max_pool2d(v[0], {.kernel = 2}); }, {x});
+  }
+  // A pooled activation's block goes back to the allocator's cache as soon as the caller drops it,
+  // before backward, and the gradient is still right.
+  for (bool max : {true, false}) {
+    CAPTURE(max);
+    Tensor x = test::leaf({4, 16, 32, 64}, 42);  // f64, 1 MiB and more: a cached block
+    Tensor y;
+    std::size_t held = 0;
+    {
+      Tensor a = x * 2.0;
+      y = max ? max_pool2d(a, {.kernel = 2}) : avg_pool2d(a, {.kernel = 2});
+      held = cache_stats().cached_bytes;
+    }
+    CHECK(cache_stats().cached_bytes >= held + static_cast<std::size_t>(x.numel()) * sizeof(double));
+    sum(y).backward();
+    // Each window passes 2 to one input (max) or 2 x 1/4 to each of its four (average).
+    CHECK(sum(x.grad()).item<double>() == doctest::Approx(2.0 * static_cast<double>(y.numel())));
+    CHECK(xg::max(x.grad()).item<double>() == (max ? 2.0 : 0.5));
+  }
 }
 
 TEST_CASE("double backward: conv2d with dilation and groups, conv_transpose2d") {

@@ -1,6 +1,8 @@
 // Fused max and average pooling over contiguous (N,C) planes. Max pooling remembers each window's
 // argmax; both backwards accumulate with += so overlapping windows (kernel > stride) are right.
 // Max-pool ties: the first maximum in row-major window order takes the whole gradient (as PyTorch).
+// Both gradients are linear maps whose own backward is their adjoint (max: scatter and gather by the
+// argmax; average: the backward and the forward), so neither op keeps its input for any order.
 // Max pooling's taps may be dilated; with ceil_mode, the last windows are cut at the input's edge.
 #include <algorithm>
 #include <cmath>
@@ -39,16 +41,6 @@ std::vector<T> avg_scales(const PoolGeometry& g) {
   for (int64_t ho = 0; ho < g.HO; ++ho)
     for (int64_t wo = 0; wo < g.WO; ++wo) scale[ho * g.WO + wo] = T(1) / static_cast<T>(ch[ho] * cw[wo]);
   return scale;
-}
-
-// With create_graph on, the gradient through the op's reference composition, which the tape can
-// differentiate again (the input is saved for this alone).
-std::vector<Tensor> differentiable_backward(Context& ctx, const Tensor& dy, Tensor (*ref_op)(const Tensor&, const Pool2dOptions&)) {
-  const auto& g = ctx.get<PoolGeometry>("g");
-  const Pool2dOptions o{.kernel = {g.KH, g.KW}, .stride = {g.SH, g.SW}, .padding = {g.PH, g.PW},
-                       .dilation = {g.DH, g.DW}, .ceil_mode = g.ceil_mode, .count_include_pad = g.count_include_pad};
-  return composite_backward([&](const std::vector<Tensor>& v) { return ref_op(v[0], o); }, ctx.saved(), dy,
-                            {ctx.needs_input_grad(0)});
 }
 
 // The common 2x2 window at stride 2, no padding or dilation: windows never overlap, and every
@@ -132,18 +124,93 @@ void max_pool_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
     }
 }
 
+// Per output: the offset of its maximum within its input plane (-1: a window with no tap inside the
+// input). From the tensor allocator's cache, uninitialised (the forward writes every entry): a
+// std::vector here was value-initialised memory from malloc, which maps blocks this large afresh on
+// every call, and at airbench's batch of 1024 (120 MB of these per step) the kernel's page zeroing was
+// 8.5% of a training profile.
+using Argmax = std::shared_ptr<int32_t>;
+Argmax argmax_buffer(int64_t n) {
+  const std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(n, 1)) * sizeof(int32_t);
+  return Argmax(static_cast<int32_t*>(detail::alloc_bytes(bytes)),
+                [bytes](int32_t* p) { detail::free_bytes(p, bytes); });
+}
+
+// max_pool2d's gradient is linear in the output gradient and fixed by the forward's argmax: a scatter
+// (each output's gradient to its argmax) whose adjoint is a gather (each output takes its argmax's
+// value). Each is the other's backward, so gradients of every order need the argmax alone and the
+// forward keeps no reference to its input: an airbench training step at batch 1024 peaked at 1,717 MB
+// of RSS against 2,194 when the input was kept for the create_graph backward.
+struct MaxPoolGatherFn : Function<MaxPoolGatherFn> {
+  static constexpr const char* name = "max_pool2d_backward_backward";
+  static Tensor forward(Context& ctx, const Tensor& ddx, const Argmax& arg, const PoolGeometry& g) {
+    Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, ddx.dtype());
+    dispatch_floating(ddx.dtype(), [&]<class T>() {
+      const T* src = ddx.data<T>();
+      T* po = out.data<T>();
+      const int32_t* pa = arg.get();
+      const int64_t per = g.HO * g.WO;
+      parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+        for (int64_t o = lo * per; o < hi * per; ++o) po[o] = pa[o] >= 0 ? src[o / per * g.H * g.W + pa[o]] : T(0);
+      });
+    });
+    ctx.save("arg", arg);
+    ctx.save("g", g);
+    return out;
+  }
+  static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads);
+};
+
+struct MaxPoolScatterFn : Function<MaxPoolScatterFn> {
+  static constexpr const char* name = "max_pool2d_backward";
+  static Tensor forward(Context& ctx, const Tensor& dy, const Argmax& arg, const PoolGeometry& g) {
+    ctx.save("arg", arg);
+    ctx.save("g", g);
+    const int32_t* pa = arg.get();
+    const int64_t per_plane = g.HO * g.WO;
+    // Rows of at least 8 windows, where the loop runs in vectors: at batch 1024, 64x31x31 went from 88 to
+    // 71 ms forward + backward. Below that the scalar loop lost to zero-fill and scatter (256x7x7: 22 to
+    // 31 ms), so short rows keep the scatter.
+    if (pairs(g) && g.WO >= 8) {
+      Tensor dx = Tensor::empty({g.N, g.C, g.H, g.W}, dy.dtype());  // every entry written below
+      dispatch_floating(dy.dtype(), [&]<class T>() {
+        const T* pg = dy.data<T>();
+        T* pd = dx.data<T>();
+        parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+          for (int64_t plane = lo; plane < hi; ++plane)
+            max_pool_pairs_backward_plane(pg + plane * per_plane, pa + plane * per_plane, g, pd + plane * g.H * g.W);
+        });
+      });
+      return dx;
+    }
+    Tensor dx = zeros({g.N, g.C, g.H, g.W}, dy.dtype());
+    dispatch_floating(dx.dtype(), [&]<class T>() {
+      const T* pg = dy.data<T>();
+      T* pd = dx.data<T>();
+      parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+        for (int64_t plane = lo; plane < hi; ++plane) {
+          T* dst = pd + plane * g.H * g.W;
+          if (g.DH == 1 && g.DW == 1)  // every window has a tap inside the input
+            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
+          else
+            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o)
+              if (pa[o] >= 0) dst[pa[o]] += pg[o];
+        }
+      });
+    });
+    return dx;
+  }
+  static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
+    return {MaxPoolGatherFn::apply(grads[0], ctx.get<Argmax>("arg"), ctx.get<PoolGeometry>("g"))};
+  }
+};
+
+std::vector<Tensor> MaxPoolGatherFn::backward(Context& ctx, const std::vector<Tensor>& grads) {
+  return {MaxPoolScatterFn::apply(grads[0], ctx.get<Argmax>("arg"), ctx.get<PoolGeometry>("g"))};
+}
+
 struct MaxPool2dFn : Function<MaxPool2dFn> {
   static constexpr const char* name = "max_pool2d";
-  // Per output: the offset of its maximum within its input plane. From the tensor allocator's cache,
-  // uninitialised (the forward writes every entry): a std::vector here was value-initialised memory
-  // from malloc, which maps blocks this large afresh on every call, and at airbench's batch of 1024
-  // (120 MB of these per step) the kernel's page zeroing was 8.5% of a training profile.
-  using Argmax = std::shared_ptr<int32_t>;
-  static Argmax argmax_buffer(int64_t n) {
-    const std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(n, 1)) * sizeof(int32_t);
-    return Argmax(static_cast<int32_t*>(detail::alloc_bytes(bytes)),
-                  [bytes](int32_t* p) { detail::free_bytes(p, bytes); });
-  }
 
   // out = the pooled x; arg (may be null) each output's argmax offset in its plane.
   static void pool(const Tensor& x, const PoolGeometry& g, Tensor& out, int32_t* pa) {
@@ -161,69 +228,52 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
     Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());
     Argmax arg = argmax_buffer(out.numel());
     pool(x, g, out, arg.get());
-    ctx.save_for_backward({x});  // read only by the create_graph backward
     ctx.save("g", g);
     ctx.save("arg", arg);
-    ctx.save("dtype", x.dtype());
     return out;
   }
 
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
-    const auto& g = ctx.get<PoolGeometry>("g");
-    if (GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], ref::max_pool2d);
-    const int32_t* pa = ctx.get<Argmax>("arg").get();
-    const Dtype dtype = ctx.get<Dtype>("dtype");
-    const int64_t per_plane = g.HO * g.WO;
-    // Rows of at least 8 windows, where the loop runs in vectors: at batch 1024, 64x31x31 went from 88 to
-    // 71 ms forward + backward. Below that the scalar loop lost to zero-fill and scatter (256x7x7: 22 to
-    // 31 ms), so short rows keep the scatter.
-    if (pairs(g) && g.WO >= 8) {
-      Tensor dx = Tensor::empty({g.N, g.C, g.H, g.W}, dtype);  // every entry written below
-      dispatch_floating(dtype, [&]<class T>() {
-        const T* pg = grads[0].data<T>();
-        T* pd = dx.data<T>();
-        parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-          for (int64_t plane = lo; plane < hi; ++plane)
-            max_pool_pairs_backward_plane(pg + plane * per_plane, pa + plane * per_plane, g, pd + plane * g.H * g.W);
-        });
-      });
-      return {dx};
-    }
-    Tensor dx = zeros({g.N, g.C, g.H, g.W}, dtype);
-    dispatch_floating(dx.dtype(), [&]<class T>() {
-      const T* pg = grads[0].data<T>();
-      T* pd = dx.data<T>();
-      parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-        for (int64_t plane = lo; plane < hi; ++plane) {
-          T* dst = pd + plane * g.H * g.W;
-          if (g.DH == 1 && g.DW == 1)  // every window has a tap inside the input
-            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
-          else
-            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o)
-              if (pa[o] >= 0) dst[pa[o]] += pg[o];
-        }
-      });
-    });
-    return {dx};
+    return {MaxPoolScatterFn::apply(grads[0], ctx.get<Argmax>("arg"), ctx.get<PoolGeometry>("g"))};
   }
+};
+
+// Visits each avg_pool2d window's in-bounds positions: f(plane, output index, input offset in plane).
+template <class F>
+void for_avg_windows(const PoolGeometry& g, F&& f) {
+  parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane)
+      for (int64_t ho = 0; ho < g.HO; ++ho)
+        for (int64_t wo = 0; wo < g.WO; ++wo) {
+          const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW, o = (plane * g.HO + ho) * g.WO + wo;
+          for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
+            for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) f(plane, o, h * g.W + w);
+        }
+  });
+}
+
+// avg_pool2d is linear: its backward (each output's gradient spread over its window, scaled) has the
+// forward as its own backward, and neither keeps its input.
+struct AvgPoolBackwardFn : Function<AvgPoolBackwardFn> {
+  static constexpr const char* name = "avg_pool2d_backward";
+  static Tensor forward(Context& ctx, const Tensor& dy, const PoolGeometry& g) {
+    Tensor dx = zeros({g.N, g.C, g.H, g.W}, dy.dtype());
+    dispatch_floating(dx.dtype(), [&]<class T>() {
+      const T* pg = dy.data<T>();
+      T* pd = dx.data<T>();
+      const std::vector<T> scale = avg_scales<T>(g);
+      const int64_t P = g.HO * g.WO;
+      for_avg_windows(
+          g, [&](int64_t plane, int64_t o, int64_t i) { pd[plane * g.H * g.W + i] += pg[o] * scale[o - plane * P]; });
+    });
+    ctx.save("g", g);
+    return dx;
+  }
+  static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads);
 };
 
 struct AvgPool2dFn : Function<AvgPool2dFn> {
   static constexpr const char* name = "avg_pool2d";
-
-  // Visits each window's in-bounds positions: f(plane, output index, input offset in plane).
-  template <class F>
-  static void for_windows(const PoolGeometry& g, F&& f) {
-    parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-      for (int64_t plane = lo; plane < hi; ++plane)
-        for (int64_t ho = 0; ho < g.HO; ++ho)
-          for (int64_t wo = 0; wo < g.WO; ++wo) {
-            const int64_t h0 = ho * g.SH - g.PH, w0 = wo * g.SW - g.PW, o = (plane * g.HO + ho) * g.WO + wo;
-            for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); ++h)
-              for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W); ++w) f(plane, o, h * g.W + w);
-          }
-    });
-  }
 
   static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
     Tensor out = zeros({g.N, g.C, g.HO, g.WO}, x.dtype());
@@ -232,32 +282,22 @@ struct AvgPool2dFn : Function<AvgPool2dFn> {
       T* po = out.data<T>();
       const std::vector<T> scale = avg_scales<T>(g);
       const int64_t P = g.HO * g.WO;
-      for_windows(g, [&](int64_t plane, int64_t o, int64_t i) { po[o] += px[plane * g.H * g.W + i]; });
+      for_avg_windows(g, [&](int64_t plane, int64_t o, int64_t i) { po[o] += px[plane * g.H * g.W + i]; });
       for (int64_t plane = 0; plane < g.N * g.C; ++plane)
         for (int64_t p = 0; p < P; ++p) po[plane * P + p] *= scale[p];
     });
-    ctx.save_for_backward({x});  // read only by the create_graph backward
     ctx.save("g", g);
-    ctx.save("dtype", x.dtype());
     return out;
   }
 
   static std::vector<Tensor> backward(Context& ctx, const std::vector<Tensor>& grads) {
-    const auto& g = ctx.get<PoolGeometry>("g");
-    if (GradMode::is_enabled()) return differentiable_backward(ctx, grads[0], ref::avg_pool2d);
-    Tensor dx = zeros({g.N, g.C, g.H, g.W}, ctx.get<Dtype>("dtype"));
-    dispatch_floating(dx.dtype(), [&]<class T>() {
-      const T* pg = grads[0].data<T>();
-      T* pd = dx.data<T>();
-      const std::vector<T> scale = avg_scales<T>(g);
-      const int64_t P = g.HO * g.WO;
-      for_windows(g, [&](int64_t plane, int64_t o, int64_t i) {
-        pd[plane * g.H * g.W + i] += pg[o] * scale[o - plane * P];
-      });
-    });
-    return {dx};
+    return {AvgPoolBackwardFn::apply(grads[0], ctx.get<PoolGeometry>("g"))};
   }
 };
+
+std::vector<Tensor> AvgPoolBackwardFn::backward(Context& ctx, const std::vector<Tensor>& grads) {
+  return {AvgPool2dFn::apply(grads[0], ctx.get<PoolGeometry>("g"))};
+}
 
 }  // namespace
 

@@ -235,6 +235,44 @@ TEST_CASE("pooling: gradcheck, values, ties") {
     }
 }
 
+TEST_CASE("max_pool2d 2x2: f32's 16-window vectors equal f64's scalar loop at every row length, ties and NaN") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (int64_t W : {2, 3, 5, 14, 15, 16, 17, 30, 31, 32, 33, 34, 35, 63, 64, 66, 71})
+    for (int64_t H : {2, 5}) {
+      CAPTURE(W);
+      CAPTURE(H);
+      std::vector<double> v = input({2, 3, H, W}, Dtype::f64, 30 + W).to_vector<double>();
+      for (double& e : v) e = std::round(e * 1.5);  // many ties, exact in f32
+      for (size_t i = 7; i < v.size(); i += 23) v[i] = nan;
+      const Tensor x64 = from_vector(v, {2, 3, H, W});
+      Tensor a = x64.detach(), b = x64.to(Dtype::f32).detach();
+      a.requires_grad_();
+      b.requires_grad_();
+      const Tensor ya = max_pool2d(a, {.kernel = 2}), yb = max_pool2d(b, {.kernel = 2});
+      Tensor plain;
+      {
+        NoGradGuard no_grad;
+        plain = max_pool2d(b, {.kernel = 2});  // the kernel without argmax
+      }
+      const Tensor up = input(ya.shape(), Dtype::f64, 99);
+      ya.backward(up);
+      yb.backward(up.to(Dtype::f32));
+      const std::vector<double> va = ya.detach().to_vector<double>(),
+                                vb = yb.detach().to(Dtype::f64).to_vector<double>(),
+                                vp = plain.to(Dtype::f64).to_vector<double>();
+      for (size_t i = 0; i < va.size(); ++i) {
+        CAPTURE(i);
+        CHECK((va[i] == vb[i] || (std::isnan(va[i]) && std::isnan(vb[i]))));
+        CHECK((vp[i] == vb[i] || (std::isnan(vp[i]) && std::isnan(vb[i]))));
+      }
+      const std::vector<double> ga = a.grad().to_vector<double>(), gb = b.grad().to(Dtype::f64).to_vector<double>();
+      for (size_t i = 0; i < ga.size(); ++i) {
+        CAPTURE(i);
+        CHECK(static_cast<float>(ga[i]) == static_cast<float>(gb[i]));
+      }
+    }
+}
+
 TEST_CASE("max_pool2d without recording (no argmax kept) gives the recorded op's values, ties and NaN included") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (Dtype d : {Dtype::f32, Dtype::f64})

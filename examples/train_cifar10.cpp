@@ -22,15 +22,21 @@ int main(int argc, char** argv) {
   train::AirbenchRecipe recipe;
   train::AirbenchMuonRecipe muon_recipe;
   std::vector<int64_t> widths = models::AirbenchOptions{}.widths;
+  // Without --model, the default run: airbench94_muon's network and recipe for 3.5 epochs. On the same
+  // machine and build it beat the former default (VGG, 13 epochs) on test accuracy in no more wall time
+  // (README, "Training on CIFAR-10"); the other models stay one flag away.
+  o.model = "airbench";
+  constexpr double default_epochs = 3.5;
 
   CLI::App app{"Train a convolutional network on CIFAR-10 with xgrad"};
   app.add_option("--data", data_dir, "CIFAR-10 binary directory (else $CIFAR10_DIR, ./data/cifar-10-batches-bin, download)");
   app.add_option("--model", o.model,
                  "vgg, convnet, convnet-bn, twolayer, fc, resnet18, resnet9, or airbench (airbench94's network and "
-                 "recipe: batch 1024, 9.9 epochs, its own lr, momentum, decay and smoothing unless given)")
-      ->capture_default_str();
-  auto* epochs_opt = app.add_option("--epochs", epochs, "a fraction cuts the last epoch short (airbench: 9.9)")
-                         ->capture_default_str()
+                 "recipe: batch 1024, 9.9 epochs, its own lr, momentum, decay and smoothing unless given); without "
+                 "--model: airbench with --optimizer muon for 3.5 epochs unless given");
+  auto* epochs_opt = app.add_option("--epochs", epochs,
+                                    "a fraction cuts the last epoch short (default 13; airbench: 9.9, with muon 8; "
+                                    "without --model 3.5)")
                          ->check(CLI::PositiveNumber);
   auto* batch_opt = app.add_option("--batch-size", o.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--widths", widths, "airbench: the three conv groups' channels")
@@ -66,6 +72,10 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", o.resume, "continue from <run-dir>/checkpoint.safetensors");
   CLI11_PARSE(app, argc, argv);
   o.augment = !no_augment;
+  const bool default_run = !app.count("--model");
+  if (default_run && !app.count("--optimizer")) o.optimizer = "muon";
+  const bool epochs_given = epochs_opt->count() > 0 || default_run;
+  if (!epochs_opt->count() && default_run) epochs = default_epochs;
   const bool airbench = o.model == "airbench";
   const bool muon = airbench && o.optimizer == "muon";
 
@@ -90,14 +100,14 @@ int main(int argc, char** argv) {
         if (app.count("--weight-decay")) muon_recipe.weight_decay = o.weight_decay;
         if (app.count("--label-smoothing")) muon_recipe.label_smoothing = o.label_smoothing;
         if (batch_opt->count()) muon_recipe.batch_size = o.batch_size;
-        if (epochs_opt->count()) muon_recipe.epochs = epochs;
+        if (epochs_given) muon_recipe.epochs = epochs;
       } else {
         if (app.count("--lr")) recipe.lr = o.lr;
         if (app.count("--momentum")) recipe.momentum = o.momentum;
         if (app.count("--weight-decay")) recipe.weight_decay = o.weight_decay;
         if (app.count("--label-smoothing")) recipe.label_smoothing = o.label_smoothing;
         if (batch_opt->count()) recipe.batch_size = o.batch_size;
-        if (epochs_opt->count()) recipe.epochs = epochs;
+        if (epochs_given) recipe.epochs = epochs;
       }
     } else {
       check(!app.count("--widths"), "--widths is for --model airbench");

@@ -186,14 +186,6 @@ constexpr int64_t kTransposeMinK = 512;
 // K = 256 the dot products' reductions weigh more than the block they save.
 constexpr int64_t kTailMaxColumns = 8, kTailMinK = 256;
 
-using f32x16 = float __attribute__((vector_size(64)));
-
-inline f32x16 load16(const float* p) {
-  f32x16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 // C[i, j] = alpha * A[i, :] . Bt[j, :] + beta * C[i, j] for MR rows and R columns: each load of a
 // row of Bt serves MR rows of A. Every row sums alike (16 lanes, then the lanes in order, then the
 // last K % 16 terms), whatever MR, so the result does not depend on how rows are grouped.

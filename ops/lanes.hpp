@@ -1,6 +1,6 @@
 // Sums over raw buffers kept in independent lanes, so that the loops vectorise: one running sum must
 // add in source order, which the compiler may not reorder (no -ffast-math here). And an 8 x 8
-// transpose of f32 vectors in registers.
+// transpose of f32 vectors in registers, and the 16-float vector type the f32 kernels share.
 #pragma once
 
 #include <cstdint>
@@ -74,6 +74,14 @@ struct LanePairs {
 };
 
 using f32x8 = float __attribute__((vector_size(32)));
+using f32x16 = float __attribute__((vector_size(64)));
+
+// 16 floats from p, which need not be aligned.
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 
 // t[q][k] = m[k][q]: three rounds of shuffles (__builtin_shufflevector, which GCC and Clang share:
 // the fuzz targets build with Clang).

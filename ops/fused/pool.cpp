@@ -16,6 +16,7 @@
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
 #include "ops/geometry.hpp"
+#include "ops/lanes.hpp"
 
 namespace xg {
 
@@ -56,14 +57,9 @@ bool pairs(const PoolGeometry& g) {
 // shuffles (__builtin_shufflevector, which GCC and Clang share), the four taps combined in row-major
 // order by the rule below. Rows shorter than a vector go through a padded copy. The scalar loop did not
 // vectorise at airbench's rows of 15 and 7 windows (perf annotate: vcomiss and branches), 7% of a step.
-using f32x16 = float __attribute__((vector_size(64)));
+using detail::f32x16;
+using detail::load16;
 using i32x16 = int32_t __attribute__((vector_size(64)));
-
-inline f32x16 load16(const float* p) {
-  f32x16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 inline f32x16 select16(i32x16 m, f32x16 a, f32x16 b) { return (f32x16)(((i32x16)a & m) | ((i32x16)b & ~m)); }
 inline i32x16 select16(i32x16 m, i32x16 a, i32x16 b) { return (a & m) | (b & ~m); }
 // Where a later tap (v) replaces the best so far: larger, or NaN where the best is not (ties keep the first).
@@ -74,8 +70,9 @@ inline i32x16 later_wins(f32x16 v, f32x16 best) { return (v > best) | ((v != v) 
 template <bool with_arg>
 void max_pool_pairs16(const float* r0, const float* r1, int64_t k, float* out, int32_t* arg, int32_t at0,
                       int32_t below) {
-  float pad[2][32] = {};
+  float pad[2][32];  // zeroed only for a short row: a full one reads the rows themselves
   if (k < 16) {
+    std::fill_n(pad[0], 2 * 32, 0.0f);
     std::copy(r0, r0 + 2 * k, pad[0]);
     std::copy(r1, r1 + 2 * k, pad[1]);
     r0 = pad[0], r1 = pad[1];

@@ -15,11 +15,37 @@
 
 #include "autograd/error.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define XGRAD_HAVE_MXCSR 1
+#endif
+
 namespace xg {
 
 namespace {
 
 thread_local bool inside_region = false;
+
+// set_flush_denormal's mode for the workers (-1: never set, each keeps the mode it started with), and
+// the mode a worker last put in its own control register.
+std::atomic<int> flush_denormal_mode{-1};
+thread_local int flush_denormal_applied = -1;
+
+#ifdef XGRAD_HAVE_MXCSR
+constexpr unsigned ftz_daz = 0x8040;  // MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6)
+void set_thread_flush_denormal(bool mode) { _mm_setcsr(mode ? _mm_getcsr() | ftz_daz : _mm_getcsr() & ~ftz_daz); }
+#endif
+
+// On a worker, before each piece: the last mode set_flush_denormal asked for.
+void follow_flush_denormal() {
+#ifdef XGRAD_HAVE_MXCSR
+  const int mode = flush_denormal_mode.load(std::memory_order_relaxed);
+  if (mode >= 0 && mode != flush_denormal_applied) {
+    set_thread_flush_denormal(mode == 1);
+    flush_denormal_applied = mode;
+  }
+#endif
+}
 
 // How long a thread spins for the next piece of work (or for its helpers to finish) before sleeping.
 constexpr auto spin_for = std::chrono::microseconds(2000);
@@ -116,6 +142,7 @@ class Pool {
         pieces = pieces_;
       }
       if (index >= pieces) continue;
+      follow_flush_denormal();
       run_piece(index);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(m_);  // pairs with the caller's sleeping wait
@@ -161,6 +188,17 @@ void set_num_threads(int n) {
 }
 
 int get_num_threads() { return pool().threads(); }
+
+bool set_flush_denormal(bool mode) {
+#ifdef XGRAD_HAVE_MXCSR
+  set_thread_flush_denormal(mode);
+  flush_denormal_mode.store(mode ? 1 : 0, std::memory_order_relaxed);  // seen by a worker's next piece
+  return true;
+#else
+  (void)mode;
+  return false;
+#endif
+}
 
 namespace detail {
 

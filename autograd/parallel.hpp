@@ -13,6 +13,14 @@ namespace xg {
 void set_num_threads(int n);
 int get_num_threads();
 
+// Denormal (subnormal) f32/f64 values read as zero and results that would be denormal stored as zero,
+// on the calling thread and on xgrad's worker threads (x86's FTZ and DAZ), or (false) IEEE behaviour
+// again. Like torch.set_flush_denormal, returns whether the CPU supports it (false: nothing changed).
+// Arithmetic on denormals runs up to ~100x slower on x86; a network whose activations or gradients
+// drift into that range (below 1.2e-38 in f32) slows down by as much. Threads started later inherit
+// their creator's mode (as POSIX threads do); other threads keep theirs.
+bool set_flush_denormal(bool mode);
+
 namespace detail {
 void parallel_run(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
 bool in_parallel_region();

@@ -48,5 +48,25 @@ int main() {
                                       [&] { std::memcpy(dst.data(), r.data<float>(), m * sizeof(float)); }, 11);
   fmt::print("{:<34} {:>7.1f} GB/s {:>7.1f} GB/s {:>7.2f}x\n", "relu 16M f32 vs memcpy", 8.0 * m / tr / 1e9,
              8.0 * m / tm2 / 1e9, tm2 / tr);
+
+  // Denormal operands (|x| < 1.2e-38 in f32): IEEE arithmetic against set_flush_denormal(true), the
+  // two alternated over 3 rounds; the ratio is how much flushing buys on such data.
+  auto flushed = [](auto&& f) {
+    return [&f] {
+      set_flush_denormal(true);
+      f();
+      set_flush_denormal(false);
+    };
+  };
+  const Tensor tiny = randn({1 << 22}) * 1e-39, ones = ones_like(tiny);
+  auto mul = [&] { (void)(tiny * ones); };
+  const auto [mi, mf] = bench::alternating_medians(mul, flushed(mul), 3, 0.5);
+  fmt::print("{:<34} {:>7.2f} ms   {:>7.2f} ms   {:>7.2f}x\n", "mul 4M denormals, IEEE vs flushed", mi * 1e3, mf * 1e3,
+             mi / mf);
+  const Tensor small = randn({512, 512}) * 1e-30, w = randn({512, 512}) * 1e-9;  // products below 1e-38
+  auto mm = [&] { (void)matmul(small, w); };
+  const auto [gi, gf] = bench::alternating_medians(mm, flushed(mm), 3, 0.5);
+  fmt::print("{:<34} {:>7.2f} ms   {:>7.2f} ms   {:>7.2f}x\n", "matmul 512^3 denormal products", gi * 1e3, gf * 1e3,
+             gi / gf);
   return 0;
 }

@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
                  "f32 products and convolutions: highest, high, or medium (bfloat16 inputs, f32 sums, on AMX)")
       ->capture_default_str();
   app.add_option("--threads", threads, "worker threads (0: all cores)")->capture_default_str();
+  bool keep_denormals = false;
+  app.add_flag("--keep-denormals", keep_denormals,
+               "IEEE denormals (default: flushed to zero by xg::set_flush_denormal, as TensorFlow's CPU threads do: "
+               "arithmetic on them runs up to 60x slower)");
   app.add_option("--run-dir", o.run_dir, "where metrics, plots and checkpoints go")->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from <run-dir>/checkpoint.safetensors");
   CLI11_PARSE(app, argc, argv);
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
   const int rank = distributed::get_rank(), world = distributed::get_world_size();
   try {
     if (threads > 0) set_num_threads(threads);
+    if (!keep_denormals) set_flush_denormal(true);
     set_float32_matmul_precision(matmul_precision);
     std::shared_ptr<nn::Module> model;
     if (airbench) {

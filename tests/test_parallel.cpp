@@ -1,5 +1,6 @@
 // The worker pool: coverage of the range, nesting, exceptions, thread counts, identical results.
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <thread>
 
@@ -78,4 +79,47 @@ TEST_CASE("kernels give identical results on 1 and 2 threads, and from two user 
   CHECK(a == one);
   CHECK(b == one);
   set_num_threads(before);
+}
+
+TEST_CASE("set_flush_denormal reaches the worker threads, and false restores IEEE denormals") {
+  const int before = get_num_threads();
+  set_num_threads(2);
+  struct Restore {
+    int threads;
+    ~Restore() {
+      set_flush_denormal(false);
+      set_num_threads(threads);
+    }
+  } restore{before};
+  // Results are compared by their bits: under DAZ, a comparison reads a denormal as 0 too.
+  auto bits = [](float v) { return std::bit_cast<uint32_t>(v); };
+  auto all_bits = [&](const Tensor& t, uint32_t want) {
+    const float* p = t.data<float>();
+    return std::all_of(p, p + t.numel(), [&](float e) { return bits(e) == want; });
+  };
+  // Each piece multiplies a denormal by 1 on its own thread: DAZ reads it as 0.
+  auto pieces = [&] {
+    float out[2] = {-1.f, -1.f};
+    std::thread::id who[2];
+    parallel_for(0, 2, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        volatile float tiny = 1e-39f, one = 1.f;  // volatile: not folded to tiny
+        out[i] = tiny * one;
+        who[i] = std::this_thread::get_id();
+      }
+    });
+    CHECK(who[0] != who[1]);  // piece 1 ran on a worker
+    return std::vector<uint32_t>{bits(out[0]), bits(out[1])};
+  };
+  const float tiny = 1e-39f, twice = 2e-39f;  // denormals, converted before any flushing
+  REQUIRE(bits(tiny) != 0);
+  const Tensor x = full({1 << 18}, tiny);  // f32; a kernel split over both threads
+  REQUIRE(set_flush_denormal(true));       // x86-64 always has FTZ/DAZ
+  CHECK(pieces() == std::vector<uint32_t>{0, 0});
+  CHECK(all_bits(x * 1.0, 0));
+  CHECK(all_bits(x + x, 0));
+  REQUIRE(set_flush_denormal(false));
+  CHECK(pieces() == std::vector<uint32_t>{bits(tiny), bits(tiny)});
+  CHECK(all_bits(x * 1.0, bits(tiny)));
+  CHECK(all_bits(x + x, bits(twice)));
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -35,9 +36,17 @@ std::size_t size_class(std::size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// A request with no free block of its class takes the smallest free block of a larger class up to
+// twice its size, which goes back to its own class when freed. With exact classes only, the cache
+// held the largest count ever live of every size at once: airbench94_muon's step at batch 2000
+// peaked at 3,109 MB of RSS (2,888 MB cached) against 2,662 MB lending (1.5x: 2,663; 4x: 2,657), VGG
+// training at batch 128 at 225-226 MB against 212-213.
+constexpr std::size_t lend_ratio = 2;
+
 struct Cache {
   std::mutex mutex;
-  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
+  std::map<std::size_t, std::vector<void*>> free_blocks;  // by size class, ascending: best fit first
+  std::unordered_map<void*, std::size_t> lent;            // blocks serving a smaller class: their own
   CacheStats stats;
 };
 
@@ -69,12 +78,14 @@ void* alloc_bytes(std::size_t n) {
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.free_blocks.find(cls);
-    if (it != c.free_blocks.end() && !it->second.empty()) {
+    auto it = c.free_blocks.lower_bound(cls);
+    if (it != c.free_blocks.end() && it->first <= lend_ratio * cls) {
       void* p = it->second.back();
       it->second.pop_back();
-      c.stats.cached_bytes -= cls;
+      c.stats.cached_bytes -= it->first;
       ++c.stats.hits;
+      if (it->first != cls) c.lent.emplace(p, it->first);
+      if (it->second.empty()) c.free_blocks.erase(it);
       return p;
     }
     ++c.stats.misses;
@@ -88,10 +99,14 @@ void free_bytes(void* p, std::size_t n) noexcept {
     std::free(p);
     return;
   }
-  const std::size_t cls = size_class(n);
+  std::size_t cls = size_class(n);
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
+    if (auto l = c.lent.find(p); l != c.lent.end()) {
+      cls = l->second;
+      c.lent.erase(l);
+    }
     if (c.stats.cached_bytes + cls <= cache_limit()) {
       c.free_blocks[cls].push_back(p);
       c.stats.cached_bytes += cls;

@@ -127,3 +127,38 @@ TEST_CASE("caching allocator: large blocks of every size class are valid, reused
   empty_cache();
   CHECK(cache_stats().cached_bytes == 0);
 }
+
+TEST_CASE("caching allocator: a request with no free block of its size borrows one up to twice as large") {
+  empty_cache();
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  void* big = detail::alloc_bytes(4 * MiB);
+  detail::free_bytes(big, 4 * MiB);
+  REQUIRE(cache_stats().cached_bytes == 4 * MiB);
+  // 1.5 MiB finds no 1.5 MiB block and 4 MiB is more than twice its size: a new block.
+  void* small = detail::alloc_bytes(3 * MiB / 2);
+  CHECK(small != big);
+  CHECK(cache_stats().cached_bytes == 4 * MiB);
+  // 3 MiB borrows the 4 MiB block, usable to its end, and gives it back to its own size.
+  const std::size_t hits = cache_stats().hits;
+  void* lent = detail::alloc_bytes(3 * MiB);
+  CHECK(lent == big);
+  CHECK(cache_stats().hits == hits + 1);
+  CHECK(cache_stats().cached_bytes == 0);
+  std::memset(lent, 1, 3 * MiB);
+  detail::free_bytes(lent, 3 * MiB);
+  CHECK(cache_stats().cached_bytes == 4 * MiB);
+  void* again = detail::alloc_bytes(4 * MiB);  // an exact fit again, not a new block
+  CHECK(again == big);
+  // With 3.5 and 4 MiB both free, 3 MiB borrows the smaller.
+  void* mid = detail::alloc_bytes(7 * MiB / 2);
+  CHECK(mid != big);
+  detail::free_bytes(mid, 7 * MiB / 2);
+  detail::free_bytes(again, 4 * MiB);
+  void* best = detail::alloc_bytes(3 * MiB);
+  CHECK(best == mid);
+  detail::free_bytes(best, 3 * MiB);
+  detail::free_bytes(small, 3 * MiB / 2);
+  CHECK(cache_stats().cached_bytes == 4 * MiB + 7 * MiB / 2 + 3 * MiB / 2);
+  empty_cache();
+  CHECK(cache_stats().cached_bytes == 0);
+}

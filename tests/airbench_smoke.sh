@@ -23,10 +23,11 @@ done
 grep -q '"iterations": 15' "$out/run/summary.json" || { cat "$out/run/summary.json"; echo "FAIL: iterations"; exit 1; }
 grep -q '"loss_reduction": "sum"' "$out/run/summary.json" || { echo "FAIL: the recipe's summed loss"; exit 1; }
 echo "airbench smoke test passed: $(grep 'test accuracy' "$out/log")"
-# Without --model, the main command's default run: airbench with Muon for 3.5 epochs.
-"$bin" --data "$dir" --widths 8,16,16 --batch-size 64 --train-images 640 --num-val 100 --test-images 500 \
+# Without --model, the main command's default run: airbench with Muon at widths 48,192,192 for 5 epochs.
+"$bin" --data "$dir" --batch-size 64 --train-images 640 --num-val 100 --test-images 500 \
   --threads 1 --run-dir "$out/default" > "$out/log" 2>&1 ||
   { cat "$out/log"; echo "FAIL: train_cifar10 without --model"; exit 1; }
-grep -q "model airbench" "$out/log" && grep -q "airbench (muon): 35 steps of 64 (3.5 epochs of 10 steps)" "$out/log" ||
-  { cat "$out/log"; echo "FAIL: the default run is not airbench with Muon for 3.5 epochs"; exit 1; }
+grep -q "model airbench" "$out/log" &&
+  grep -q "airbench (muon): 50 steps of 64 (5 epochs of 10 steps), widths 48,192,192" "$out/log" ||
+  { cat "$out/log"; echo "FAIL: the default run is not airbench with Muon at widths 48,192,192 for 5 epochs"; exit 1; }
 echo "default run passed: $(grep 'test accuracy' "$out/log")"

@@ -14,7 +14,7 @@ import sys
 
 MODELS = [("twolayer", "TwoLayerNet 3072-100-10"),
           ("convnet", "ThreeLayerConvNet"),
-          ("vgg", "VGG 32-32-64-64-128-128 (the main command's CNN)")]
+          ("vgg", "VGG 32-32-64-64-128-128 (`--model vgg`)")]
 
 
 def run(cmd):

@@ -1,5 +1,6 @@
 // Micro-benchmark of primitives against their hardware ceilings, in one run:
-// xg::matmul vs a direct OpenBLAS sgemm call, and xg::add vs memcpy bandwidth.
+// xg::matmul vs a direct OpenBLAS sgemm call, xg::add vs memcpy bandwidth, and arithmetic on denormals
+// with and without set_flush_denormal.
 #include <cblas.h>
 
 #include <cstring>

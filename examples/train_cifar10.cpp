@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   bool keep_denormals = false;
   app.add_flag("--keep-denormals", keep_denormals,
                "IEEE denormals (default: flushed to zero by xg::set_flush_denormal, as TensorFlow's CPU threads do: "
-               "arithmetic on them runs up to 60x slower)");
+               "arithmetic on them can run 60x slower)");
   app.add_option("--run-dir", o.run_dir, "where metrics, plots and checkpoints go")->capture_default_str();
   app.add_flag("--resume", o.resume, "continue from <run-dir>/checkpoint.safetensors");
   CLI11_PARSE(app, argc, argv);

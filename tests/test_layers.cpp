@@ -273,6 +273,24 @@ TEST_CASE("max_pool2d 2x2: f32's 16-window vectors equal f64's scalar loop at ev
     }
 }
 
+TEST_CASE("max_pool2d keeps one byte of argmax per output for 2x2/2 windows, an int32 offset for others") {
+  constexpr std::size_t MiB = std::size_t{1} << 20;
+  Tensor x = zeros({1, 4, 1024, 1024});
+  x.requires_grad_();
+  // Both give 4 x 512 x 512 outputs (4 MiB in f32); the 3x3 windows overlap and keep offsets.
+  for (const Pool2dOptions& o : {Pool2dOptions{.kernel = 2}, Pool2dOptions{.kernel = 3, .stride = 2, .padding = 1}}) {
+    const bool pairs = o.kernel.h == 2;
+    CAPTURE(pairs);
+    empty_cache();
+    {
+      const Tensor y = max_pool2d(x, o);  // dropping y frees its output and, with its node, the argmax
+      REQUIRE(y.numel() == 1 << 20);
+    }
+    CHECK(cache_stats().cached_bytes == 4 * MiB + (pairs ? 1 : 4) * MiB);
+  }
+  empty_cache();
+}
+
 TEST_CASE("max_pool2d without recording (no argmax kept) gives the recorded op's values, ties and NaN included") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (Dtype d : {Dtype::f32, Dtype::f64})

@@ -60,16 +60,16 @@ bool pairs(const PoolGeometry& g) {
 using detail::f32x16;
 using detail::load16;
 using i32x16 = int32_t __attribute__((vector_size(64)));
+using u8x16 = uint8_t __attribute__((vector_size(16)));
 inline f32x16 select16(i32x16 m, f32x16 a, f32x16 b) { return (f32x16)(((i32x16)a & m) | ((i32x16)b & ~m)); }
 inline i32x16 select16(i32x16 m, i32x16 a, i32x16 b) { return (a & m) | (b & ~m); }
 // Where a later tap (v) replaces the best so far: larger, or NaN where the best is not (ties keep the first).
 inline i32x16 later_wins(f32x16 v, f32x16 best) { return (v > best) | ((v != v) & (best == best)); }
 
-// k <= 16 windows of one output row: out[j] and (with_arg) arg[j] = the argmax's offset in the plane,
-// the window's top-left tap at offset at0 + 2j, the row below at `below` more.
+// k <= 16 windows of one output row: out[j] and (with_arg) arg[j] = which of the window's taps won
+// (0-3 in row-major order: 1 the right one, 2 the one below).
 template <bool with_arg>
-void max_pool_pairs16(const float* r0, const float* r1, int64_t k, float* out, int32_t* arg, int32_t at0,
-                      int32_t below) {
+void max_pool_pairs16(const float* r0, const float* r1, int64_t k, float* out, uint8_t* arg) {
   float pad[2][32];  // zeroed only for a short row: a full one reads the rows themselves
   if (k < 16) {
     std::fill_n(pad[0], 2 * 32, 0.0f);
@@ -92,67 +92,62 @@ void max_pool_pairs16(const float* r0, const float* r1, int64_t k, float* out, i
   else
     for (int64_t j = 0; j < k; ++j) out[j] = best[j];
   if constexpr (with_arg) {
-    const i32x16 lane = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-    const i32x16 at = at0 + lane + select16(u, below + (b & 1), t & 1);  // t, b: -1 where the odd tap wins
+    const u8x16 tap =
+        __builtin_convertvector(select16(u, 2 + (b & 1), t & 1), u8x16);  // t, b: -1 where the odd tap wins
     if (k == 16)
-      std::memcpy(arg, &at, sizeof at);
+      std::memcpy(arg, &tap, sizeof tap);
     else
-      for (int64_t j = 0; j < k; ++j) arg[j] = at[j];
+      for (int64_t j = 0; j < k; ++j) arg[j] = tap[j];
   }
 }
 
 // One plane of the 2x2/2 max-pool: selects only, no branches. Same tie and NaN rule as the general loop:
-// a later tap wins only if it is larger, or NaN where the best so far is not. arg may be null (nothing
-// to differentiate).
+// a later tap wins only if it is larger, or NaN where the best so far is not. arg (each window's winning
+// tap, 0-3) may be null: nothing to differentiate.
 template <class T, bool with_arg>
-void max_pool_pairs_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
+void max_pool_pairs_plane(const T* src, const PoolGeometry& g, T* out, uint8_t* arg) {
   for (int64_t ho = 0; ho < g.HO; ++ho) {
     const T* r0 = src + 2 * ho * g.W;
     const T* r1 = r0 + g.W;
     T* o = out + ho * g.WO;
-    const auto base = static_cast<int32_t>(2 * ho * g.W), below = static_cast<int32_t>(g.W);
     if constexpr (std::is_same_v<T, float>) {
       for (int64_t wo = 0; wo < g.WO; wo += 16)
         max_pool_pairs16<with_arg>(r0 + 2 * wo, r1 + 2 * wo, std::min<int64_t>(16, g.WO - wo), o + wo,
-                                   with_arg ? arg + ho * g.WO + wo : nullptr, static_cast<int32_t>(base + 2 * wo),
-                                   below);
+                                   with_arg ? arg + ho * g.WO + wo : nullptr);
       continue;
     }
     for (int64_t wo = 0; wo < g.WO; ++wo) {
-      const auto at0 = static_cast<int32_t>(base + 2 * wo);
       T best = r0[2 * wo];
-      int32_t at = at0;
-      auto tap = [&](T v, int32_t i) {
+      uint8_t at = 0;
+      auto tap = [&](T v, uint8_t i) {
         const bool take = v > best || (v != v && best == best);
         best = take ? v : best;
         at = take ? i : at;
       };
-      tap(r0[2 * wo + 1], at0 + 1);
-      tap(r1[2 * wo], at0 + below);
-      tap(r1[2 * wo + 1], at0 + below + 1);
+      tap(r0[2 * wo + 1], 1);
+      tap(r1[2 * wo], 2);
+      tap(r1[2 * wo + 1], 3);
       o[wo] = best;
       if constexpr (with_arg) arg[ho * g.WO + wo] = at;
     }
   }
 }
 
-// k <= 16 windows of one output row of the f32 backward: the gradient d[j] at the window's argmax a[j]
-// (offsets as above), zeros at its three other taps; the taps interleaved back into rows by shuffles.
-inline void max_pool_pairs_backward16(const float* d, const int32_t* a, int64_t k, int32_t at0, int32_t below,
-                                      float* r0, float* r1) {
+// k <= 16 windows of one output row of the f32 backward: the gradient d[j] at the window's winning tap
+// a[j] (0-3 as above), zeros at its three others; the taps interleaved back into rows by shuffles.
+inline void max_pool_pairs_backward16(const float* d, const uint8_t* a, int64_t k, float* r0, float* r1) {
   f32x16 dv = {};
-  i32x16 av = {};
+  u8x16 taps = {};
   if (k == 16) {
     std::memcpy(&dv, d, sizeof dv);
-    std::memcpy(&av, a, sizeof av);
+    std::memcpy(&taps, a, sizeof taps);
   } else {
-    for (int64_t j = 0; j < k; ++j) dv[j] = d[j], av[j] = a[j];
+    for (int64_t j = 0; j < k; ++j) dv[j] = d[j], taps[j] = a[j];
   }
-  const i32x16 lane = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-  const i32x16 at = at0 + lane;
+  const i32x16 av = __builtin_convertvector(taps, i32x16);
   const f32x16 zero = {};
-  const f32x16 e0 = select16(av == at, dv, zero), o0 = select16(av == at + 1, dv, zero);
-  const f32x16 e1 = select16(av == at + below, dv, zero), o1 = select16(av == at + below + 1, dv, zero);
+  const f32x16 e0 = select16(av == 0, dv, zero), o0 = select16(av == 1, dv, zero);
+  const f32x16 e1 = select16(av == 2, dv, zero), o1 = select16(av == 3, dv, zero);
   float rows[2][32];
   const f32x16 rs[4] = {__builtin_shufflevector(e0, o0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
                         __builtin_shufflevector(e0, o0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
@@ -171,24 +166,21 @@ inline void max_pool_pairs_backward16(const float* d, const int32_t* a, int64_t 
 // Its backward writes every input of the plane once: the window's gradient at its argmax, zeros at
 // the other three taps and in an odd last row or column. No zero-filled tensor and no scatter.
 template <class T>
-void max_pool_pairs_backward_plane(const T* grad, const int32_t* arg, const PoolGeometry& g, T* dst) {
+void max_pool_pairs_backward_plane(const T* grad, const uint8_t* arg, const PoolGeometry& g, T* dst) {
   for (int64_t ho = 0; ho < g.HO; ++ho) {
     T* r0 = dst + 2 * ho * g.W;
     T* r1 = r0 + g.W;
     const T* d = grad + ho * g.WO;
-    const int32_t* a = arg + ho * g.WO;
-    const auto base = static_cast<int32_t>(2 * ho * g.W), below = static_cast<int32_t>(g.W);
+    const uint8_t* a = arg + ho * g.WO;
     if constexpr (std::is_same_v<T, float>) {
       for (int64_t wo = 0; wo < g.WO; wo += 16)
-        max_pool_pairs_backward16(d + wo, a + wo, std::min<int64_t>(16, g.WO - wo), static_cast<int32_t>(base + 2 * wo),
-                                  below, r0 + 2 * wo, r1 + 2 * wo);
+        max_pool_pairs_backward16(d + wo, a + wo, std::min<int64_t>(16, g.WO - wo), r0 + 2 * wo, r1 + 2 * wo);
     } else {
       for (int64_t wo = 0; wo < g.WO; ++wo) {
-        const auto at0 = static_cast<int32_t>(base + 2 * wo);
-        r0[2 * wo] = a[wo] == at0 ? d[wo] : T(0);
-        r0[2 * wo + 1] = a[wo] == at0 + 1 ? d[wo] : T(0);
-        r1[2 * wo] = a[wo] == at0 + below ? d[wo] : T(0);
-        r1[2 * wo + 1] = a[wo] == at0 + below + 1 ? d[wo] : T(0);
+        r0[2 * wo] = a[wo] == 0 ? d[wo] : T(0);
+        r0[2 * wo + 1] = a[wo] == 1 ? d[wo] : T(0);
+        r1[2 * wo] = a[wo] == 2 ? d[wo] : T(0);
+        r1[2 * wo + 1] = a[wo] == 3 ? d[wo] : T(0);
       }
     }
     for (int64_t w = 2 * g.WO; w < g.W; ++w) r0[w] = r1[w] = T(0);
@@ -196,12 +188,47 @@ void max_pool_pairs_backward_plane(const T* grad, const int32_t* arg, const Pool
   std::fill(dst + 2 * g.HO * g.W, dst + g.H * g.W, T(0));
 }
 
-// One plane of max_pool2d: out (HO x WO) and, unless arg is null, each output's argmax offset in the
-// plane.
+// Where each output's maximum is. The 2x2/2 window (pairs) keeps which of its four taps won in a byte
+// (0-3, row-major); other windows keep the tap's offset in the input plane in an int32 (-1: a dilated
+// window with no tap inside the input). One byte, not four, took the argmax of airbench94_muon's step
+// at batch 2000 (widths 48/192/192) from 221 to 55 MB. From the tensor allocator's cache, uninitialised
+// (the forward writes every entry): a std::vector here was value-initialised memory from malloc, which
+// maps blocks this large afresh on every call, and at airbench's batch of 1024 (120 MB of these per
+// step) the kernel's page zeroing was 8.5% of a training profile.
+struct Argmax {
+  std::shared_ptr<void> buffer;
+  bool taps = false;
+
+  Argmax(int64_t n, bool taps_) : taps(taps_) {
+    const std::size_t bytes =
+        static_cast<std::size_t>(std::max<int64_t>(n, 1)) * (taps ? sizeof(uint8_t) : sizeof(int32_t));
+    buffer = std::shared_ptr<void>(detail::alloc_bytes(bytes), [bytes](void* p) { detail::free_bytes(p, bytes); });
+  }
+  uint8_t* tap() const { return static_cast<uint8_t*>(buffer.get()); }
+  int32_t* offset() const { return static_cast<int32_t*>(buffer.get()); }
+  // f(o, at) for each output o of the plane: at its argmax's offset in the input plane (-1: none).
+  template <class F>
+  void for_plane(int64_t plane, const PoolGeometry& g, F&& f) const {
+    int64_t o = plane * g.HO * g.WO;
+    if (!taps) {
+      for (const int64_t end = o + g.HO * g.WO; o < end; ++o) f(o, int64_t{offset()[o]});
+      return;
+    }
+    for (int64_t ho = 0; ho < g.HO; ++ho)
+      for (int64_t wo = 0; wo < g.WO; ++wo, ++o) {
+        const int64_t t = tap()[o];
+        f(o, (2 * ho + t / 2) * g.W + 2 * wo + t % 2);
+      }
+  }
+};
+
+// One plane of max_pool2d: out (HO x WO) and, unless arg is null, each output's argmax in the plane's
+// entries of arg (as Argmax keeps it for g).
 template <class T>
-void max_pool_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
+void max_pool_plane(const T* src, const PoolGeometry& g, T* out, void* arg) {
   if (pairs(g)) {
-    if (arg) max_pool_pairs_plane<T, true>(src, g, out, arg);
+    if (arg)
+      max_pool_pairs_plane<T, true>(src, g, out, static_cast<uint8_t*>(arg));
     else max_pool_pairs_plane<T, false>(src, g, out, nullptr);
     return;
   }
@@ -216,20 +243,8 @@ void max_pool_plane(const T* src, const PoolGeometry& g, T* out, int32_t* arg) {
           if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = h * g.W + w;
         }
       out[ho * g.WO + wo] = best;
-      if (arg) arg[ho * g.WO + wo] = static_cast<int32_t>(at);
+      if (arg) static_cast<int32_t*>(arg)[ho * g.WO + wo] = static_cast<int32_t>(at);
     }
-}
-
-// Per output: the offset of its maximum within its input plane (-1: a window with no tap inside the
-// input). From the tensor allocator's cache, uninitialised (the forward writes every entry): a
-// std::vector here was value-initialised memory from malloc, which maps blocks this large afresh on
-// every call, and at airbench's batch of 1024 (120 MB of these per step) the kernel's page zeroing was
-// 8.5% of a training profile.
-using Argmax = std::shared_ptr<int32_t>;
-Argmax argmax_buffer(int64_t n) {
-  const std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(n, 1)) * sizeof(int32_t);
-  return Argmax(static_cast<int32_t*>(detail::alloc_bytes(bytes)),
-                [bytes](int32_t* p) { detail::free_bytes(p, bytes); });
 }
 
 // max_pool2d's gradient is linear in the output gradient and fixed by the forward's argmax: a scatter
@@ -244,10 +259,11 @@ struct MaxPoolGatherFn : Function<MaxPoolGatherFn> {
     dispatch_floating(ddx.dtype(), [&]<class T>() {
       const T* src = ddx.data<T>();
       T* po = out.data<T>();
-      const int32_t* pa = arg.get();
-      const int64_t per = g.HO * g.WO;
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-        for (int64_t o = lo * per; o < hi * per; ++o) po[o] = pa[o] >= 0 ? src[o / per * g.H * g.W + pa[o]] : T(0);
+        for (int64_t plane = lo; plane < hi; ++plane) {
+          const T* in = src + plane * g.H * g.W;
+          arg.for_plane(plane, g, [&](int64_t o, int64_t at) { po[o] = at >= 0 ? in[at] : T(0); });
+        }
       });
     });
     ctx.save("arg", arg);
@@ -262,7 +278,6 @@ struct MaxPoolScatterFn : Function<MaxPoolScatterFn> {
   static Tensor forward(Context& ctx, const Tensor& dy, const Argmax& arg, const PoolGeometry& g) {
     ctx.save("arg", arg);
     ctx.save("g", g);
-    const int32_t* pa = arg.get();
     const int64_t per_plane = g.HO * g.WO;
     // Rows of at least 8 windows: every input written once, no zero-fill (at batch 1024, 64x31x31 went from
     // 88 to 71 ms forward + backward; f32's 16-window vectors took its backward from 107-117 to 61-82 ms).
@@ -274,7 +289,8 @@ struct MaxPoolScatterFn : Function<MaxPoolScatterFn> {
         T* pd = dx.data<T>();
         parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
           for (int64_t plane = lo; plane < hi; ++plane)
-            max_pool_pairs_backward_plane(pg + plane * per_plane, pa + plane * per_plane, g, pd + plane * g.H * g.W);
+            max_pool_pairs_backward_plane(pg + plane * per_plane, arg.tap() + plane * per_plane, g,
+                                          pd + plane * g.H * g.W);
         });
       });
       return dx;
@@ -286,11 +302,9 @@ struct MaxPoolScatterFn : Function<MaxPoolScatterFn> {
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
         for (int64_t plane = lo; plane < hi; ++plane) {
           T* dst = pd + plane * g.H * g.W;
-          if (g.DH == 1 && g.DW == 1)  // every window has a tap inside the input
-            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o) dst[pa[o]] += pg[o];
-          else
-            for (int64_t o = plane * per_plane; o < (plane + 1) * per_plane; ++o)
-              if (pa[o] >= 0) dst[pa[o]] += pg[o];
+          arg.for_plane(plane, g, [&](int64_t o, int64_t at) {
+            if (at >= 0) dst[at] += pg[o];
+          });
         }
       });
     });
@@ -308,22 +322,25 @@ std::vector<Tensor> MaxPoolGatherFn::backward(Context& ctx, const std::vector<Te
 struct MaxPool2dFn : Function<MaxPool2dFn> {
   static constexpr const char* name = "max_pool2d";
 
-  // out = the pooled x; arg (may be null) each output's argmax offset in its plane.
-  static void pool(const Tensor& x, const PoolGeometry& g, Tensor& out, int32_t* pa) {
+  // out = the pooled x; arg (may be null) each output's argmax.
+  static void pool(const Tensor& x, const PoolGeometry& g, Tensor& out, const Argmax* arg) {
     dispatch_floating(x.dtype(), [&]<class T>() {
       const T* px = x.data<T>();
       T* po = out.data<T>();
       const int64_t in = g.H * g.W, per = g.HO * g.WO;
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-        for (int64_t p = lo; p < hi; ++p) max_pool_plane(px + p * in, g, po + p * per, pa ? pa + p * per : nullptr);
+        for (int64_t p = lo; p < hi; ++p) {
+          void* pa = !arg ? nullptr : arg->taps ? static_cast<void*>(arg->tap() + p * per) : arg->offset() + p * per;
+          max_pool_plane(px + p * in, g, po + p * per, pa);
+        }
       });
     });
   }
 
   static Tensor forward(Context& ctx, const Tensor& x, const PoolGeometry& g) {
     Tensor out = Tensor::empty({g.N, g.C, g.HO, g.WO}, x.dtype());
-    Argmax arg = argmax_buffer(out.numel());
-    pool(x, g, out, arg.get());
+    const Argmax arg(out.numel(), pairs(g));
+    pool(x, g, out, &arg);
     ctx.save("g", g);
     ctx.save("arg", arg);
     return out;

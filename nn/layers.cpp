@@ -7,6 +7,7 @@
 #include "autograd/trace.hpp"
 #include "nn/init.hpp"
 #include "nn/reference_ops.hpp"
+#include "ops/fused/conv_pool.hpp"
 #include "ops/fused/inference.hpp"
 
 namespace xg::nn {
@@ -130,16 +131,20 @@ Tensor Conv2d::forward(const Tensor& x) {
 
 Tensor Conv2d::forward_pooled(const Tensor& x, bool relu, const MaxPool2d& pool) {
   check_conv_input(x, options_.in_channels, weight_, "Conv2d");
+  const Conv2dOptions& o = options_;
+  const xg::Conv2dOptions opts{.stride = o.stride, .padding = o.padding, .dilation = o.dilation, .groups = o.groups};
   if (!epilogue_applies(x, weight_, bias_)) {
+    // Recording: the conv and the pool as one op where a kernel takes both. max(relu(v)) = relu(max(v)),
+    // NaN and the gradient's path included (as nn::Sequential's relu_after_pool).
+    if (!fused_.any() && !use_reference_ops() && !trace::enabled()) {
+      const Tensor y = xg::detail::conv2d_max_pool2d(x, weight_, bias_, opts, pool.options());
+      return relu ? xg::relu(y) : y;
+    }
     const Tensor y = forward(x);
     return detail::max_pool2d(relu ? xg::relu(y) : y, pool.options());
   }
   if (fused_.any()) detail::check_fused_eval(*this);
-  const Conv2dOptions& o = options_;
-  return xg::detail::conv2d_pool_inference(x, weight_, bias_,
-                                           {.stride = o.stride, .padding = o.padding, .dilation = o.dilation,
-                                            .groups = o.groups},
-                                           relu || fused_.relu, pool.options());
+  return xg::detail::conv2d_pool_inference(x, weight_, bias_, opts, relu || fused_.relu, pool.options());
 }
 
 ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options_(o) {

@@ -29,6 +29,12 @@ struct PoolGeometry {
 PoolGeometry pool_geometry(const Tensor& x, const Pool2dOptions& o, const char* op);
 // The same checks for an input of this shape (its dtype checked elsewhere).
 PoolGeometry pool_geometry(const Shape& shape, const Pool2dOptions& o, const char* op);
+// The common 2x2 window at stride 2, no padding or dilation: windows never overlap, and every
+// input outside the last row or column (odd sizes) belongs to exactly one of them.
+inline bool pairs(const PoolGeometry& g) {
+  return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 &&
+         2 * g.HO <= g.H && 2 * g.WO <= g.W;
+}
 
 // Checks batch_norm's arguments; returns C.
 int64_t check_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

@@ -83,6 +83,15 @@ inline f32x16 load16(const float* p) {
   return v;
 }
 
+using i32x16 = int32_t __attribute__((vector_size(64)));
+using u8x16 = uint8_t __attribute__((vector_size(16)));
+// m ? a : b per lane (m: all ones or all zeros).
+inline f32x16 select16(i32x16 m, f32x16 a, f32x16 b) { return (f32x16)(((i32x16)a & m) | ((i32x16)b & ~m)); }
+inline i32x16 select16(i32x16 m, i32x16 a, i32x16 b) { return (a & m) | (b & ~m); }
+// Where a later tap of a max-pool window (v) replaces the best so far: larger, or NaN where the best is
+// not (ties keep the first).
+inline i32x16 later_wins(f32x16 v, f32x16 best) { return (v > best) | ((v != v) & (best == best)); }
+
 // t[q][k] = m[k][q]: three rounds of shuffles (__builtin_shufflevector, which GCC and Clang share:
 // the fuzz targets build with Clang).
 inline void transpose8x8(const f32x8 (&m)[8], f32x8 (&t)[8]) {

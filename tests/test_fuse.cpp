@@ -372,12 +372,13 @@ TEST_CASE("conv2d_pool_inference equals max_pool2d of the conv (and ReLU): im2co
     Pool2dOptions pool;
   };
   const std::vector<Conv> convs{
-      {3, 3, 8, 7, 16, 1, {.kernel = 2}},                                    // ThreeLayerConvNet's first layer
-      {2, 4, 6, 3, 11, 2, {.kernel = 3, .stride = 2, .padding = 1}},         // grouped, overlapping windows
-      {2, 3, 5, 5, 9, 1, {.kernel = 2, .ceil_mode = true}},                  // odd size, ceil mode
-      {1, 3, 4, 3, 12, 1, {.kernel = 2, .dilation = 2}},                     // one image: threaded GEMMs
-      {2, 16, 16, 3, 8, 1, {.kernel = 2}},                                   // Winograd: the two ops
-      {2, 8, 8, 3, 8, 8, {.kernel = 2}}};                                    // depthwise: the two ops
+      {3, 3, 8, 7, 16, 1, {.kernel = 2}},                             // ThreeLayerConvNet's first layer
+      {2, 4, 6, 3, 11, 2, {.kernel = 3, .stride = 2, .padding = 1}},  // grouped, overlapping windows
+      {2, 3, 5, 5, 9, 1, {.kernel = 2, .ceil_mode = true}},           // odd size, ceil mode
+      {1, 3, 4, 3, 12, 1, {.kernel = 2, .dilation = 2}},              // one image: threaded GEMMs
+      {2, 16, 16, 3, 8, 1, {.kernel = 2}},   // f32: oneDNN Winograd, pooled in its layout; f64: the two ops
+      {40, 16, 24, 3, 9, 1, {.kernel = 2}},  // the same with chunks of 32 and 8, partial blocks, odd planes
+      {2, 8, 8, 3, 8, 8, {.kernel = 2}}};    // depthwise: the two ops
   for (Dtype d : {Dtype::f32, Dtype::f64})
     for (const Conv& c : convs)
       for (bool relu_on : {true, false})

@@ -4,6 +4,7 @@
 
 #include "helpers.hpp"
 #include "ops/fused/conv_kernels.hpp"
+#include "ops/fused/conv_pool.hpp"
 #include "ops/fused/onednn_conv.hpp"
 #include "ops/fused/winograd.hpp"
 
@@ -125,6 +126,108 @@ TEST_CASE("conv2d: oneDNN's f32 Winograd kernel equals the reference, values and
   Tensor fused = Tensor::empty({4, 32, 8, 8});
   detail::conv_forward<float>(x.data<float>(), w.data<float>(), b.data<float>(), g, fused.data<float>(), true);
   CHECK(max(abs(fused - relu(conv2d(x, w, b, {.padding = 1})))).item<float>() == 0);
+}
+
+namespace {
+// Equal as floats, NaN equal to NaN.
+bool same_values(const Tensor& a, const Tensor& b) {
+  const std::vector<float> u = a.to_vector<float>(), v = b.to_vector<float>();
+  if (u.size() != v.size()) return false;
+  for (size_t i = 0; i < u.size(); ++i)
+    if (!(u[i] == v[i] || (std::isnan(u[i]) && std::isnan(v[i])))) return false;
+  return true;
+}
+}  // namespace
+
+TEST_CASE("conv2d_max_pool2d equals max_pool2d(conv2d(...)) to the bit, values and gradients: ties, NaN, odd planes") {
+  const bool fused = detail::onednn_winograd_available();
+  if (!fused) MESSAGE("oneDNN's Winograd kernel does not run on this CPU (no AVX-512): only the two ops run");
+  struct Case {
+    Shape x;
+    int64_t F;
+    bool bias, nan;
+  };
+  const std::vector<Case> cases = {
+      {{2, 16, 8, 8}, 16, false, false},   // one block of 16 channels each way
+      {{70, 24, 9, 9}, 20, true, false},   // two workers' 35 images (chunks of 32 and 3), partial blocks, odd planes
+      {{3, 32, 16, 14}, 48, true, false},  // several blocks, a non-square plane
+      {{2, 16, 8, 8}, 16, true, true},     // NaN inputs
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.x);
+    CAPTURE(c.F);
+    // Small integers: the convolution is exact, so windows hold many ties.
+    std::vector<float> xv = input(c.x, Dtype::f32, 80).to_vector<float>(),
+                       wv = input({c.F, c.x[1], 3, 3}, Dtype::f32, 81).to_vector<float>();
+    for (float& e : xv) e = std::round(e * 2);
+    for (float& e : wv) e = std::round(e);
+    if (c.nan) xv[5] = xv[100] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor x0 = from_vector(xv, c.x), w0 = from_vector(wv, {c.F, c.x[1], 3, 3});
+    const Tensor b0 = c.bias ? input({c.F}, Dtype::f32, 82) : Tensor();
+    auto leaves = [&] {
+      std::vector<Tensor> v{x0.detach(), w0.detach(), c.bias ? b0.detach() : Tensor()};
+      for (Tensor& t : v)
+        if (t.defined()) t.requires_grad_();
+      return v;
+    };
+    std::vector<Tensor> a = leaves(), b = leaves();
+    const Tensor ya = detail::conv2d_max_pool2d(a[0], a[1], a[2], {.padding = 1}, {.kernel = 2});
+    const Tensor yb = max_pool2d(conv2d(b[0], b[1], b[2], {.padding = 1}), {.kernel = 2});
+    CHECK(std::string(ya.grad_fn()->name) == (fused ? "conv2d_max_pool2d" : "max_pool2d"));
+    REQUIRE(ya.shape() == yb.shape());
+    CHECK(same_values(ya, yb));
+    const Tensor up = input(ya.shape(), Dtype::f32, 83);
+    ya.backward(up);
+    yb.backward(up);
+    CHECK(same_values(a[0].grad(), b[0].grad()));
+    CHECK(same_values(a[1].grad(), b[1].grad()));
+    if (c.bias && !c.nan) CHECK(allclose(a[2].grad(), b[2].grad(), 1e-5, 1e-5));  // summed in another order
+  }
+  // create_graph: the gradients through the reference composition, which differentiate again.
+  Tensor x = input({2, 16, 8, 8}, Dtype::f32, 84), w = input({16, 16, 3, 3}, Dtype::f32, 85),
+         b = input({16}, Dtype::f32, 86);
+  for (Tensor* t : {&x, &w, &b}) t->requires_grad_();
+  const Tensor u = input({2, 16, 4, 4}, Dtype::f32, 87);
+  auto second = [&](bool fused_op) {
+    const Tensor y = fused_op ? detail::conv2d_max_pool2d(x, w, b, {.padding = 1}, {.kernel = 2})
+                              : ref::max_pool2d(ref::conv2d(x, w, b, {.padding = 1}), {.kernel = 2});
+    const std::vector<Tensor> g = grad({y}, {x, w, b}, {u}, {.create_graph = true});
+    const std::vector<Tensor> gg = grad({sum(g[0] * g[0]) + sum(g[1] * g[1])}, {x, w});
+    return std::vector<Tensor>{g[0], g[1], g[2], gg[0], gg[1]};
+  };
+  const std::vector<Tensor> f = second(true), r = second(false);
+  for (size_t k = 0; k < f.size(); ++k) {
+    CAPTURE(k);
+    CHECK(allclose(f[k], r[k], 1e-4, 1e-4));
+  }
+  // Bad input is refused by the ops' own checks.
+  CHECK_ERROR(
+      detail::conv2d_max_pool2d(randn({1, 16, 8, 8}), randn({16, 8, 3, 3}), Tensor(), {.padding = 1}, {.kernel = 2}),
+      "conv2d: input has 16 channels");
+  CHECK_ERROR(
+      detail::conv2d_max_pool2d(randn({1, 16, 8, 8}), randn({16, 16, 3, 3}), Tensor(), {.padding = 1}, {.kernel = 0}),
+      "max_pool2d: kernel must be positive");
+}
+
+TEST_CASE(
+    "nn::Sequential's Conv2d + MaxPool2d records the fused conv + pool while training, as the modules one by one") {
+  manual_seed(3);
+  nn::Sequential net{
+      nn::Conv2d(nn::Conv2dOptions{.in_channels = 16, .out_channels = 32, .kernel_size = 3, .padding = 1}),
+      nn::MaxPool2d(2)};
+  const Tensor x = randn({4, 16, 12, 12});
+  const Tensor y = net.forward(x);
+  if (detail::onednn_winograd_available()) CHECK(std::string(y.grad_fn()->name) == "conv2d_max_pool2d");
+  auto& conv = net.at<nn::Conv2d>(0);
+  sum(y * y).backward();
+  const Tensor gw = conv.weight().grad().detach().clone(), gb = conv.bias().grad().detach().clone();
+  net.zero_grad();
+  const Tensor z = net[1]->forward(net[0]->forward(x));  // the modules one by one
+  CHECK(std::string(z.grad_fn()->name) == "max_pool2d");
+  CHECK(same_values(y, z));
+  sum(z * z).backward();
+  CHECK(same_values(conv.weight().grad(), gw));
+  CHECK(allclose(conv.bias().grad(), gb, 1e-5, 1e-5));  // summed in another order
 }
 
 TEST_CASE("conv2d: the automatic choice uses Winograd only for 3x3 stride-1 convolutions with 16+ channels") {

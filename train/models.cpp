@@ -102,8 +102,9 @@ AirbenchGroup::AirbenchGroup(int64_t in_channels, int64_t channels, const Airben
 }
 
 Tensor AirbenchGroup::forward(const Tensor& x) {
-  // Each batch norm and the GELU after it run as one fused op (the exporter still sees the two).
-  Tensor y = norm1->forward_activated(pool->forward(conv1->forward(x)), PostActivation::gelu);
+  // The first conv and the pool run as one op, as do each batch norm and the GELU after it (the exporter
+  // still sees the ops one by one).
+  Tensor y = norm1->forward_activated(conv1->forward_pooled(x, false, *pool), PostActivation::gelu);
   return norm2->forward_activated(conv2->forward(y), PostActivation::gelu);
 }
 

@@ -10,6 +10,7 @@
 #include "autograd/parallel.hpp"
 #include "ops/blas.hpp"
 #include "ops/fused/conv_kernels.hpp"
+#include "ops/fused/onednn_conv.hpp"
 
 namespace xg::detail {
 
@@ -50,6 +51,14 @@ Tensor conv2d_pool_inference(const Tensor& x, const Tensor& weight, const Tensor
   NoGradGuard no_grad;
   const ConvGeometry g = conv_geometry(x, weight, bias, opts, "conv2d");
   PoolGeometry pg = pool_geometry(Shape{g.N, g.F, g.HO, g.WO}, pool, "max_pool2d");
+  if (x.dtype() == Dtype::f32 && pairs(pg) && onednn_conv_pool_applies(g)) {
+    // Pooled in oneDNN's own layout; the ReLU after the pool (max(relu(v)) = relu(max(v)), NaN too).
+    Tensor out = Tensor::empty({g.N, g.F, pg.HO, pg.WO}, x.dtype());
+    onednn_conv_pool_forward(x.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr, g,
+                             out.data<float>(), nullptr);
+    if (relu) bias_relu<float>(out.data<float>(), nullptr, g.N * g.F, pg.HO * pg.WO, true);
+    return out;
+  }
   if (!conv_per_image(g))
     return max_pool2d(relu ? conv2d_relu_inference(x, weight, bias, opts) : conv2d(x, weight, bias, opts), pool);
   Tensor out = Tensor::empty({g.N, g.F, pg.HO, pg.WO}, x.dtype());

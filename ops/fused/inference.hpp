@@ -11,8 +11,9 @@ namespace xg::detail {
 // relu(conv2d(x, weight, bias, opts)), checked as conv2d; bias may be undefined.
 Tensor conv2d_relu_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts);
 // max_pool2d(relu(conv2d(x, weight, bias, opts)), pool) (without `relu`, of conv2d(...)), checked as
-// the two ops. An im2col convolution pools each image's output while it is in cache; other kernels
-// (Winograd, depthwise) run the two ops.
+// the two ops. An im2col convolution pools each image's output while it is in cache, oneDNN's Winograd
+// kernel each chunk's for a 2x2 window at stride 2 (onednn_conv_pool_forward); other kernels run the
+// two ops.
 Tensor conv2d_pool_inference(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts,
                              bool relu, const Pool2dOptions& pool);
 // relu(linear(x, weight, bias)) (linear(...) without `relu`), checked as linear; bias may be undefined.

@@ -401,9 +401,12 @@ bool onednn_winograd_available() {
   return yes;
 }
 
-void onednn_conv_forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, float* out,
-                         bool relu) {
-  const int64_t in = g.C * g.H * g.W, on = g.F * g.HO * g.WO;
+namespace {
+
+// The forward in chunks of images: sink(p, n0, n) takes each chunk's output from p.y.
+template <class Sink>
+void forward_chunks(const float* x, const float* w, const float* bias, const ConvGeometry& g, bool relu, Sink sink) {
+  const int64_t in = g.C * g.H * g.W;
   const uint64_t call = next_call();
   const Kind kind = current_kind();
   for_image_chunks(g.N, blocks_for(g.N), [&](int64_t, int64_t n0, int64_t n) {
@@ -418,12 +421,16 @@ void onednn_conv_forward(const float* x, const float* w, const float* bias, cons
         {DNNL_ARG_SRC, p.x.mem()}, {DNNL_ARG_WEIGHTS, p.w.own}, {DNNL_ARG_DST, p.y.mem()}};
     if (p.bias) args[DNNL_ARG_BIAS] = p.bias_mem.own;
     p.fwd.execute(onednn_stream(), args);
-    p.y.store(out + n0 * on, p.bias ? nullptr : bias, relu && !p.relu);  // the epilogue the primitive lacks
+    sink(p, n0, n);
   });
 }
 
-void onednn_conv_backward(const float* x, const float* w, const float* dout, const ConvGeometry& g, float* dx,
-                          float* dw) {
+// The backward in chunks of images: load_dy(s, n0, n) stages the chunk's output gradient in s (the
+// input gradient's or the weight gradient's). dout: the output gradient in NCHW, or null when
+// load_dy builds it (the weight gradient by GEMM, bf16 only, reads dout itself).
+template <class LoadDy>
+void backward_chunks(const float* x, const float* w, const float* dout, const ConvGeometry& g, float* dx, float* dw,
+                     LoadDy load_dy) {
   const int64_t in = g.C * g.H * g.W, on = g.F * g.HO * g.WO, wn = g.F * g.C * g.KH * g.KW;
   const int64_t blocks = blocks_for(g.N);
   std::vector<float> partial(dw ? static_cast<size_t>(blocks * wn) : 0);
@@ -438,7 +445,7 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
         p.w_d.load(w);
         p.w_d_call = call;
       }
-      p.dy_d.load(dout + n0 * on);
+      load_dy(p.dy_d, n0, n);
       p.bwd_data.execute(
           onednn_stream(),
           {{DNNL_ARG_DIFF_DST, p.dy_d.mem()}, {DNNL_ARG_WEIGHTS, p.w_d.own}, {DNNL_ARG_DIFF_SRC, p.dx.mem()}});
@@ -450,13 +457,13 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
       // dout's bf16 copy for the input gradient serves the weight gradient too when the layouts agree.
       if (by_gemm) {
         const bool nhwc = dx && p.dy_d.N;  // the input gradient's copy is bf16 NHWC
-        return weight_grad(x + n0 * in, dout + n0 * on,
+        return weight_grad(x + n0 * in, dout ? dout + n0 * on : nullptr,
                            nhwc ? static_cast<const uint16_t*>(p.dy_d.mem().get_data_handle()) : nullptr, g, n, sum,
                            first);
       }
       const bool reuse = dx && p.dy_d.own.get_desc() == p.dy_w.own.get_desc();
       p.x_w.load(x + n0 * in);
-      if (!reuse) p.dy_w.load(dout + n0 * on);
+      if (!reuse) load_dy(p.dy_w, n0, n);
       p.bwd_weights.execute(onednn_stream(), {{DNNL_ARG_SRC, p.x_w.mem()},
                                               {DNNL_ARG_DIFF_DST, reuse ? p.dy_d.mem() : p.dy_w.mem()},
                                               {DNNL_ARG_DIFF_WEIGHTS, p.dw.own}});
@@ -482,6 +489,118 @@ void onednn_conv_backward(const float* x, const float* w, const float* dout, con
   });
 }
 
+// The 2x2/2 max-pool of n images of the Winograd kernel's nChw16c output y (planes of HO x WO, CB
+// blocks of 16 channels), bias16 (CB * 16 values, or null) added first as the plain forward adds it:
+// the pooled values into out (NCHW, F planes of PH x PW), each window's winning tap (0-3, row-major)
+// into taps ([n][CB][PH PW][16]) unless it is null. The taps compared as max_pool2d's 2x2 kernel compares them (ties
+// keep the first, NaN wins), so the result equals max_pool2d(conv2d(...)) to the bit.
+void pool_blocked16(const float* y, int64_t n, const ConvGeometry& g, const float* bias16, float* out, uint8_t* taps) {
+  const int64_t CB = (g.F + 15) / 16, PH = g.HO / 2, PW = g.WO / 2, PP = PH * PW;
+  float* pooled = scratch<float>(4, CB * 16 * PP);  // one image's, still blocked
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t cb = 0; cb < CB; ++cb) {
+      const float* plane = y + (i * CB + cb) * g.HO * g.WO * 16;
+      const f32x16 b = bias16 ? load16(bias16 + cb * 16) : f32x16{};
+      float* dst = pooled + cb * PP * 16;
+      uint8_t* tap = taps ? taps + (i * CB + cb) * PP * 16 : nullptr;
+      for (int64_t ph = 0; ph < PH; ++ph)
+        for (int64_t pw = 0; pw < PW; ++pw) {
+          const float* r0 = plane + (2 * ph * g.WO + 2 * pw) * 16;
+          const float* r1 = r0 + g.WO * 16;
+          const f32x16 e0 = load16(r0) + b, o0 = load16(r0 + 16) + b, e1 = load16(r1) + b, o1 = load16(r1 + 16) + b;
+          // The top pair, the bottom pair, then bottom over top (max_pool_pairs16's order).
+          const i32x16 t = later_wins(o0, e0), u = later_wins(o1, e1);
+          const f32x16 top = select16(t, o0, e0), bottom = select16(u, o1, e1);
+          const i32x16 down = later_wins(bottom, top);
+          const f32x16 best = select16(down, bottom, top);
+          std::memcpy(dst + (ph * PW + pw) * 16, &best, sizeof best);
+          if (!tap) continue;
+          const u8x16 code = __builtin_convertvector(select16(down, 2 + (u & 1), t & 1), u8x16);
+          std::memcpy(tap + (ph * PW + pw) * 16, &code, sizeof code);
+        }
+    }
+    blocked16_to_nchw(pooled, 1, g.F, PP, nullptr, false, out + i * g.F * PP);
+  }
+}
+
+// pool_blocked16's adjoint: the output gradient of n images in nChw16c (dy, HO x WO planes) from the
+// pooled gradient dp (NCHW) and the taps, each window's gradient at its winning tap and zeros at the
+// other three (and in an odd last row or column).
+void unpool_blocked16(const float* dp, const uint8_t* taps, int64_t n, const ConvGeometry& g, float* dy) {
+  const int64_t CB = (g.F + 15) / 16, PH = g.HO / 2, PW = g.WO / 2, PP = PH * PW;
+  float* blocked = scratch<float>(4, n * CB * 16 * PP);
+  nchw_to_blocked16(dp, n, g.F, PP, blocked);
+  const f32x16 zero = {};
+  for (int64_t plane = 0; plane < n * CB; ++plane) {
+    float* d = dy + plane * g.HO * g.WO * 16;
+    const float* src = blocked + plane * PP * 16;
+    const uint8_t* tap = taps + plane * PP * 16;
+    for (int64_t ph = 0; ph < PH; ++ph) {
+      float* r0 = d + 2 * ph * g.WO * 16;
+      float* r1 = r0 + g.WO * 16;
+      for (int64_t pw = 0; pw < PW; ++pw) {
+        const f32x16 v = load16(src + (ph * PW + pw) * 16);
+        u8x16 code;
+        std::memcpy(&code, tap + (ph * PW + pw) * 16, sizeof code);
+        const i32x16 c = __builtin_convertvector(code, i32x16);
+        const f32x16 q[4] = {select16(c == 0, v, zero), select16(c == 1, v, zero), select16(c == 2, v, zero),
+                             select16(c == 3, v, zero)};
+        std::memcpy(r0 + 2 * pw * 16, q, 2 * sizeof(f32x16));
+        std::memcpy(r1 + 2 * pw * 16, q + 2, 2 * sizeof(f32x16));
+      }
+      if (g.WO % 2) std::fill_n(r0 + (g.WO - 1) * 16, 16, 0.f), std::fill_n(r1 + (g.WO - 1) * 16, 16, 0.f);
+    }
+    if (g.HO % 2) std::fill_n(d + (g.HO - 1) * g.WO * 16, g.WO * 16, 0.f);
+  }
+}
+
+// The staged buffer's nChw16c storage: the fused pooling reads and writes that layout only.
+float* blocked_storage(Staged& s) {
+  if (!s.blocked) fail("onednn_conv: the fused max-pool needs the Winograd kernel's nChw16c activations");
+  return static_cast<float*>(s.mem().get_data_handle());
+}
+
+}  // namespace
+
+void onednn_conv_forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, float* out,
+                         bool relu) {
+  const int64_t on = g.F * g.HO * g.WO;
+  forward_chunks(x, w, bias, g, relu, [&](Prims& p, int64_t n0, int64_t) {
+    p.y.store(out + n0 * on, p.bias ? nullptr : bias, relu && !p.relu);  // the epilogue the primitive lacks
+  });
+}
+
+void onednn_conv_backward(const float* x, const float* w, const float* dout, const ConvGeometry& g, float* dx,
+                          float* dw) {
+  const int64_t on = g.F * g.HO * g.WO;
+  backward_chunks(x, w, dout, g, dx, dw, [&](Staged& s, int64_t n0, int64_t) { s.load(dout + n0 * on); });
+}
+
+bool onednn_conv_pool_applies(const ConvGeometry& g) {
+  return use_onednn_conv(g) && current_kind() == Kind::f32_winograd;
+}
+
+void onednn_conv_pool_forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, float* out,
+                              uint8_t* taps) {
+  const int64_t CB = (g.F + 15) / 16, pooled = g.F * (g.HO / 2) * (g.WO / 2),
+                tapped = CB * 16 * (g.HO / 2) * (g.WO / 2);
+  std::vector<float> bias16(bias ? CB * 16 : 0, 0.f);
+  if (bias) std::copy(bias, bias + g.F, bias16.begin());
+  forward_chunks(x, w, nullptr, g, false, [&](Prims& p, int64_t n0, int64_t n) {
+    pool_blocked16(blocked_storage(p.y), n, g, bias ? bias16.data() : nullptr, out + n0 * pooled,
+                   taps ? taps + n0 * tapped : nullptr);
+  });
+}
+
+void onednn_conv_pool_backward(const float* x, const float* w, const float* dpooled, const uint8_t* taps,
+                               const ConvGeometry& g, float* dx, float* dw) {
+  const int64_t CB = (g.F + 15) / 16, pooled = g.F * (g.HO / 2) * (g.WO / 2),
+                tapped = CB * 16 * (g.HO / 2) * (g.WO / 2);
+  backward_chunks(x, w, nullptr, g, dx, dw, [&](Staged& s, int64_t n0, int64_t n) {
+    unpool_blocked16(dpooled + n0 * pooled, taps + n0 * tapped, n, g, blocked_storage(s));
+  });
+}
+
 }  // namespace xg::detail
 
 #else
@@ -494,6 +613,14 @@ void onednn_conv_forward(const float*, const float*, const float*, const ConvGeo
 }
 void onednn_conv_backward(const float*, const float*, const float*, const ConvGeometry&, float*, float*) {
   fail("onednn_conv_backward: this build has no oneDNN");
+}
+bool onednn_conv_pool_applies(const ConvGeometry&) { return false; }
+void onednn_conv_pool_forward(const float*, const float*, const float*, const ConvGeometry&, float*, uint8_t*) {
+  fail("onednn_conv_pool_forward: this build has no oneDNN");
+}
+void onednn_conv_pool_backward(const float*, const float*, const float*, const uint8_t*, const ConvGeometry&, float*,
+                               float*) {
+  fail("onednn_conv_pool_backward: this build has no oneDNN");
 }
 }  // namespace xg::detail
 

@@ -3,6 +3,8 @@
 // otherwise 3x3 stride-1 convolutions by oneDNN's f32 Winograd kernel on CPUs with AVX-512.
 #pragma once
 
+#include <cstdint>
+
 #include "ops/geometry.hpp"
 
 namespace xg::detail {
@@ -19,5 +21,22 @@ void onednn_conv_forward(const float* x, const float* w, const float* bias, cons
 // dx and dw may each be null; both are overwritten.
 void onednn_conv_backward(const float* x, const float* w, const float* dout, const ConvGeometry& g, float* dx,
                           float* dw);
+
+// A convolution followed by a 2x2 max-pool at stride 2 (no padding; an odd last row or column left out),
+// the pool taken from each chunk's output while it is in cache, in the Winograd kernel's own layout:
+// the unpooled output is neither written out nor copied back for the backward. For f32 geometries
+// that use_onednn_conv hands to the Winograd kernel.
+bool onednn_conv_pool_applies(const ConvGeometry& g);
+// Bytes of onednn_conv_pool_forward's taps (one per pooled value of 16-channel blocks).
+inline int64_t onednn_conv_pool_taps(const ConvGeometry& g) {
+  return g.N * ((g.F + 15) / 16 * 16) * (g.HO / 2) * (g.WO / 2);
+}
+// out [N, F, HO/2, WO/2] = max_pool2d(conv2d(x, w, bias), 2) to the bit (bias may be null); taps: each
+// window's winning tap, for the backward (null: not kept).
+void onednn_conv_pool_forward(const float* x, const float* w, const float* bias, const ConvGeometry& g, float* out,
+                              uint8_t* taps);
+// dx and dw (each may be null, both overwritten) from the pooled output's gradient and the taps.
+void onednn_conv_pool_backward(const float* x, const float* w, const float* dpooled, const uint8_t* taps,
+                               const ConvGeometry& g, float* dx, float* dw);
 
 }  // namespace xg::detail

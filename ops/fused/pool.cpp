@@ -22,6 +22,7 @@ namespace xg {
 
 namespace {
 
+using detail::pairs;
 using detail::PoolGeometry;
 
 // The first position h0 + k d (k >= 0) of a window's taps that is not above or left of the input.
@@ -46,25 +47,16 @@ std::vector<T> avg_scales(const PoolGeometry& g) {
   return scale;
 }
 
-// The common 2x2 window at stride 2, no padding or dilation: windows never overlap, and every
-// input outside the last row or column (odd sizes) belongs to exactly one of them.
-bool pairs(const PoolGeometry& g) {
-  return g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 &&
-         2 * g.HO <= g.H && 2 * g.WO <= g.W;
-}
-
 // The 2x2/2 max-pool in f32, 16 windows at a time: each row's 32 inputs split into even and odd taps by
 // shuffles (__builtin_shufflevector, which GCC and Clang share), the four taps combined in row-major
-// order by the rule below. Rows shorter than a vector go through a padded copy. The scalar loop did not
+// order by later_wins (ops/lanes.hpp). Rows shorter than a vector go through a padded copy. The scalar loop did not
 // vectorise at airbench's rows of 15 and 7 windows (perf annotate: vcomiss and branches), 7% of a step.
 using detail::f32x16;
+using detail::i32x16;
+using detail::later_wins;
 using detail::load16;
-using i32x16 = int32_t __attribute__((vector_size(64)));
-using u8x16 = uint8_t __attribute__((vector_size(16)));
-inline f32x16 select16(i32x16 m, f32x16 a, f32x16 b) { return (f32x16)(((i32x16)a & m) | ((i32x16)b & ~m)); }
-inline i32x16 select16(i32x16 m, i32x16 a, i32x16 b) { return (a & m) | (b & ~m); }
-// Where a later tap (v) replaces the best so far: larger, or NaN where the best is not (ties keep the first).
-inline i32x16 later_wins(f32x16 v, f32x16 best) { return (v > best) | ((v != v) & (best == best)); }
+using detail::select16;
+using detail::u8x16;
 
 // k <= 16 windows of one output row: out[j] and (with_arg) arg[j] = which of the window's taps won
 // (0-3 in row-major order: 1 the right one, 2 the one below).

@@ -7,8 +7,8 @@
 #include "autograd/trace.hpp"
 #include "nn/init.hpp"
 #include "nn/reference_ops.hpp"
-#include "ops/fused/conv_pool.hpp"
 #include "ops/fused/inference.hpp"
+#include "ops/fused/pooled.hpp"
 
 namespace xg::nn {
 

@@ -41,7 +41,7 @@ void BatchNormBase::reset_parameters() {
 
 Tensor BatchNormBase::forward(const Tensor& x) { return forward_activated(x, PostActivation::none); }
 
-Tensor BatchNormBase::forward_activated(const Tensor& x, PostActivation act) {
+Tensor BatchNormBase::forward_activated(const Tensor& x, PostActivation act, const MaxPool2d* pool) {
   xg::detail::check_post_activation(act, name().c_str());
   check(x.defined(), "{}: undefined input", name());
   check_input(x);
@@ -50,7 +50,8 @@ Tensor BatchNormBase::forward_activated(const Tensor& x, PostActivation act) {
         x.shape()[1], C);
   if (folded_) {
     detail::check_fused_eval(*this);
-    return xg::detail::apply_post_activation(x, act);  // the layer before computes x
+    const Tensor y = xg::detail::apply_post_activation(x, act);  // the layer before computes x
+    return pool ? detail::max_pool2d(y, pool->options()) : y;
   }
   const Tensor& ref = options_.affine ? weight_ : running_mean_;
   if (ref.defined())  // (the message's arguments are evaluated eagerly: ref must exist)
@@ -69,10 +70,14 @@ Tensor BatchNormBase::forward_activated(const Tensor& x, PostActivation act) {
   // [N, C, L] runs as [N, C, L, 1]: the same statistics per channel.
   const bool seq = x.dim() == 3;
   Tensor in = seq ? reshape(x, {x.shape()[0], C, x.shape()[2], 1}) : x;
-  Tensor y = detail::batch_norm_activation(in, weight_, bias_, track ? running_mean_ : Tensor(),
-                                           track ? running_var_ : Tensor(), batch_stats, factor, options_.eps, act);
+  const Tensor &mean = track ? running_mean_ : Tensor(), &var = track ? running_var_ : Tensor();
+  Tensor y = pool && !seq
+                 ? detail::batch_norm_activation_pool(in, weight_, bias_, mean, var, batch_stats, factor, options_.eps,
+                                                      act, pool->options())
+                 : detail::batch_norm_activation(in, weight_, bias_, mean, var, batch_stats, factor, options_.eps, act);
   if (is_training() && track) num_batches_tracked_.fill_(static_cast<double>(batches));
-  return seq ? reshape(y, x.shape()) : y;
+  if (seq) y = reshape(y, x.shape());
+  return pool && seq ? detail::max_pool2d(y, pool->options()) : y;
 }
 
 void BatchNorm1d::check_input(const Tensor& x) const {

@@ -30,8 +30,10 @@ class BatchNormBase : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   // act(forward(x)) as one fused op (xg::batch_norm_activation): what nn::Sequential runs for a batch
-  // norm followed by a ReLU or an exact GELU, and what a model's own forward() can call.
-  Tensor forward_activated(const Tensor& x, PostActivation act);
+  // norm followed by a ReLU or an exact GELU, and what a model's own forward() can call. With a pool,
+  // pool->forward(act(forward(x))), one op for 2x2 windows at stride 2 (the pool in the same output
+  // pass): what nn::Sequential runs when a MaxPool2d follows the activation.
+  Tensor forward_activated(const Tensor& x, PostActivation act, const class MaxPool2d* pool = nullptr);
   std::string extra_repr() const override;
   void reset_running_stats();
   void reset_parameters();  // running stats, then weight = 1, bias = 0

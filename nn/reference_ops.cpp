@@ -3,6 +3,8 @@
 
 #include <atomic>
 
+#include "ops/fused/pooled.hpp"
+
 namespace xg::nn {
 
 namespace {
@@ -46,6 +48,16 @@ Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor&
                                                               momentum, eps, act)
                              : xg::batch_norm_activation(x, gamma, beta, running_mean, running_var, training,
                                                          momentum, eps, act);
+}
+
+Tensor batch_norm_activation_pool(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                                  const Tensor& running_var, bool training, double momentum, double eps,
+                                  PostActivation act, const Pool2dOptions& pool) {
+  if (use_reference_ops())
+    return xg::ref::max_pool2d(
+        xg::ref::batch_norm_activation(x, gamma, beta, running_mean, running_var, training, momentum, eps, act), pool);
+  return xg::detail::batch_norm_activation_pool(x, gamma, beta, running_mean, running_var, training, momentum, eps, act,
+                                                pool);
 }
 
 }  // namespace detail

@@ -34,6 +34,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                              const Tensor& running_var, bool training, double momentum, double eps,
                              PostActivation act);
+Tensor batch_norm_activation_pool(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                                  const Tensor& running_var, bool training, double momentum, double eps,
+                                  PostActivation act, const Pool2dOptions& pool);
 }  // namespace detail
 
 }  // namespace xg::nn

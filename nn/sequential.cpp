@@ -73,8 +73,11 @@ Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
   for (size_t i = 0; i < modules_.size(); ++i) {
     if (const PostActivation act = fusable_activation(modules_, i); act != PostActivation::none) {
-      y = static_cast<BatchNormBase&>(*modules_[i]).forward_activated(y, act);  // and modules_[i + 1]
-      ++i;
+      // and modules_[i + 1], and a max-pool after them
+      const bool pool = i + 2 < modules_.size() && typeid(*modules_[i + 2]) == typeid(MaxPool2d);
+      y = static_cast<BatchNormBase&>(*modules_[i])
+              .forward_activated(y, act, pool ? static_cast<const MaxPool2d*>(modules_[i + 2].get()) : nullptr);
+      i += pool ? 2 : 1;
       continue;
     }
     bool relu = false;

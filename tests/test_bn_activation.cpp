@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "ops/fused/pooled.hpp"
 
 using namespace xg;
 using test::input;
@@ -301,5 +302,116 @@ TEST_CASE("batch_norm: values, running statistics and gradients do not depend on
       CAPTURE(k);
       CHECK(allclose(one[k], two[k], 0, 0));
     }
+  }
+}
+
+TEST_CASE("batch_norm_activation_pool: the batch norm, activation and 2x2 max-pool as one op, bit for bit the three") {
+  struct Case {
+    Shape x;
+    bool training;
+    Pool2dOptions pool;
+    bool fused;
+  };
+  const std::vector<Case> cases = {
+      {{4, 3, 8, 8}, true, {.kernel = 2}, true},
+      {{3, 2, 7, 9}, true, {.kernel = 2}, true},    // odd planes: the last row and column left out
+      {{2, 3, 6, 38}, false, {.kernel = 2}, true},  // eval, rows of 19 windows (the f32 vectors and a tail)
+      {{2, 3, 6, 6}, true, {.kernel = 3, .stride = 2, .padding = 1}, false},  // other windows: the two ops
+      {{2, 3, 5, 5}, true, {.kernel = 2, .ceil_mode = true}, false},
+  };
+  for (Dtype d : {Dtype::f32, Dtype::f64})
+    for (PostActivation act : kActs)
+      for (const Case& c : cases) {
+        CAPTURE(c.x);
+        CAPTURE(dtype_name(d));
+        CAPTURE(post_activation_name(act));
+        // Rounded inputs: ties inside windows (and after the ReLU, windows of zeros); one NaN.
+        std::vector<double> v = input(c.x, Dtype::f64, 21).to_vector<double>();
+        for (double& e : v) e = std::round(e * 4) / 4;
+        v[7] = std::numeric_limits<double>::quiet_NaN();
+        auto run = [&](bool one_op) {
+          Tensor x = from_vector(v, c.x).to(d), g = input({c.x[1]}, d, 22), b = input({c.x[1]}, d, 23);
+          Tensor rm = zeros({c.x[1]}, d), rv = ones({c.x[1]}, d);
+          for (Tensor* t : {&x, &g, &b}) t->requires_grad_();
+          const Tensor y = one_op
+                               ? detail::batch_norm_activation_pool(x, g, b, rm, rv, c.training, 0.1, 1e-5, act, c.pool)
+                               : max_pool2d(batch_norm_activation(x, g, b, rm, rv, c.training, 0.1, 1e-5, act), c.pool);
+          const Tensor u = input(y.shape(), d, 24);
+          y.backward(u);
+          return std::vector<Tensor>{y, x.grad(), g.grad(), b.grad(), rm, rv};
+        };
+        const std::vector<Tensor> one = run(true), two = run(false);
+        CHECK(std::string(one[0].grad_fn()->name) == (c.fused ? "batch_norm" : "max_pool2d"));
+        for (size_t k = 0; k < one.size(); ++k) {
+          CAPTURE(k);
+          REQUIRE(one[k].shape() == two[k].shape());
+          const std::vector<double> a = one[k].detach().to(Dtype::f64).to_vector<double>(),
+                                    e = two[k].detach().to(Dtype::f64).to_vector<double>();
+          int64_t differ = 0;
+          for (size_t i = 0; i < a.size(); ++i) differ += !(a[i] == e[i] || (std::isnan(a[i]) && std::isnan(e[i])));
+          CHECK(differ == 0);
+        }
+      }
+  // gradcheck in f64 (no NaN, no ties), training and eval, and the gradients of the gradients through
+  // the composition (create_graph) against the three ops'.
+  for (PostActivation act : kActs)
+    for (bool training : {true, false}) {
+      CAPTURE(post_activation_name(act));
+      CAPTURE(training);
+      const Tensor rm = input({3}, Dtype::f64, 25), rv = input({3}, Dtype::f64, 26) + 1.0;
+      const TensorFn f = [&](const std::vector<Tensor>& v) {
+        return detail::batch_norm_activation_pool(v[0], v[1], v[2], rm.detach(), rv.detach(), training, 0.1, 1e-5, act,
+                                                  {.kernel = 2});
+      };
+      std::vector<Tensor> in{input({2, 3, 4, 6}, Dtype::f64, 27), input({3}, Dtype::f64, 28),
+                             input({3}, Dtype::f64, 29)};
+      for (Tensor& t : in) t.requires_grad_();
+      CHECK_GRADCHECK(f, in);
+      const Tensor u = input({2, 3, 2, 3}, Dtype::f64, 30);
+      auto second = [&](bool one_op) {
+        const Tensor y = one_op ? f(in)
+                                : max_pool2d(batch_norm_activation(in[0], in[1], in[2], rm.detach(), rv.detach(),
+                                                                   training, 0.1, 1e-5, act),
+                                             {.kernel = 2});
+        const std::vector<Tensor> g = grad({y}, in, {u}, {.create_graph = true});
+        return grad({sum(g[0] * g[0]) + sum(g[1] * g[2])}, {in[0], in[1]});
+      };
+      const std::vector<Tensor> a = second(true), b = second(false);
+      CHECK(allclose(a[0], b[0], 1e-9, 1e-9));
+      CHECK(allclose(a[1], b[1], 1e-9, 1e-9));
+    }
+  CHECK_ERROR(detail::batch_norm_activation_pool(zeros({2, 3, 4, 4}), Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1,
+                                                 1e-5, PostActivation::relu, {.kernel = 0}),
+              "max_pool2d: kernel must be positive");
+  CHECK_ERROR(detail::batch_norm_activation_pool(zeros({2, 3, 4, 4}), ones({4}), Tensor(), Tensor(), Tensor(), true,
+                                                 0.1, 1e-5, PostActivation::relu, {.kernel = 2}),
+              "batch_norm_activation: ");
+}
+
+TEST_CASE("nn::Sequential runs BatchNorm2d, ReLU or GELU, MaxPool2d(2) as one op, as the modules one by one") {
+  for (bool gelu_act : {false, true}) {
+    CAPTURE(gelu_act);
+    manual_seed(5);
+    auto make = [&] {
+      auto net = std::make_shared<nn::Sequential>(nn::BatchNorm2d(4));
+      if (gelu_act)
+        net->push_back(nn::GELU());
+      else
+        net->push_back(nn::ReLU());
+      net->push_back(nn::MaxPool2d(2));
+      return net;
+    };
+    auto fused = make(), plain = make();
+    const Tensor x = randn({6, 4, 10, 10});
+    const Tensor y = fused->forward(x);
+    CHECK(std::string(y.grad_fn()->name) == "batch_norm");
+    const Tensor z = (*(*plain)[2])((*(*plain)[1])((*(*plain)[0])(x)));  // through operator(), one by one
+    CHECK(std::string(z.grad_fn()->name) == "max_pool2d");
+    CHECK(allclose(y, z, 0, 0));
+    sum(y * y).backward();
+    sum(z * z).backward();
+    const nn::NamedTensors a = fused->named_parameters(), b = plain->named_parameters();
+    for (size_t k = 0; k < a.size(); ++k) CHECK(allclose(a[k].second.grad(), b[k].second.grad(), 0, 0));
+    CHECK(allclose(fused->at<nn::BatchNorm2d>(0).running_var(), plain->at<nn::BatchNorm2d>(0).running_var(), 0, 0));
   }
 }

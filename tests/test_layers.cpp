@@ -4,8 +4,8 @@
 
 #include "helpers.hpp"
 #include "ops/fused/conv_kernels.hpp"
-#include "ops/fused/conv_pool.hpp"
 #include "ops/fused/onednn_conv.hpp"
+#include "ops/fused/pooled.hpp"
 #include "ops/fused/winograd.hpp"
 
 using namespace xg;

@@ -3,15 +3,21 @@
 //   dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat)),  M = N*H*W.
 // batch_norm_activation applies a ReLU or GELU in the same output pass, y = act(z), z = x scale + shift.
 // Its backward recomputes z from x (nothing but x is kept), takes dz = dy act'(z) in the pass that sums,
-// staged in dx's buffer, and runs the batch-norm backward on dz.
+// staged in dx's buffer, and runs the batch-norm backward on dz. batch_norm_activation_pool also takes
+// a 2x2 max-pool at stride 2 in the output pass, plane by plane from a buffer in cache, keeping each
+// window's winning tap; its backward rebuilds each plane's dy from the pooled gradient in that pass.
 #include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "autograd/allocator.hpp"
 #include "autograd/function.hpp"
 #include "autograd/parallel.hpp"
+#include "autograd/trace.hpp"
+#include "ops/fused/conv_kernels.hpp"
+#include "ops/fused/pooled.hpp"
 #include "ops/geometry.hpp"
 #include "ops/lanes.hpp"
 #include "ops/normal.hpp"
@@ -67,6 +73,8 @@ struct BatchNormFn : Function<BatchNormFn> {
     int64_t N, C, HW;
     bool training;
     PostActivation act;
+    bool pooled;                       // a 2x2/2 max-pool after the activation
+    detail::PoolGeometry pool{};       // its geometry (pooled only)
     std::vector<double> mean, invstd;  // the statistics used to normalise, per channel
     std::vector<double> scale, shift;  // z = x scale + shift, per channel (with an activation)
   };
@@ -79,12 +87,12 @@ struct BatchNormFn : Function<BatchNormFn> {
   // one channel's runs lie a power of two apart and share a few cache sets, so a second pass missed
   // the data a first had just read.)
   template <class T, class Add>
-  static std::vector<std::pair<double, double>> channel_sums(const Stats& s, Add add) {
+  static std::vector<std::pair<double, double>> channel_sums(const Stats& s, Add add, int64_t scratch_runs = 1) {
     const int64_t size = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, s.C * s.HW)),
                   blocks = (s.N + size - 1) / size;
     std::vector<std::pair<double, double>> part(blocks * s.C), total(s.C, {0.0, 0.0});
     parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
-      std::vector<T> scratch(s.HW);
+      std::vector<T> scratch(s.HW * scratch_runs);
       for (int64_t b = lo; b < hi; ++b)
         for (int64_t c = 0; c < s.C; ++c) {
           detail::LanePairs<T> acc;
@@ -99,16 +107,24 @@ struct BatchNormFn : Function<BatchNormFn> {
 
   static Tensor forward(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                         const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,
-                        double eps, PostActivation act) {
+                        double eps, PostActivation act, bool pooled) {
     auto st = std::make_shared<Stats>();
     Stats& s = *st;
     s.N = x.shape()[0], s.C = x.shape()[1], s.HW = x.numel() / std::max<int64_t>(s.N * s.C, 1);
     s.training = training || !running_mean.defined();
     s.act = act;
+    s.pooled = pooled;
+    std::shared_ptr<uint8_t> taps;  // each pooled window's winning tap
+    if (pooled) {
+      s.pool = detail::pool_geometry(x.shape(), {.kernel = 2}, "max_pool2d");
+      const auto bytes = static_cast<std::size_t>(std::max<int64_t>(s.N * s.C * s.pool.HO * s.pool.WO, 1));
+      taps = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(detail::alloc_bytes(bytes)),
+                                      [bytes](uint8_t* p) { detail::free_bytes(p, bytes); });
+    }
     s.mean.resize(s.C), s.invstd.resize(s.C);
     if (act != PostActivation::none) s.scale.resize(s.C), s.shift.resize(s.C);
     const double M = static_cast<double>(s.N * s.HW);
-    Tensor out = Tensor::empty(x.shape(), x.dtype());
+    Tensor out = Tensor::empty(pooled ? Shape{s.N, s.C, s.pool.HO, s.pool.WO} : x.shape(), x.dtype());
     dispatch_floating(x.dtype(), [&]<class T>() {
       const T* px = x.data<T>();
       T* py = out.data<T>();
@@ -179,12 +195,15 @@ struct BatchNormFn : Function<BatchNormFn> {
       for (int64_t c = 0; c < s.C; ++c) std::tie(scale[c], shift[c]) = finish(c, k[c], sums[c].first, sums[c].second);
       with_activation(act, [&]<PostActivation A>() {
         parallel_for(0, s.N * s.C, std::max<int64_t>(1, (int64_t{1} << 14) / s.HW), [&](int64_t lo, int64_t hi) {
+          std::vector<T> plane_out(pooled ? s.HW : 0);  // a pooled plane's values before the pool
+          const int64_t per = pooled ? s.pool.HO * s.pool.WO : s.HW;
           for (int64_t plane = lo; plane < hi; ++plane) {
             const int64_t c = plane % s.C;
             const T* r = px + plane * s.HW;
-            T* y = py + plane * s.HW;
+            T* y = pooled ? plane_out.data() : py + plane * s.HW;
             const T sc = scale[c], sh = shift[c];
             for (int64_t i = 0; i < s.HW; ++i) y[i] = activate<A>(affine(r[i], sc, sh));
+            if (pooled) detail::max_pool_pairs_planes(y, s.pool, py + plane * per, taps.get() + plane * per, 0, 1);
           }
         });
       });
@@ -196,6 +215,7 @@ struct BatchNormFn : Function<BatchNormFn> {
     ctx.save_for_backward({x, gamma, beta});
     ctx.save("stats", st);
     ctx.save("eps", eps);
+    if (pooled) ctx.save("taps", taps);
     return out;
   }
 
@@ -212,7 +232,8 @@ struct BatchNormFn : Function<BatchNormFn> {
                                : (v[0] - mu) * invstd;
       Tensor z = v[1].defined() ? xhat * reshape(v[1], bshape) : xhat;
       if (v[2].defined()) z = z + reshape(v[2], bshape);
-      return s.act == PostActivation::relu ? relu(z) : s.act == PostActivation::gelu ? ref::gelu(z) : z;
+      z = s.act == PostActivation::relu ? relu(z) : s.act == PostActivation::gelu ? ref::gelu(z) : z;
+      return s.pooled ? ref::max_pool2d(z, {.kernel = 2}) : z;
     };
     std::vector<Tensor> d = composite_backward(
         composition, ctx.saved(), dy, {ctx.needs_input_grad(0), ctx.needs_input_grad(1), ctx.needs_input_grad(2)});
@@ -252,7 +273,7 @@ struct BatchNormFn : Function<BatchNormFn> {
         // dz = dy act'(z) is computed once, in the first pass, and kept in dx's buffer (or a scratch
         // run) for the second. (Recomputing ReLU's mask in the second pass instead measured 4.8% faster
         // on VGG, but its gradients then differed from relu(batch_norm(...))'s in the last bits.)
-        constexpr bool stage = A != PostActivation::none;  // without an activation, dz is dy
+        constexpr bool act_stage = A != PostActivation::none;  // without an activation, dz is dy
         // A select for ReLU, as relu's backward: an infinite dy where z <= 0 passes 0, not 0 * inf.
         auto dz_of = [](const T* d, const T* r, T scale, T shift, int64_t i) {
           if constexpr (A == PostActivation::relu) return affine(r[i], scale, shift) > T(0) ? d[i] : T(0);
@@ -265,14 +286,14 @@ struct BatchNormFn : Function<BatchNormFn> {
             std::vector<double> sum_dz(w, 0.0), sum_dz_xhat(w, 0.0);
             std::vector<Coef> co(w);
             std::vector<T> scale(w, T(1)), shift(w, T(0));
-            if constexpr (stage)
+            if constexpr (act_stage)
               for (int64_t j = 0; j < w; ++j)
                 scale[j] = static_cast<T>(s.scale[lo + j]), shift[j] = static_cast<T>(s.shift[lo + j]);
-            std::vector<T> staged(stage && !want_x ? w : 0);  // dz of one row when dx is not wanted
+            std::vector<T> staged(act_stage && !want_x ? w : 0);  // dz of one row when dx is not wanted
             for (int64_t n = 0; n < s.N; ++n) {
               const T* r = px + n * s.C + lo;
               const T* d = pdy + n * s.C + lo;
-              if constexpr (stage) {  // dz into dx's buffer (or the scratch row), summed from there
+              if constexpr (act_stage) {  // dz into dx's buffer (or the scratch row), summed from there
                 T* z = want_x ? out + n * s.C + lo : staged.data();
                 for (int64_t j = 0; j < w; ++j) z[j] = dz_of(d, r, scale[j], shift[j], j);
                 d = z;
@@ -287,28 +308,41 @@ struct BatchNormFn : Function<BatchNormFn> {
             for (int64_t n = 0; n < s.N; ++n) {
               const T* r = px + n * s.C + lo;
               T* o = out + n * s.C + lo;
-              const T* dz = stage ? o : pdy + n * s.C + lo;
+              const T* dz = act_stage ? o : pdy + n * s.C + lo;
               for (int64_t j = 0; j < w; ++j) o[j] = co[j].k * (dz[j] - co[j].a - (r[j] - co[j].mu) * co[j].b);
             }
           });
           return;
         }
-        // [N, C, H, W]: the sums (channel_sums), then dx in memory order.
+        // [N, C, H, W]: the sums (channel_sums), then dx in memory order. After a pool, each plane's dy
+        // is rebuilt from the pooled gradient (into the second scratch run) and dz staged as with an
+        // activation: the second pass has no dy to read.
+        const bool stage = act_stage || s.pooled;
         std::vector<T> tmu(s.C), tinv(s.C), scale(s.C, T(1)), shift(s.C, T(0));
         for (int64_t c = 0; c < s.C; ++c) {
           tmu[c] = static_cast<T>(s.mean[c]), tinv[c] = static_cast<T>(s.invstd[c]);
-          if constexpr (stage) scale[c] = static_cast<T>(s.scale[c]), shift[c] = static_cast<T>(s.shift[c]);
+          if constexpr (act_stage) scale[c] = static_cast<T>(s.scale[c]), shift[c] = static_cast<T>(s.shift[c]);
         }
-        const auto sums = channel_sums<T>(s, [&](detail::LanePairs<T>& acc, int64_t n, int64_t c, T* scratch) {
-          const int64_t at = (n * s.C + c) * s.HW;
-          const T *r = px + at, *d = pdy + at;
-          if constexpr (stage) {  // dz into dx's buffer (or the scratch run), summed from there
-            T* z = want_x ? out + at : scratch;
-            for (int64_t i = 0; i < s.HW; ++i) z[i] = dz_of(d, r, scale[c], shift[c], i);
-            d = z;
-          }
-          add_dz_sums(acc, d, r, tmu[c], tinv[c], s.HW);
-        });
+        const uint8_t* taps = s.pooled ? ctx.get<std::shared_ptr<uint8_t>>("taps").get() : nullptr;
+        const int64_t per = s.pooled ? s.pool.HO * s.pool.WO : 0;
+        const auto sums = channel_sums<T>(
+            s,
+            [&](detail::LanePairs<T>& acc, int64_t n, int64_t c, T* scratch) {
+              const int64_t plane = n * s.C + c, at = plane * s.HW;
+              const T* r = px + at;
+              const T* d = pdy + (s.pooled ? plane * per : at);
+              if (s.pooled) {
+                detail::max_unpool_pairs_planes(d, taps + plane * per, s.pool, scratch + s.HW, 0, 1);
+                d = scratch + s.HW;
+              }
+              if (stage) {  // dz into dx's buffer (or the scratch run), summed from there
+                T* z = want_x ? out + at : scratch;
+                for (int64_t i = 0; i < s.HW; ++i) z[i] = dz_of(d, r, scale[c], shift[c], i);
+                d = z;
+              }
+              add_dz_sums(acc, d, r, tmu[c], tinv[c], s.HW);
+            },
+            s.pooled ? 2 : 1);
         std::vector<Coef> co(s.C);
         for (int64_t c = 0; c < s.C; ++c) co[c] = finish(c, sums[c].first, sums[c].second);
         if (!want_x) return;
@@ -336,8 +370,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                      {{"training", int64_t{training}}, {"eps", eps}},
                      [&] { return batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps); });
   detail::check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm");
-  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps,
-                            PostActivation::none);
+  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps, PostActivation::none,
+                            false);
 }
 
 Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
@@ -350,7 +384,24 @@ Tensor batch_norm_activation(const Tensor& x, const Tensor& gamma, const Tensor&
   }
   detail::check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps,
                            "batch_norm_activation");
-  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps, act);
+  return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, false);
 }
+
+namespace detail {
+
+Tensor batch_norm_activation_pool(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                                  const Tensor& running_var, bool training, double momentum, double eps,
+                                  PostActivation act, const Pool2dOptions& pool) {
+  check_post_activation(act, "batch_norm_activation");
+  if (!trace::enabled() && x.defined() && x.dim() == 4) {
+    check_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm_activation");
+    if (pairs(pool_geometry(x.shape(), pool, "max_pool2d")))
+      return BatchNormFn::apply(x, gamma, beta, running_mean, running_var, training, momentum, eps, act, true);
+  }
+  return max_pool2d(batch_norm_activation(x, gamma, beta, running_mean, running_var, training, momentum, eps, act),
+                    pool);
+}
+
+}  // namespace detail
 
 }  // namespace xg

@@ -3,6 +3,7 @@
 // backward a convolution's forward and weight gradient. Winograd takes the shapes it serves.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 
 #include "ops/geometry.hpp"
@@ -57,6 +58,13 @@ void conv_forward_images(const T* x, const T* w, const T* bias, const ConvGeomet
 // Max pooling's values (no argmax) for planes [lo, hi) of x, in the calling thread (ops/fused/pool.cpp).
 template <class T>
 void max_pool_planes(const T* x, const PoolGeometry& g, T* out, int64_t lo, int64_t hi);
+// The 2x2/2 max-pool (pairs(g)) of planes [lo, hi) of x with each window's winning tap (0-3, row-major),
+// as max_pool2d keeps them, in the calling thread; and its backward: planes [lo, hi) of dst [H, W] from
+// the pooled gradient, each window's at its tap and zeros elsewhere.
+template <class T>
+void max_pool_pairs_planes(const T* x, const PoolGeometry& g, T* out, uint8_t* taps, int64_t lo, int64_t hi);
+template <class T>
+void max_unpool_pairs_planes(const T* grad, const uint8_t* taps, const PoolGeometry& g, T* dst, int64_t lo, int64_t hi);
 
 // The gradients of conv_forward for the upstream gradient dout; dx, dw and db may each be null when
 // not needed (x is read only for dw), and are overwritten.

@@ -1,14 +1,13 @@
 // conv2d + 2x2 max-pool as one op (ops/fused/conv_pool.hpp). airbench94's conv groups open with a conv
 // and a max-pool: at its default widths and batch, the conv's unpooled output is 393 MB per group
 // that the two ops write, read, and (as its gradient) write and read again.
-#include "ops/fused/conv_pool.hpp"
-
 #include <memory>
 
 #include "autograd/allocator.hpp"
 #include "autograd/function.hpp"
 #include "autograd/trace.hpp"
 #include "ops/fused/onednn_conv.hpp"
+#include "ops/fused/pooled.hpp"
 #include "ops/geometry.hpp"
 
 namespace xg::detail {

@@ -432,6 +432,25 @@ void max_pool_planes(const T* x, const PoolGeometry& g, T* out, int64_t lo, int6
 template void max_pool_planes<float>(const float*, const PoolGeometry&, float*, int64_t, int64_t);
 template void max_pool_planes<double>(const double*, const PoolGeometry&, double*, int64_t, int64_t);
 
+template <class T>
+void max_pool_pairs_planes(const T* x, const PoolGeometry& g, T* out, uint8_t* taps, int64_t lo, int64_t hi) {
+  const int64_t in = g.H * g.W, per = g.HO * g.WO;
+  for (int64_t p = lo; p < hi; ++p) max_pool_pairs_plane<T, true>(x + p * in, g, out + p * per, taps + p * per);
+}
+template void max_pool_pairs_planes<float>(const float*, const PoolGeometry&, float*, uint8_t*, int64_t, int64_t);
+template void max_pool_pairs_planes<double>(const double*, const PoolGeometry&, double*, uint8_t*, int64_t, int64_t);
+
+template <class T>
+void max_unpool_pairs_planes(const T* grad, const uint8_t* taps, const PoolGeometry& g, T* dst, int64_t lo,
+                             int64_t hi) {
+  const int64_t in = g.H * g.W, per = g.HO * g.WO;
+  for (int64_t p = lo; p < hi; ++p) max_pool_pairs_backward_plane(grad + p * per, taps + p * per, g, dst + p * in);
+}
+template void max_unpool_pairs_planes<float>(const float*, const uint8_t*, const PoolGeometry&, float*, int64_t,
+                                             int64_t);
+template void max_unpool_pairs_planes<double>(const double*, const uint8_t*, const PoolGeometry&, double*, int64_t,
+                                              int64_t);
+
 }  // namespace detail
 
 }  // namespace xg

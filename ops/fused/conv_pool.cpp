@@ -42,9 +42,10 @@ struct ConvMaxPoolFn : Function<ConvMaxPoolFn> {
     Tensor db = ctx.needs_input_grad(2) && b.defined() ? sum(dout, {0, 2, 3}) : Tensor();
     if (GradMode::is_enabled()) {  // create_graph: through the reference composition
       const Conv2dOptions o = options_of(g);
+      const Tensor bias = b.defined() ? b.detach() : Tensor();  // its gradient is db
       std::vector<Tensor> d = composite_backward(
           [&](const std::vector<Tensor>& v) {
-            return ref::max_pool2d(ref::conv2d(v[0], v[1], b.detach(), o), {.kernel = 2});
+            return ref::max_pool2d(ref::conv2d(v[0], v[1], bias, o), {.kernel = 2});
           },
           {x, w}, dout, {ctx.needs_input_grad(0), ctx.needs_input_grad(1)});
       return {d[0], d[1], db};

@@ -88,9 +88,25 @@ using u8x16 = uint8_t __attribute__((vector_size(16)));
 // m ? a : b per lane (m: all ones or all zeros).
 inline f32x16 select16(i32x16 m, f32x16 a, f32x16 b) { return (f32x16)(((i32x16)a & m) | ((i32x16)b & ~m)); }
 inline i32x16 select16(i32x16 m, i32x16 a, i32x16 b) { return (a & m) | (b & ~m); }
-// Where a later tap of a max-pool window (v) replaces the best so far: larger, or NaN where the best is
-// not (ties keep the first).
-inline i32x16 later_wins(f32x16 v, f32x16 best) { return (v > best) | ((v != v) & (best == best)); }
+
+// The maxima of 16 2x2 max-pool windows, one per lane, from their taps (e0 o0 the top row, e1 o1 the
+// bottom), as max_pool2d compares them: a later tap wins only if it is larger, or NaN where the best so
+// far is not (ties keep the first). The top pair, the bottom pair, then bottom over top give the same
+// winner as the taps one by one. tap: each window's winning tap, 0-3 in row-major order.
+inline f32x16 window_max16(f32x16 e0, f32x16 o0, f32x16 e1, f32x16 o1, u8x16& tap) {
+  auto later_wins = [](f32x16 v, f32x16 best) -> i32x16 { return (v > best) | ((v != v) & (best == best)); };
+  const i32x16 t = later_wins(o0, e0), b = later_wins(o1, e1);  // -1 where the odd tap wins
+  const f32x16 top = select16(t, o0, e0), bottom = select16(b, o1, e1);
+  const i32x16 u = later_wins(bottom, top);
+  tap = __builtin_convertvector(select16(u, 2 + (b & 1), t & 1), u8x16);
+  return select16(u, bottom, top);
+}
+// Its adjoint: v at each window's winning tap and zeros at the other three, q = {e0, o0, e1, o1}.
+inline void window_scatter16(f32x16 v, u8x16 tap, f32x16 (&q)[4]) {
+  const i32x16 t = __builtin_convertvector(tap, i32x16);
+  const f32x16 zero = {};
+  for (int k = 0; k < 4; ++k) q[k] = select16(t == k, v, zero);
+}
 
 // t[q][k] = m[k][q]: three rounds of shuffles (__builtin_shufflevector, which GCC and Clang share:
 // the fuzz targets build with Clang).

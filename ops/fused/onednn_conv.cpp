@@ -492,8 +492,8 @@ void backward_chunks(const float* x, const float* w, const float* dout, const Co
 // The 2x2/2 max-pool of n images of the Winograd kernel's nChw16c output y (planes of HO x WO, CB
 // blocks of 16 channels), bias16 (CB * 16 values, or null) added first as the plain forward adds it:
 // the pooled values into out (NCHW, F planes of PH x PW), each window's winning tap (0-3, row-major)
-// into taps ([n][CB][PH PW][16]) unless it is null. The taps compared as max_pool2d's 2x2 kernel compares them (ties
-// keep the first, NaN wins), so the result equals max_pool2d(conv2d(...)) to the bit.
+// into taps ([n][CB][PH PW][16]) unless it is null. The taps are compared by window_max16, as
+// max_pool2d's 2x2 kernel compares them, so the result equals max_pool2d(conv2d(...)) to the bit.
 void pool_blocked16(const float* y, int64_t n, const ConvGeometry& g, const float* bias16, float* out, uint8_t* taps) {
   const int64_t CB = (g.F + 15) / 16, PH = g.HO / 2, PW = g.WO / 2, PP = PH * PW;
   float* pooled = scratch<float>(4, CB * 16 * PP);  // one image's, still blocked
@@ -508,15 +508,10 @@ void pool_blocked16(const float* y, int64_t n, const ConvGeometry& g, const floa
           const float* r0 = plane + (2 * ph * g.WO + 2 * pw) * 16;
           const float* r1 = r0 + g.WO * 16;
           const f32x16 e0 = load16(r0) + b, o0 = load16(r0 + 16) + b, e1 = load16(r1) + b, o1 = load16(r1 + 16) + b;
-          // The top pair, the bottom pair, then bottom over top (max_pool_pairs16's order).
-          const i32x16 t = later_wins(o0, e0), u = later_wins(o1, e1);
-          const f32x16 top = select16(t, o0, e0), bottom = select16(u, o1, e1);
-          const i32x16 down = later_wins(bottom, top);
-          const f32x16 best = select16(down, bottom, top);
+          u8x16 code;
+          const f32x16 best = window_max16(e0, o0, e1, o1, code);
           std::memcpy(dst + (ph * PW + pw) * 16, &best, sizeof best);
-          if (!tap) continue;
-          const u8x16 code = __builtin_convertvector(select16(down, 2 + (u & 1), t & 1), u8x16);
-          std::memcpy(tap + (ph * PW + pw) * 16, &code, sizeof code);
+          if (tap) std::memcpy(tap + (ph * PW + pw) * 16, &code, sizeof code);
         }
     }
     blocked16_to_nchw(pooled, 1, g.F, PP, nullptr, false, out + i * g.F * PP);
@@ -530,7 +525,6 @@ void unpool_blocked16(const float* dp, const uint8_t* taps, int64_t n, const Con
   const int64_t CB = (g.F + 15) / 16, PH = g.HO / 2, PW = g.WO / 2, PP = PH * PW;
   float* blocked = scratch<float>(4, n * CB * 16 * PP);
   nchw_to_blocked16(dp, n, g.F, PP, blocked);
-  const f32x16 zero = {};
   for (int64_t plane = 0; plane < n * CB; ++plane) {
     float* d = dy + plane * g.HO * g.WO * 16;
     const float* src = blocked + plane * PP * 16;
@@ -542,9 +536,8 @@ void unpool_blocked16(const float* dp, const uint8_t* taps, int64_t n, const Con
         const f32x16 v = load16(src + (ph * PW + pw) * 16);
         u8x16 code;
         std::memcpy(&code, tap + (ph * PW + pw) * 16, sizeof code);
-        const i32x16 c = __builtin_convertvector(code, i32x16);
-        const f32x16 q[4] = {select16(c == 0, v, zero), select16(c == 1, v, zero), select16(c == 2, v, zero),
-                             select16(c == 3, v, zero)};
+        f32x16 q[4];
+        window_scatter16(v, code, q);
         std::memcpy(r0 + 2 * pw * 16, q, 2 * sizeof(f32x16));
         std::memcpy(r1 + 2 * pw * 16, q + 2, 2 * sizeof(f32x16));
       }

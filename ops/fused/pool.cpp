@@ -49,14 +49,13 @@ std::vector<T> avg_scales(const PoolGeometry& g) {
 
 // The 2x2/2 max-pool in f32, 16 windows at a time: each row's 32 inputs split into even and odd taps by
 // shuffles (__builtin_shufflevector, which GCC and Clang share), the four taps combined in row-major
-// order by later_wins (ops/lanes.hpp). Rows shorter than a vector go through a padded copy. The scalar loop did not
+// order by window_max16 (ops/lanes.hpp). Rows shorter than a vector go through a padded copy. The scalar loop did not
 // vectorise at airbench's rows of 15 and 7 windows (perf annotate: vcomiss and branches), 7% of a step.
 using detail::f32x16;
-using detail::i32x16;
-using detail::later_wins;
 using detail::load16;
-using detail::select16;
 using detail::u8x16;
+using detail::window_max16;
+using detail::window_scatter16;
 
 // k <= 16 windows of one output row: out[j] and (with_arg) arg[j] = which of the window's taps won
 // (0-3 in row-major order: 1 the right one, 2 the one below).
@@ -74,18 +73,13 @@ void max_pool_pairs16(const float* r0, const float* r1, int64_t k, float* out, u
   const f32x16 o0 = __builtin_shufflevector(a0, b0, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const f32x16 e1 = __builtin_shufflevector(a1, b1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const f32x16 o1 = __builtin_shufflevector(a1, b1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  // The top pair, the bottom pair, then bottom over top: the same winner as the taps one by one.
-  const i32x16 t = later_wins(o0, e0), b = later_wins(o1, e1);
-  const f32x16 top = select16(t, o0, e0), bottom = select16(b, o1, e1);
-  const i32x16 u = later_wins(bottom, top);
-  const f32x16 best = select16(u, bottom, top);
+  u8x16 tap;
+  const f32x16 best = window_max16(e0, o0, e1, o1, tap);
   if (k == 16)
     std::memcpy(out, &best, sizeof best);
   else
     for (int64_t j = 0; j < k; ++j) out[j] = best[j];
   if constexpr (with_arg) {
-    const u8x16 tap =
-        __builtin_convertvector(select16(u, 2 + (b & 1), t & 1), u8x16);  // t, b: -1 where the odd tap wins
     if (k == 16)
       std::memcpy(arg, &tap, sizeof tap);
     else
@@ -136,10 +130,9 @@ inline void max_pool_pairs_backward16(const float* d, const uint8_t* a, int64_t 
   } else {
     for (int64_t j = 0; j < k; ++j) dv[j] = d[j], taps[j] = a[j];
   }
-  const i32x16 av = __builtin_convertvector(taps, i32x16);
-  const f32x16 zero = {};
-  const f32x16 e0 = select16(av == 0, dv, zero), o0 = select16(av == 1, dv, zero);
-  const f32x16 e1 = select16(av == 2, dv, zero), o1 = select16(av == 3, dv, zero);
+  f32x16 q[4];  // e0, o0, e1, o1
+  window_scatter16(dv, taps, q);
+  const f32x16 &e0 = q[0], &o0 = q[1], &e1 = q[2], &o1 = q[3];
   float rows[2][32];
   const f32x16 rs[4] = {__builtin_shufflevector(e0, o0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
                         __builtin_shufflevector(e0, o0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31),
@@ -198,6 +191,7 @@ struct Argmax {
   }
   uint8_t* tap() const { return static_cast<uint8_t*>(buffer.get()); }
   int32_t* offset() const { return static_cast<int32_t*>(buffer.get()); }
+  void* from(int64_t o) const { return taps ? static_cast<void*>(tap() + o) : offset() + o; }  // output o's entries
   // f(o, at) for each output o of the plane: at its argmax's offset in the input plane (-1: none).
   template <class F>
   void for_plane(int64_t plane, const PoolGeometry& g, F&& f) const {
@@ -321,10 +315,8 @@ struct MaxPool2dFn : Function<MaxPool2dFn> {
       T* po = out.data<T>();
       const int64_t in = g.H * g.W, per = g.HO * g.WO;
       parallel_for(0, g.N * g.C, 4, [&](int64_t lo, int64_t hi) {
-        for (int64_t p = lo; p < hi; ++p) {
-          void* pa = !arg ? nullptr : arg->taps ? static_cast<void*>(arg->tap() + p * per) : arg->offset() + p * per;
-          max_pool_plane(px + p * in, g, po + p * per, pa);
-        }
+        for (int64_t p = lo; p < hi; ++p)
+          max_pool_plane(px + p * in, g, po + p * per, arg ? arg->from(p * per) : nullptr);
       });
     });
   }
